@@ -1,0 +1,61 @@
+"""Structured logs, with every credential-shaped string masked whatever logger produced it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from authserver.oauth.credentials import CREDENTIAL_PATTERN
+
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    return CREDENTIAL_PATTERN.sub(lambda m: f"{m.group(1)}_[REDACTED]", text)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_redact_value(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    return value
+
+
+class RedactCredentialsFilter(logging.Filter):
+    """Rewrites the record in place: message, arguments, extras and exception text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _redact_value(record.msg) if isinstance(record.msg, str) else record.msg
+        if record.args:
+            record.args = _redact_value(record.args)
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD_ATTRS:
+                setattr(record, key, _redact_value(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                payload[key] = value if isinstance(value, (int, float, bool, type(None))) else redact(str(value))
+        if record.exc_text:
+            payload["exc"] = redact(record.exc_text)
+        elif record.exc_info:
+            payload["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(payload, default=str)

@@ -1,0 +1,14 @@
+"""Per-client token lifetimes, bounded by the server maximum (read by oauthlib's BearerToken)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+
+def access_token_lifetime(request: Any) -> int:
+    client = getattr(request, "client", None)
+    if client is None or not hasattr(client, "effective_access_token_lifetime"):
+        return settings.ACCESS_TOKEN_DEFAULT_SECONDS
+    return client.effective_access_token_lifetime()

@@ -1,0 +1,98 @@
+"""DOT's token models, swapped in from the first migration so no credential is ever stored usably.
+
+Access and refresh tokens: DOT's ``COMPLIANT_BCP_RFC9700_TOKEN_STORAGE`` leaves the ``token``
+column blank and keeps only ``token_checksum`` (SHA-256, unique-indexed for access tokens).
+Authorization codes: DOT stores them in clear, so ``Grant.code`` is a :class:`HashedCredentialField`
+that digests the value on every write *and* every lookup; DOT's own queries
+(``Grant.objects.get(code=code)``) therefore keep working unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from oauth2_provider.models import AbstractAccessToken, AbstractGrant, AbstractIDToken, AbstractRefreshToken
+
+from authserver.oauth import credentials
+
+# A value that no digest can equal: what a lookup by a malformed code is turned into.
+_NEVER_MATCHES = "!"
+
+
+class HashedCredentialField(models.CharField):
+    """Stores ``credentials.digest(value)``; raw credentials are digested before any query.
+
+    A value that is not a well-formed credential of ``kind`` is turned into a value that matches
+    nothing, so a stolen digest cannot be replayed as if it were the code itself.
+    """
+
+    def __init__(self, *args: Any, kind: str = credentials.AUTHORIZATION_CODE, **kwargs: Any) -> None:
+        self.kind = kind
+        kwargs.setdefault("max_length", 64)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> tuple[Any, ...]:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["kind"] = self.kind
+        return name, path, args, kwargs
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        if value is None:
+            return None
+        if credentials.is_well_formed(value, self.kind):
+            return credentials.digest(value)
+        return _NEVER_MATCHES
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
+        value = getattr(model_instance, self.attname)
+        if value and credentials.is_well_formed(value, self.kind) and not getattr(model_instance, "hint", ""):
+            model_instance.hint = credentials.hint(value)  # type: ignore[attr-defined]
+        return value
+
+
+class Grant(AbstractGrant):
+    code = HashedCredentialField(unique=True, verbose_name="code digest")
+    hint = models.CharField(max_length=16, blank=True, editable=False)
+    # Set, atomically and once, by the exchange that redeems the code. A second redemption finds
+    # it set and revokes everything issued from this code (RFC 9700 §4.5.3, RFC 6749 §4.1.2).
+    used = models.DateTimeField(null=True, blank=True, editable=False)
+    token_family = models.UUIDField(null=True, blank=True, editable=False, db_index=True)
+
+    class Meta(AbstractGrant.Meta):
+        swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
+        indexes = [models.Index(fields=["expires"])]
+
+
+class AccessToken(AbstractAccessToken):
+    hint = models.CharField(max_length=16, blank=True, editable=False)
+    # The refresh-token family (or authorization code) this token descends from, so that reuse
+    # detection can revoke every token of the family in one statement.
+    token_family = models.UUIDField(null=True, blank=True, editable=False, db_index=True)
+
+    class Meta(AbstractAccessToken.Meta):
+        swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
+        indexes = [models.Index(fields=["expires"]), models.Index(fields=["application", "expires"])]
+
+
+class RefreshToken(AbstractRefreshToken):
+    hint = models.CharField(max_length=16, blank=True, editable=False)
+    # Absolute end of the family: rotation hands the same deadline to every successor, so
+    # refreshing forever is impossible.
+    family_expires = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
+
+    class Meta(AbstractRefreshToken.Meta):
+        swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
+
+    @classmethod
+    def revoke_family(cls, token_family: Any) -> None:
+        """DOT's family revocation, plus the access tokens we tag with the family directly."""
+        super().revoke_family(token_family)
+        if token_family:
+            AccessToken.objects.filter(token_family=token_family).delete()
+
+
+class IDToken(AbstractIDToken):
+    class Meta(AbstractIDToken.Meta):
+        swappable = "OAUTH2_PROVIDER_ID_TOKEN_MODEL"

@@ -1,0 +1,106 @@
+"""Reads on the hot paths: resource-server authentication and token introspection."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import unquote_plus
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_application_model
+
+from authserver.oauth import credentials
+from authserver.oauth.hashers import CredentialHasher
+
+INACTIVE: dict[str, Any] = {"active": False}
+_hasher = CredentialHasher()
+
+
+def presented_client_credentials(request: HttpRequest) -> tuple[str, str] | None:
+    """``(client_id, client_secret)`` from HTTP Basic (RFC 6749 §2.3.1) or the form body."""
+    auth = request.META.get("HTTP_AUTHORIZATION", "")
+    if auth:
+        scheme, _, encoded = auth.partition(" ")
+        if scheme.lower() != "basic" or len(encoded) > 512:
+            return None
+        try:
+            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        client_id, sep, secret = decoded.partition(":")
+        if not sep:
+            return None
+        return unquote_plus(client_id), unquote_plus(secret)
+    client_id, secret = request.POST.get("client_id"), request.POST.get("client_secret")
+    if client_id and secret:
+        return client_id, secret
+    return None
+
+
+def resource_server_authenticate(*, request: HttpRequest) -> dict[str, Any] | None:
+    """The authenticated resource server (``client_id``, ``audience``), or None.
+
+    The secret's format is checked before the row is read, and the check is one SHA-256: no
+    password hashing on a machine path (DESIGN.md decision 3).
+    """
+    presented = presented_client_credentials(request)
+    if presented is None:
+        return None
+    client_id, secret = presented
+    if not credentials.is_well_formed(secret, credentials.CLIENT_SECRET) or not 0 < len(client_id) <= 100:
+        return None
+    row = (
+        get_application_model()
+        .objects.filter(client_id=client_id, is_resource_server=True)
+        .values("id", "client_id", "audience", "client_secret")
+        .first()
+    )
+    if row is None or not _hasher.verify(secret, row["client_secret"]):
+        if row is not None and _retired_secret_matches(row["id"], secret):
+            return row
+        return None
+    return row
+
+
+def _retired_secret_matches(client_pk: int, secret: str) -> bool:
+    from clients.models import RetiredClientSecret
+
+    return RetiredClientSecret.objects.filter(
+        client_id=client_pk, secret=_hasher.encode(secret, ""), expires__gt=timezone.now()
+    ).exists()
+
+
+def introspect_token(*, token: str, audience: str) -> dict[str, Any]:
+    """RFC 7662 §2.2 answer for ``token`` as seen by the resource server ``audience``.
+
+    Anything but a live access token whose audience includes the caller is exactly
+    ``{"active": false}``: unknown, malformed, expired, revoked (deleted), refresh tokens and
+    tokens meant for another API are indistinguishable (RFC 7662 §4).
+    """
+    if credentials.credential_type(token) != credentials.ACCESS_TOKEN:
+        return dict(INACTIVE)
+    row = (
+        get_access_token_model()
+        .objects.filter(token_checksum=credentials.digest(token))
+        .values("expires", "created", "scope", "resource", "application__client_id", "user_id", "user__username")
+        .first()
+    )
+    if row is None or row["expires"] <= timezone.now() or audience not in (row["resource"] or []):
+        return dict(INACTIVE)
+    answer: dict[str, Any] = {
+        "active": True,
+        "scope": row["scope"],
+        "client_id": row["application__client_id"],
+        "token_type": "Bearer",
+        "exp": int(row["expires"].timestamp()),
+        "iat": int(row["created"].timestamp()),
+        "iss": settings.ISSUER,
+        "aud": row["resource"],
+    }
+    if row["user_id"] is not None:
+        answer["sub"] = str(row["user_id"])
+        answer["username"] = row["user__username"]
+    return answer

@@ -1,0 +1,240 @@
+"""Every protocol decision DOT delegates passes through this one validator subclass.
+
+What it adds to DOT's ``OAuth2Validator``:
+
+* credential format checks before any cache or database work (DESIGN.md decision 1);
+* client secrets verified with a microsecond hash, plus a grace window for rotated secrets;
+* authorization codes minted in our format, single-use, and replay revoking what they issued
+  (RFC 6749 §4.1.2, RFC 9700 §4.5.3);
+* tokens tagged with their family so reuse detection revokes everything descended from one grant;
+* access-token lifetimes per client within the server maximum; an absolute refresh lifetime;
+* audiences (RFC 8707 resource indicators) restricted to what the client is registered for, and
+  defaulting to all of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+from urllib.parse import unquote_plus
+
+from django.db import transaction
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749 import errors
+from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
+
+from authserver.oauth import credentials
+
+log = logging.getLogger("authserver.oauth")
+
+AccessToken = get_access_token_model()
+RefreshToken = get_refresh_token_model()
+Grant = get_grant_model()
+
+
+def _presented_client_secret(request: Any) -> str | None:
+    """The client secret the request carries (Basic header first, then the body), unvalidated."""
+    auth = request.headers.get("HTTP_AUTHORIZATION") or ""
+    scheme, _, encoded = auth.partition(" ")
+    if scheme == "Basic" and encoded:
+        try:
+            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        _client_id, sep, secret = decoded.partition(":")
+        return unquote_plus(secret) if sep else ""
+    return getattr(request, "client_secret", None)
+
+
+class AuthServerValidator(OAuth2Validator):
+    # -- Client authentication (RFC 6749 §2.3.1) ----------------------------------------------
+    def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+        secret = _presented_client_secret(request)
+        # A malformed secret fails here, before the client row is read.
+        if secret is not None and not credentials.is_well_formed(secret, credentials.CLIENT_SECRET):
+            return False
+        if super().authenticate_client(request, *args, **kwargs):
+            return True
+        if secret and request.client is not None and request.client.client_id == self._presented_id(request):
+            return self._check_retired_secret(request.client, secret)
+        return False
+
+    @staticmethod
+    def _presented_id(request: Any) -> str | None:
+        auth = request.headers.get("HTTP_AUTHORIZATION") or ""
+        scheme, _, encoded = auth.partition(" ")
+        if scheme == "Basic" and encoded:
+            try:
+                decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            return unquote_plus(decoded.partition(":")[0])
+        return getattr(request, "client_id", None)
+
+    @staticmethod
+    def _check_retired_secret(client: Any, secret: str) -> bool:
+        """A rotated secret still authenticates inside its grace window (decided at rotation)."""
+        from clients.models import RetiredClientSecret
+        from authserver.oauth.hashers import CredentialHasher
+
+        encoded = CredentialHasher().encode(secret, "")
+        return RetiredClientSecret.objects.filter(
+            client=client, secret=encoded, expires__gt=timezone.now()
+        ).exists()
+
+    def _load_application(self, client_id: Any, request: Any) -> Any:
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
+            return None
+        return super()._load_application(client_id, request)
+
+    # -- Authorization codes --------------------------------------------------------------------
+    def save_authorization_code(self, client_id: str, code: dict[str, Any], request: Any, *args: Any, **kwargs: Any) -> None:
+        # oauthlib generates its own code; ours replaces it in the same dict, which oauthlib then
+        # puts in the redirect, so the client receives a code in our format.
+        code["code"] = credentials.generate_authorization_code()
+        self._create_authorization_code(request, code)
+
+    def validate_code(self, client_id: str, code: str, client: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
+        if not credentials.is_well_formed(code, credentials.AUTHORIZATION_CODE):
+            return False
+        grant = Grant.objects.filter(code=code, application=client).select_related("user").first()
+        if grant is None:
+            return False
+        if grant.used is not None:
+            self._revoke_code_descendants(grant)
+            return False
+        if grant.is_expired() or not self._proves_possession(grant, request):
+            return False
+        family = uuid.uuid4()
+        # The conditional UPDATE is the single point where a code is redeemed: of two concurrent
+        # exchanges exactly one changes the row; the other sees 0 rows and is treated as a replay.
+        won = Grant.objects.filter(pk=grant.pk, used__isnull=True).update(
+            used=timezone.now(), token_family=family
+        )
+        if not won:
+            grant.refresh_from_db(fields=["used", "token_family"])
+            self._revoke_code_descendants(grant)
+            return False
+        request.scopes = grant.scope.split(" ")
+        request.user = grant.user
+        request._authserver_token_family = family
+        return True
+
+    @staticmethod
+    def _proves_possession(grant: Any, request: Any) -> bool:
+        """PKCE and redirect URI checked before the code is spent.
+
+        oauthlib checks both again after ``validate_code``; checking first means someone who
+        intercepted a code without its verifier cannot burn it for the legitimate client.
+        """
+        verifier = getattr(request, "code_verifier", None)
+        if grant.code_challenge_method != "S256" or not grant.code_challenge or not verifier:
+            return False
+        if not code_challenge_method_s256(verifier, grant.code_challenge):
+            return False
+        redirect_uri = getattr(request, "redirect_uri", None)
+        return redirect_uri is None or grant.redirect_uri_allowed(redirect_uri)
+
+    @staticmethod
+    def _revoke_code_descendants(grant: Any) -> None:
+        """RFC 6749 §4.1.2: a replayed code SHOULD revoke the tokens previously issued from it."""
+        log.warning("authorization code replayed; revoking tokens issued from it", extra={"grant_id": grant.pk})
+        if grant.token_family:
+            RefreshToken.revoke_family(grant.token_family)
+
+    def invalidate_authorization_code(self, client_id: str, code: str, request: Any, *args: Any, **kwargs: Any) -> None:
+        # validate_code already marked the code used; the row stays (until the cleanup job) so a
+        # replay is recognised and answered by revoking the tokens it issued.
+        return None
+
+    # -- Token persistence ----------------------------------------------------------------------
+    def save_bearer_token(self, token: dict[str, Any], request: Any, *args: Any, **kwargs: Any) -> Any:
+        with transaction.atomic():
+            return self._save_bearer_token(token, request, *args, **kwargs)
+
+    def _create_access_token(self, expires: Any, request: Any, token: dict[str, Any], source_refresh_token: Any = None) -> Any:
+        access_token = AccessToken(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            application=request.client,
+            source_refresh_token=source_refresh_token,
+            resource=getattr(request, "resource", []),
+            hint=credentials.hint(token["access_token"]),
+            token_family=self._family_for(request, source_refresh_token),
+        )
+        self._set_token_value(access_token, token["access_token"])
+        access_token.save()
+        return access_token
+
+    @staticmethod
+    def _family_for(request: Any, previous_refresh_token: Any) -> uuid.UUID | None:
+        if previous_refresh_token is not None:
+            return previous_refresh_token.token_family
+        return getattr(request, "_authserver_token_family", None)
+
+    def _create_refresh_token(self, request: Any, refresh_token_code: str, access_token: Any, previous_refresh_token: Any) -> Any:
+        if previous_refresh_token is not None:
+            family, family_expires = previous_refresh_token.token_family, previous_refresh_token.family_expires
+        else:
+            family = self._family_for(request, None) or uuid.uuid4()
+            family_expires = timezone.now() + timedelta(seconds=request.client.effective_refresh_token_lifetime())
+        refresh_token = RefreshToken(
+            user=request.user,
+            application=request.client,
+            access_token=access_token,
+            token_family=family,
+            family_expires=family_expires,
+            resource=getattr(request, "resource", []),
+            hint=credentials.hint(refresh_token_code),
+        )
+        self._set_token_value(refresh_token, refresh_token_code)
+        refresh_token.save()
+        return refresh_token
+
+    def validate_refresh_token(self, refresh_token: str, client: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
+        if not credentials.is_well_formed(refresh_token, credentials.REFRESH_TOKEN):
+            return False
+        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            return False
+        instance = request.refresh_token_instance
+        if instance.family_expires is not None and instance.family_expires <= timezone.now():
+            return False
+        return True
+
+    def revoke_token(self, token: str, token_type_hint: str | None, request: Any, *args: Any, **kwargs: Any) -> None:
+        # RFC 7009 §2.2: unknown and malformed tokens answer 200 just the same.
+        if credentials.credential_type(token) not in {credentials.ACCESS_TOKEN, credentials.REFRESH_TOKEN}:
+            return None
+        return super().revoke_token(token, token_type_hint, request, *args, **kwargs)
+
+    def validate_bearer_token(self, token: str, scopes: Any, request: Any) -> bool:
+        if not credentials.is_well_formed(token, credentials.ACCESS_TOKEN):
+            self._set_oauth2_error_on_request(request, None, scopes)
+            return False
+        return super().validate_bearer_token(token, scopes, request)
+
+    # -- Audiences (RFC 8707) -------------------------------------------------------------------
+    def _check_and_set_request_resource(self, request: Any) -> None:
+        super()._check_and_set_request_resource(request)
+        allowed = list(request.client.allowed_audiences or [])
+        requested = list(request.resource or [])
+        if not requested:
+            # A token always names who it is for: without a resource parameter it is for every
+            # audience the client is registered for. A client with none gets tokens no resource
+            # server will accept (introspection is audience-bound), never unrestricted ones.
+            request.resource = allowed
+            return
+        for resource in requested:
+            if resource not in allowed:
+                raise errors.CustomOAuth2Error(
+                    error="invalid_target",
+                    description="The requested resource is not allowed for this client.",
+                    request=request,
+                )

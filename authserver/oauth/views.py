@@ -1,0 +1,103 @@
+"""HTTP endpoints. DOT's views do the protocol work; these add what DOT does not.
+
+* ``TokenView``: one transaction per exchange, so a code replay detected mid-exchange and the
+  tokens of the winning exchange are decided atomically.
+* ``AuthorizationView``: consent is remembered only when the client is registered for it (DOT
+  lets the *client* ask for ``approval_prompt=auto``; we do not).
+* ``introspect``: RFC 7662, for registered resource servers only, audience-bound.
+* ``ServerMetadataView``: RFC 8414 with what we really accept.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from oauth2_provider import views as dot_views
+from oauth2_provider.models import get_application_model
+
+from authserver.oauth import selectors
+
+log = logging.getLogger("authserver.oauth")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class TokenView(dot_views.TokenView):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with transaction.atomic():
+            return super().post(request, *args, **kwargs)
+
+
+class RevokeTokenView(dot_views.RevokeTokenView):
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        with transaction.atomic():
+            return super().post(request, *args, **kwargs)
+
+
+class AuthorizationView(dot_views.AuthorizationView):
+    template_name = "oauth/authorize.html"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        client_id = request.GET.get("client_id", "")
+        client = get_application_model().objects.filter(client_id=client_id).only("remember_consent").first()
+        query = request.GET.copy()
+        query["approval_prompt"] = "auto" if client is not None and client.remember_consent else "force"
+        request.GET = query
+        return super().get(request, *args, **kwargs)
+
+
+def _json(data: dict[str, Any], status: int = 200, **headers: str) -> JsonResponse:
+    response = JsonResponse(data, status=status)
+    for key, value in {**NO_STORE, **headers}.items():
+        response[key] = value
+    return response
+
+
+@csrf_exempt
+@require_POST
+def introspect(request: HttpRequest) -> HttpResponse:
+    """RFC 7662 token introspection.
+
+    The caller must authenticate as a registered resource server (§2.1 requires some form of
+    authorization); it learns only about tokens whose audience includes it (§4, RFC 8707).
+    Tokens are accepted in the form body only, never in the query string (RFC 6750 §2.3).
+    """
+    if request.GET:
+        return _json({"error": "invalid_request", "error_description": "Parameters belong in the body."}, 400)
+    resource_server = selectors.resource_server_authenticate(request=request)
+    if resource_server is None:
+        return _json({"error": "invalid_client"}, 401, **{"WWW-Authenticate": 'Basic realm="introspection"'})
+    token = request.POST.get("token")
+    if not token:
+        return _json({"error": "invalid_request", "error_description": "The token parameter is required."}, 400)
+    return _json(selectors.introspect_token(token=token, audience=resource_server["audience"]))
+
+
+class ServerMetadataView(dot_views.OAuthServerMetadataView):
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().get(request, *args, **kwargs)
+        import json
+
+        data = json.loads(response.content)
+        secret_methods = ["client_secret_basic", "client_secret_post"]
+        data["introspection_endpoint_auth_methods_supported"] = secret_methods
+        data["revocation_endpoint_auth_methods_supported"] = [*secret_methods, "none"]
+        data["code_challenge_methods_supported"] = ["S256"]
+        data["response_modes_supported"] = ["query"]
+        data["authorization_response_iss_parameter_supported"] = True
+        new = JsonResponse(data)
+        new["Access-Control-Allow-Origin"] = "*"
+        return new
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return _json({"status": "ok"})

@@ -1,0 +1,93 @@
+"""``manage.py client create|rotate-secret|revoke-tokens`` — one JSON object on stdout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from authserver.cli import JsonCommand, parse_duration
+from clients.models import Client
+from clients.services import ClientError, client_register, client_revoke_tokens, client_secret_rotate
+
+
+class Command(JsonCommand):
+    help = "Register clients, rotate their secrets and revoke their tokens."
+
+    def add_arguments(self, parser: Any) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create", help="Register a client; prints its secret once.")
+        create.add_argument("--name", required=True)
+        create.add_argument("--type", dest="client_type", required=True, choices=["confidential", "public"])
+        create.add_argument(
+            "--grant", dest="grants", action="append", required=True,
+            choices=["authorization_code", "client_credentials"],
+        )
+        create.add_argument("--redirect-uri", dest="redirect_uris", action="append", default=[])
+        create.add_argument("--scope", dest="scopes", action="append", default=[])
+        create.add_argument("--audience", dest="audiences", action="append", default=[])
+        create.add_argument("--resource-server", dest="resource_server", metavar="AUD", default=None)
+        create.add_argument("--remember-consent", action="store_true")
+
+        rotate = sub.add_parser("rotate-secret", help="Issue a new secret; the old one works during the grace.")
+        rotate.add_argument("client_id")
+        rotate.add_argument("--grace", default=None, help="DURATION, e.g. 24h (default: server setting)")
+
+        revoke = sub.add_parser("revoke-tokens", help="Revoke every token and pending code of a client.")
+        revoke.add_argument("client_id")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        try:
+            if action == "create":
+                self._create(options)
+            elif action == "rotate-secret":
+                client = self._client(options["client_id"])
+                grace = parse_duration(options["grace"]) if options["grace"] else None
+                client, secret = client_secret_rotate(client=client, grace=grace, actor="cli")
+                self.emit({
+                    "client_id": client.client_id,
+                    "client_secret": secret,
+                    "previous_secret_valid_until": client.retired_secrets.order_by("-retired").values_list(
+                        "expires", flat=True).first(),
+                })
+            elif action == "revoke-tokens":
+                counts = client_revoke_tokens(client=self._client(options["client_id"]), actor="cli")
+                self.emit({"client_id": options["client_id"], "revoked": sum(counts.values()), **counts})
+        except ClientError as exc:
+            self.fail(str(exc))
+        except ValidationError as exc:
+            self.fail("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+                      if hasattr(exc, "error_dict") else "; ".join(exc.messages))
+
+    def _client(self, client_id: str) -> Client:
+        client = Client.objects.filter(client_id=client_id).first()
+        if client is None:
+            self.fail("no such client")
+        return client  # type: ignore[return-value]
+
+    def _create(self, options: dict[str, Any]) -> None:
+        client, secret = client_register(
+            name=options["name"],
+            client_type=options["client_type"],
+            grant_types=options["grants"],
+            redirect_uris=options["redirect_uris"],
+            scopes=options["scopes"],
+            audiences=options["audiences"],
+            resource_server_audience=options["resource_server"],
+            remember_consent=options["remember_consent"],
+            actor="cli",
+        )
+        payload: dict[str, Any] = {
+            "client_id": client.client_id,
+            "name": client.name,
+            "client_type": client.client_type,
+            "grant_types": client.grant_types,
+            "redirect_uris": client.redirect_uris.split(),
+            "scopes": sorted(client.allowed_scopes.values_list("name", flat=True)),
+            "audiences": client.allowed_audiences,
+            "resource_server": client.audience if client.is_resource_server else None,
+        }
+        if secret:
+            payload["client_secret"] = secret
+        self.emit(payload)

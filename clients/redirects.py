@@ -1,0 +1,88 @@
+"""Redirect-URI registration policy (RFC 9700 §2.1, §4.1; RFC 8252 §7.3, §8.3).
+
+Matching at request time is DOT's exact comparison (``check_redirect_to_uri_allowed``), which
+allows any port only for loopback IP literals. This module decides what may be *registered*:
+
+* absolute ``https`` URIs with a host;
+* ``http`` only for a loopback IP literal (``127.0.0.1`` or ``[::1]``), only for public (native)
+  clients (RFC 8252 §7.3); ``localhost`` is refused (RFC 8252 §8.3);
+* never a fragment (RFC 6749 §3.1.2), userinfo, a wildcard, a backslash, whitespace,
+  percent-encoded delimiters in the authority, or a non-ASCII character.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
+MAX_LENGTH = 2000
+
+
+def validate_redirect_uri(uri: str, *, public_client: bool) -> None:
+    """Raise ``ValidationError`` naming what is wrong with ``uri``; return None if acceptable."""
+    if not uri or len(uri) > MAX_LENGTH:
+        raise ValidationError("redirect URI must be 1 to %(max)s characters", params={"max": MAX_LENGTH})
+    if not uri.isascii() or any(ch.isspace() or ord(ch) < 0x21 for ch in uri):
+        raise ValidationError("redirect URI must be printable ASCII without spaces")
+    if "\\" in uri or "*" in uri:
+        raise ValidationError("redirect URI must not contain wildcards or backslashes")
+    if "#" in uri:
+        raise ValidationError("redirect URI must not contain a fragment (RFC 6749 §3.1.2)")
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError as exc:
+        raise ValidationError("redirect URI is not a valid URI") from exc
+    if parts.scheme not in {"https", "http"} or not uri.startswith(f"{parts.scheme}://"):
+        raise ValidationError("redirect URI must use https (or http on a loopback address)")
+    if "@" in parts.netloc:
+        raise ValidationError("redirect URI must not contain userinfo")
+    if "%" in parts.netloc:
+        raise ValidationError("redirect URI host must not be percent-encoded")
+    host = parts.hostname
+    if not host:
+        raise ValidationError("redirect URI must name a host")
+    if port == 0:
+        raise ValidationError("redirect URI port is invalid")
+    if parts.scheme == "http":
+        if host not in LOOPBACK_HOSTS:
+            raise ValidationError("http redirect URIs are allowed only for 127.0.0.1 or [::1] (RFC 8252)")
+        if not public_client:
+            raise ValidationError("loopback http redirect URIs are for public (native) clients only")
+    else:
+        _reject_ambiguous_host(host)
+
+
+def _reject_ambiguous_host(host: str) -> None:
+    if host.endswith("."):
+        raise ValidationError("redirect URI host must not end with a dot")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.split(".")
+        if any(not label or len(label) > 63 for label in labels):
+            raise ValidationError("redirect URI host is not a valid name") from None
+        if not all(label.replace("-", "").isalnum() for label in labels):
+            raise ValidationError("redirect URI host is not a valid name") from None
+        if host != host.lower():
+            raise ValidationError("redirect URI host must be lowercase")
+
+
+def validate_redirect_uris(uris: list[str], *, public_client: bool) -> list[str]:
+    """Validate each URI; return the list without duplicates, order kept."""
+    errors: list[ValidationError] = []
+    seen: list[str] = []
+    for uri in uris:
+        try:
+            validate_redirect_uri(uri, public_client=public_client)
+        except ValidationError as exc:
+            errors.append(ValidationError(f"{uri[:200]!r}: {exc.messages[0]}"))
+        else:
+            if uri not in seen:
+                seen.append(uri)
+    if errors:
+        raise ValidationError(errors)
+    return seen

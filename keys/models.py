@@ -1,0 +1,1 @@
+"""API keys: the content of this app arrives with the API-key issue."""

@@ -1,0 +1,69 @@
+"""Shared fixtures.
+
+Every credential the suite mints is also recorded (``issued_credentials``) so that
+``tests/security/test_no_plaintext.py`` can prove none of them reached the database or the logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from typing import Any
+
+import pytest
+
+from authserver.oauth import credentials
+from tests.factories import REDIRECT_URI, RS_AUDIENCE, UserFactory, make_client, make_resource_server
+
+ISSUED: list[str] = []
+_original_mint = credentials.mint
+
+
+def _recording_mint(kind: str) -> str:
+    value = _original_mint(kind)
+    ISSUED.append(value)
+    return value
+
+
+credentials.mint = _recording_mint  # every credential minted in this session is remembered
+
+
+@pytest.fixture
+def issued_credentials() -> list[str]:
+    return ISSUED
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def pkce_pair() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+@pytest.fixture
+def resource_server(db: Any) -> tuple[Any, str]:
+    return make_resource_server()
+
+
+@pytest.fixture
+def service_client(db: Any) -> tuple[Any, str]:
+    return make_client(name="inference service", scopes=["ai.infer", "ai.admin"])
+
+
+@pytest.fixture
+def web_client(db: Any) -> tuple[Any, str]:
+    return make_client(
+        name="web app", grant_types=["authorization_code"], redirect_uris=[REDIRECT_URI], scopes=["ai.infer"],
+    )
+
+
+@pytest.fixture
+def user(db: Any) -> Any:
+    return UserFactory(username="alice")
+
+
+__all__ = ["RS_AUDIENCE", "REDIRECT_URI", "basic_auth", "pkce_pair"]
