@@ -14,8 +14,8 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def data_dir() -> Path:
-    path = Path(os.environ.get("AUTHSERVER_DATA_DIR", BASE_DIR / "var")).resolve()
+def data_dir(default: Path | None = None) -> Path:
+    path = Path(os.environ.get("AUTHSERVER_DATA_DIR", default or BASE_DIR / "var")).resolve()
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 

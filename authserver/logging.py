@@ -59,3 +59,21 @@ class JsonFormatter(logging.Formatter):
         elif record.exc_info:
             payload["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(payload, default=str)
+
+
+_base_factory = logging.getLogRecordFactory()
+
+
+def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    if isinstance(record.msg, str):
+        record.msg = redact(record.msg)
+    if record.args:
+        record.args = _redact_value(record.args)
+    return record
+
+
+def install_record_redaction() -> None:
+    """Redact at record creation, so every handler (ours, pytest's, a library's) sees clean text."""
+    if logging.getLogRecordFactory() is not _redacting_record_factory:
+        logging.setLogRecordFactory(_redacting_record_factory)

@@ -44,7 +44,8 @@ def _required(name: str) -> str:
     return value
 
 
-DATA_DIR: Path = data_dir()
+# The test suite keeps its own state apart from a developer's running server.
+DATA_DIR: Path = data_dir(BASE_DIR / "var" / "test" if TESTING else None)
 
 SECRET_KEY = _required("AUTHSERVER_SECRET_KEY") or read_or_create_secret("django-secret-key")
 DEBUG = _env_bool("AUTHSERVER_DEBUG", False)
@@ -126,6 +127,8 @@ else:
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
             "CONN_MAX_AGE": 600,
+            # A file, not memory, so that a real Celery worker started by a test shares it.
+            "TEST": {"NAME": DATA_DIR / "test-db.sqlite3"},
         }
     }
 if PRODUCTION and not DATABASE_URL.startswith(("postgres://", "postgresql://")):
@@ -162,6 +165,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         "control_folder": str(BROKER_DIR / "control"),
     }
 )
+if not REDIS_URL:
+    for _folder in ("queue", "processed", "control"):
+        (BROKER_DIR / _folder).mkdir(mode=0o700, parents=True, exist_ok=True)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

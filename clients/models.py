@@ -12,7 +12,7 @@ from django.db import models
 from django.utils import timezone
 from oauth2_provider.models import AbstractApplication
 
-from clients.redirects import validate_redirect_uris
+from clients.redirects import redirect_uri_matches, validate_redirect_uris
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ); we also cap the length.
 SCOPE_NAME_RE = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,64}$")
@@ -130,6 +130,11 @@ class Client(AbstractApplication):
         allowed = {GRANT_TYPES[g] for g in self.grant_types if g in GRANT_TYPES}
         allowed.add(self.authorization_grant_type)
         return bool(allowed.intersection(grant_types))
+
+    def redirect_uri_allowed(self, uri: str) -> bool:
+        # RFC 9700 §2.1: exact string matching (DOT's component comparison is case-insensitive
+        # in the host and ignores embedded CR/LF/tab); DOT's own checks still apply on top.
+        return redirect_uri_matches(uri, self.redirect_uris.split()) and super().redirect_uri_allowed(uri)
 
     def get_allowed_schemes(self) -> list[str]:
         # Loopback http redirects are for native apps only (RFC 8252 §7.3); clean() enforces the

@@ -13,6 +13,7 @@ allows any port only for loopback IP literals. This module decides what may be *
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -86,3 +87,30 @@ def validate_redirect_uris(uris: list[str], *, public_client: bool) -> list[str]
     if errors:
         raise ValidationError(errors)
     return seen
+
+
+_LOOPBACK_AUTHORITY_RE = re.compile(r"\Ahttp://(127\.0\.0\.1|\[::1\])(?::[0-9]{1,5})?(?=[/?]|\Z)")
+
+
+def _without_loopback_port(uri: str) -> str | None:
+    """``uri`` with the port of a loopback-IP http authority removed, else None."""
+    match = _LOOPBACK_AUTHORITY_RE.match(uri)
+    if match is None:
+        return None
+    return f"http://{match.group(1)}{uri[match.end():]}"
+
+
+def redirect_uri_matches(uri: object, registered: list[str]) -> bool:
+    """Request-time matching: exact string comparison (RFC 9700 §2.1, RFC 3986 §6.2.1).
+
+    DOT compares *parsed* components, and ``urlsplit`` lowercases the host and silently drops
+    tab/CR/LF anywhere in the string, so ``https://APP.example.test/cb`` or ``.../cb\n`` matched
+    a registered ``https://app.example.test/cb``. The only exception RFC 9700 §2.1 allows is the
+    port of a loopback IP redirect URI of a native app (RFC 8252 §7.3).
+    """
+    if not isinstance(uri, str) or not uri:
+        return False
+    if uri in registered:
+        return True
+    stripped = _without_loopback_port(uri)
+    return stripped is not None and any(stripped == _without_loopback_port(r) for r in registered)

@@ -70,3 +70,37 @@ def refresh(client: Any, app: Any, secret: str | None, refresh_token: str) -> An
 
 
 __all__ = ["pkce_pair"]
+
+
+# -- Added for tests/security (attack and bad-input suite) ----------------------------------------
+
+def authorize_params(app: Any, *, challenge: str, redirect_uri: str = REDIRECT_URI, scope: str = "ai.infer",
+                     state: str = "xyz", **extra: str) -> dict[str, str]:
+    """The query of a well-formed authorization request; ``extra`` overrides or adds parameters."""
+    params = {
+        "response_type": "code", "client_id": app.client_id, "redirect_uri": redirect_uri, "scope": scope,
+        "state": state, "code_challenge": challenge, "code_challenge_method": "S256", **extra,
+    }
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def obtain_code(client: Any, app: Any, **extra: str) -> tuple[str, str]:
+    """A fresh authorization code and its PKCE verifier (user already logged in on ``client``)."""
+    verifier, challenge = pkce_pair()
+    response = authorize(client, app, challenge=challenge, **extra)
+    assert response.status_code == 302, response.content
+    return code_from(response), verifier
+
+
+def obtain_tokens(client: Any, app: Any, secret: str | None, **extra: str) -> dict[str, Any]:
+    """Access and refresh token from a full authorization-code exchange."""
+    code, verifier = obtain_code(client, app, **extra)
+    response = exchange_code(client, app, secret, code, verifier, redirect_uri=extra.get("redirect_uri", REDIRECT_URI))
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def location_query(response: Any) -> dict[str, list[str]]:
+    """The query of a redirect's Location, parsed; {} if the response does not redirect."""
+    location = response.get("Location")
+    return parse_qs(urlsplit(location).query) if location else {}

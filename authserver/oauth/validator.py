@@ -80,8 +80,8 @@ class AuthServerValidator(OAuth2Validator):
     @staticmethod
     def _check_retired_secret(client: Any, secret: str) -> bool:
         """A rotated secret still authenticates inside its grace window (decided at rotation)."""
-        from clients.models import RetiredClientSecret
         from authserver.oauth.hashers import CredentialHasher
+        from clients.models import RetiredClientSecret
 
         encoded = CredentialHasher().encode(secret, "")
         return RetiredClientSecret.objects.filter(

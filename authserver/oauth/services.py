@@ -1,0 +1,65 @@
+"""Writes on tokens and codes that are not protocol exchanges: cleanup."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
+
+from clients.services import retired_secrets_purge
+
+log = logging.getLogger("authserver.oauth")
+
+
+def _delete_in_batches(queryset: QuerySet[Any], batch_size: int) -> int:
+    """Delete rows a batch at a time, each batch its own short transaction.
+
+    Short transactions keep locks brief, so introspection and token issuance never wait on the
+    sweep; a sweep interrupted midway simply resumes where it stopped on the next run.
+    """
+    total = 0
+    model = queryset.model
+    while True:
+        pks = list(queryset.values_list("pk", flat=True)[:batch_size])
+        if not pks:
+            return total
+        with transaction.atomic():
+            deleted, _ = model.objects.filter(pk__in=pks).delete()
+        total += len(pks)
+        if deleted == 0:  # pragma: no cover - defensive: never loop forever
+            return total
+
+
+def tokens_cleanup(*, now: datetime | None = None, batch_size: int | None = None) -> dict[str, int]:
+    """Delete expired tokens, dead refresh-token families, old codes and retired secrets.
+
+    Idempotent. Revoked refresh tokens are kept until their family's absolute deadline: reuse
+    detection (RFC 9700 §4.14.2) needs them to recognise a replay.
+    """
+    now = now or timezone.now()
+    batch = batch_size or settings.OAUTH2_PROVIDER.get("CLEAR_EXPIRED_TOKENS_BATCH_SIZE", 5000)
+    refresh_cutoff = now - timedelta(seconds=settings.REFRESH_TOKEN_MAX_SECONDS)
+    counts = {
+        "refresh_tokens": _delete_in_batches(
+            get_refresh_token_model().objects.filter(
+                Q(family_expires__lte=now) | Q(family_expires__isnull=True, created__lte=refresh_cutoff)
+            ),
+            batch,
+        ),
+        "access_tokens": _delete_in_batches(
+            get_access_token_model().objects.filter(expires__lte=now, refresh_token__isnull=True), batch
+        ),
+        "authorization_codes": _delete_in_batches(
+            get_grant_model().objects.filter(expires__lte=now - timedelta(seconds=settings.GRANT_RETENTION_SECONDS)),
+            batch,
+        ),
+        "retired_client_secrets": retired_secrets_purge(now=now),
+    }
+    log.info("expired credentials cleaned up", extra=counts)
+    return counts

@@ -1,0 +1,71 @@
+"""No credential is ever stored or logged in plaintext (DESIGN.md decision 2).
+
+Runs last. It issues one of every credential kind itself (so the dump below certainly holds
+rows derived from them), then checks a full dump of the database and every log record captured
+during the whole session against *every* credential minted in the session.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+
+from authserver.oauth import credentials
+from clients.services import client_secret_rotate
+from tests.conftest import ISSUED
+from tests.helpers import authorize, client_credentials, code_from, exchange_code, introspect, pkce_pair, refresh
+from tests.leakcheck import SESSION_LOG
+
+
+def _dump_database() -> str:
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return "\n".join(connection.connection.iterdump())
+    pg_dump = shutil.which("pg_dump")
+    assert pg_dump, "pg_dump is needed to dump the PostgreSQL test database"
+    env = {"PGPASSWORD": settings["PASSWORD"] or ""}
+    result = subprocess.run(
+        [pg_dump, "--no-owner", "-h", settings["HOST"] or "localhost", "-p", str(settings["PORT"] or 5432),
+         "-U", settings["USER"], settings["NAME"]],
+        capture_output=True, text=True, env=env, check=True, timeout=120,
+    )
+    return result.stdout
+
+
+@pytest.mark.leakcheck
+@pytest.mark.django_db(transaction=True)
+def test_no_credential_in_database_dump_or_session_logs(client, web_client, service_client, resource_server, user):
+    app, secret = web_client
+    svc, svc_secret = service_client
+    rs, rs_secret = resource_server
+    client.force_login(user)
+    verifier, challenge = pkce_pair()
+    code = code_from(authorize(client, app, challenge=challenge))
+    tokens = exchange_code(client, app, secret, code, verifier).json()
+    rotated = refresh(client, app, secret, tokens["refresh_token"]).json()
+    cc = client_credentials(client, svc, svc_secret).json()["access_token"]
+    assert introspect(client, rs, rs_secret, cc).json()["active"] is True
+    _, new_secret = client_secret_rotate(client=svc, grace=timedelta(hours=1))
+    assert client_credentials(client, svc, svc_secret).status_code == 200  # old secret, inside grace
+    here = [secret, svc_secret, rs_secret, code, tokens["access_token"], tokens["refresh_token"],
+            rotated["access_token"], rotated["refresh_token"], cc, new_secret]
+
+    dump = _dump_database()
+    # The dump really holds this test's rows: the digests are there...
+    assert credentials.digest(rotated["access_token"]) in dump
+    assert credentials.digest(code) in dump
+    # ...and no credential, from this test or any other test of the session, is.
+    assert all(value in ISSUED for value in here)
+    leaked_in_dump = [credentials.hint(v) for v in ISSUED if v in dump]
+    assert leaked_in_dump == []
+    assert credentials.CREDENTIAL_PATTERN.search(dump) is None
+
+    logs = "\n".join(SESSION_LOG)
+    assert len(SESSION_LOG) > 0
+    leaked_in_logs = [credentials.hint(v) for v in ISSUED if v in logs]
+    assert leaked_in_logs == []
+    assert credentials.CREDENTIAL_PATTERN.search(logs) is None
