@@ -1,0 +1,95 @@
+"""Start the real server (``manage.py serve``) as a subprocess for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_PASSWORD = "e2e-admin-password-Zq8!"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        env.pop(name, None)
+    # The production pass gives the server its own database, so the suite's test database and the
+    # server's never collide.
+    if os.environ.get("AUTHSERVER_E2E_DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["AUTHSERVER_E2E_DATABASE_URL"]
+        if os.environ.get("REDIS_URL"):
+            env["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/3"
+    env.update(AUTHSERVER_DATA_DIR=str(data_dir), AUTHSERVER_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1")
+    return env
+
+
+@dataclass
+class RunningServer:
+    proc: subprocess.Popen[str]
+    base_url: str
+    data_dir: Path
+    env: dict[str, str]
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def cert(self) -> str:
+        return str(self.data_dir / "tls" / "cert.pem")
+
+    def manage(self, *args: str) -> dict[str, object]:
+        """Run a JSON CLI command against the server's database; return its JSON object."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+            timeout=120, check=False,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(result.stdout)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+
+def start_server(data_dir: Path, *extra: str, timeout: float = 120) -> RunningServer:
+    port = free_port()
+    env = server_env(data_dir)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", *extra],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    server = RunningServer(proc=proc, base_url=f"https://127.0.0.1:{port}", data_dir=data_dir, env=env)
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            server.output.append(line)
+            if line.strip() == "Ready.":
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not ready.wait(0.2):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError("serve did not become ready:\n" + "".join(server.output)[-4000:])
+    return server
