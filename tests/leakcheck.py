@@ -33,6 +33,7 @@ def _capture_all_logs() -> Any:
     root.addHandler(_handler)
     previous = root.level
     root.setLevel(logging.DEBUG)  # catch debug lines too: libraries log the most there
+    logging.getLogger("faker").setLevel(logging.INFO)  # locale chatter, no credentials
     yield
     root.setLevel(previous)
     root.removeHandler(_handler)

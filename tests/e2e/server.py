@@ -23,7 +23,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_env(data_dir: Path) -> dict[str, str]:
+def server_env(data_dir: Path, overrides: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     for name in ("DATABASE_URL", "REDIS_URL"):
         env.pop(name, None)
@@ -34,6 +34,7 @@ def server_env(data_dir: Path) -> dict[str, str]:
         if os.environ.get("REDIS_URL"):
             env["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/3"
     env.update(AUTHSERVER_DATA_DIR=str(data_dir), AUTHSERVER_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1")
+    env.update(overrides or {})
     return env
 
 
@@ -69,9 +70,11 @@ class RunningServer:
         return self.proc.returncode
 
 
-def start_server(data_dir: Path, *extra: str, timeout: float = 120) -> RunningServer:
+def start_server(
+    data_dir: Path, *extra: str, timeout: float = 120, env_overrides: dict[str, str] | None = None
+) -> RunningServer:
     port = free_port()
-    env = server_env(data_dir)
+    env = server_env(data_dir, env_overrides)
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", *extra],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,

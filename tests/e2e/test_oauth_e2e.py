@@ -67,20 +67,20 @@ def _login_and_consent(server: RunningServer, authorize_url: str) -> str:
     """A user's browser: follow to the login form, sign in, allow; return the redirect Location."""
     browser = requests.Session()
     browser.verify = server.cert
-    login_page = browser.get(authorize_url, timeout=10)
+    login_page = browser.get(authorize_url, timeout=10, verify=server.cert)
     assert urlsplit(login_page.url).path == "/accounts/login/"
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text).group(1)
     next_url = parse_qs(urlsplit(login_page.url).query)["next"][0]
     consent = browser.post(
         login_page.url,
         data={"csrfmiddlewaretoken": csrf, "username": "admin", "password": ADMIN_PASSWORD, "next": next_url},
-        headers={"Referer": login_page.url}, timeout=10,
+        headers={"Referer": login_page.url}, timeout=10, verify=server.cert,
     )
     assert consent.status_code == 200 and "Authorize" in consent.text, consent.text[:500]
     form = _form(consent.text)
     form["allow"] = "Authorize"
     redirect = browser.post(consent.url, data=form, headers={"Referer": consent.url}, allow_redirects=False,
-                            timeout=10)
+                            timeout=10, verify=server.cert)
     assert redirect.status_code == 302, redirect.text[:500]
     return redirect.headers["Location"]
 
@@ -108,12 +108,13 @@ def test_authorization_code_pkce_refresh_reuse_and_revocation(server, registered
     assert params["iss"] == [server.base_url]  # RFC 9207
 
     token = oauth.fetch_token(f"{server.base_url}/oauth/token", authorization_response=location,
-                              code_verifier=verifier)
+                              code_verifier=verifier, verify=server.cert)
     assert token["token_type"] == "Bearer" and token["expires_in"] == 600
     answer = _introspect(server, rs, token["access_token"])
     assert answer["active"] is True and answer["username"] == "admin" and answer["aud"] == [AUDIENCE]
 
-    rotated = oauth.refresh_token(f"{server.base_url}/oauth/token", refresh_token=token["refresh_token"])
+    rotated = oauth.refresh_token(f"{server.base_url}/oauth/token", refresh_token=token["refresh_token"],
+                                verify=server.cert)
     assert rotated["refresh_token"] != token["refresh_token"]
     assert _introspect(server, rs, rotated["access_token"])["active"] is True
 
@@ -133,11 +134,12 @@ def test_client_credentials_introspection_and_revocation(server, registered) -> 
     svc, rs = registered["svc"], registered["rs"]
     oauth = OAuth2Session(client_id=svc["client_id"], client_secret=svc["client_secret"])
     oauth.verify = server.cert
-    token = oauth.fetch_token(f"{server.base_url}/oauth/token", grant_type="client_credentials")
+    token = oauth.fetch_token(f"{server.base_url}/oauth/token", grant_type="client_credentials",
+                             verify=server.cert)
     assert token["scope"] == "ai.infer"
     assert _introspect(server, rs, token["access_token"])["client_id"] == svc["client_id"]
 
     revoked = oauth.revoke_token(f"{server.base_url}/oauth/revoke", token=token["access_token"],
-                                 token_type_hint="access_token")
+                                 token_type_hint="access_token", verify=server.cert)
     assert revoked.status_code == 200
     assert _introspect(server, rs, token["access_token"]) == {"active": False}

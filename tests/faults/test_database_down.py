@@ -1,0 +1,78 @@
+"""Fault: the database dies under a running server, then comes back.
+
+Grants and introspection must answer 503 ``temporarily_unavailable`` while it is down (never a
+guess, never a 500 or a stack trace) and recover on their own when it returns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.server import RunningServer, start_server
+from tests.faults.postgres import ThrowawayPostgres
+
+pytestmark = pytest.mark.e2e
+AUDIENCE = "https://chat-api.example.test"
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayPostgres]:
+    pg = ThrowawayPostgres()
+    pg.init()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture(scope="module")
+def server(postgres: ThrowawayPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(Path(tmp_path_factory.mktemp("fault-data")), "--no-worker", "--no-beat",
+                           env_overrides={"DATABASE_URL": postgres.url})
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_grants_and_introspection_fail_closed_and_recover(server: RunningServer, postgres: ThrowawayPostgres):
+    server.manage("scope", "create", "ai.infer")
+    rs = server.manage("client", "create", "--name", "API", "--type", "confidential", "--grant",
+                       "client_credentials", "--resource-server", AUDIENCE)
+    svc = server.manage("client", "create", "--name", "svc", "--type", "confidential", "--grant",
+                        "client_credentials", "--scope", "ai.infer", "--audience", AUDIENCE)
+
+    def token() -> requests.Response:
+        return requests.post(f"{server.base_url}/oauth/token", data={"grant_type": "client_credentials"},
+                             auth=(svc["client_id"], svc["client_secret"]), verify=server.cert, timeout=15)
+
+    def introspect(value: str) -> requests.Response:
+        return requests.post(f"{server.base_url}/oauth/introspect", data={"token": value},
+                             auth=(rs["client_id"], rs["client_secret"]), verify=server.cert, timeout=15)
+
+    issued = token()
+    assert issued.status_code == 200, issued.text
+    access = issued.json()["access_token"]
+    assert introspect(access).json()["active"] is True
+
+    postgres.kill()
+    for response in (token(), introspect(access), token(), introspect(access)):
+        assert response.status_code == 503, response.text[:300]
+        assert response.json() == {"error": "temporarily_unavailable",
+                                   "error_description": "The server is temporarily unavailable."}
+        assert response.headers["Retry-After"] == "5"
+
+    postgres.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = introspect(access)
+        if answer.status_code == 200:
+            break
+        time.sleep(0.5)
+    assert answer.status_code == 200 and answer.json()["active"] is True
+    assert token().status_code == 200
