@@ -80,6 +80,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "authserver.middleware.FailClosedMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -151,7 +152,7 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 BROKER_DIR = DATA_DIR / "broker"
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost/"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     {"visibility_timeout": 3600}
     if REDIS_URL
@@ -288,6 +289,12 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     "CLEAR_EXPIRED_TOKENS_BATCH_SIZE": 5000,
+    # DOT registers the admin for its swapped models itself; these are ours (no secret columns).
+    "APPLICATION_ADMIN_CLASS": "clients.admin.ClientAdmin",
+    "ACCESS_TOKEN_ADMIN_CLASS": "authserver.oauth.admin.AccessTokenAdmin",
+    "REFRESH_TOKEN_ADMIN_CLASS": "authserver.oauth.admin.RefreshTokenAdmin",
+    "GRANT_ADMIN_CLASS": "authserver.oauth.admin.GrantAdmin",
+    "ID_TOKEN_ADMIN_CLASS": "authserver.oauth.admin.IDTokenAdmin",
 }
 
 # --- DRF ----------------------------------------------------------------------------------------
@@ -306,6 +313,15 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+# The admin's CSS and JS are served by the app itself (no third-party assets, no CDN). Production
+# serves the collected, hashed files; elsewhere they come straight from the app directories.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
+if PRODUCTION:
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
 
 # --- Logging ------------------------------------------------------------------------------------
 # Every handler passes through the redaction filter: anything shaped like one of our credentials

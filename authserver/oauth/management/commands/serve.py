@@ -1,0 +1,300 @@
+"""``manage.py serve``: run the whole authorization server with one command.
+
+On a fresh clone it needs nothing: it migrates the database, creates the embedded broker's folders,
+creates a first superuser, generates a self-signed certificate, then runs gunicorn (HTTPS), a
+Celery worker and Celery beat as child processes until Ctrl-C or SIGTERM. ``DATABASE_URL`` and
+``REDIS_URL`` switch the children to PostgreSQL and Redis through the settings they inherit.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+
+from authserver.datadir import BASE_DIR
+from authserver.serve import net, tls
+from authserver.serve.supervisor import ChildExited, NotReady, StopRequested, Supervisor
+
+DEFAULT_BIND = "127.0.0.1:8443"
+ADMIN_USERNAME = "admin"
+WEB_READY_TIMEOUT = 60.0
+WORKER_READY_TIMEOUT = 60.0
+
+
+class Command(BaseCommand):
+    help = (
+        "Run authserver: migrate, first-run setup (superuser, self-signed TLS certificate), then "
+        "gunicorn, a Celery worker and Celery beat until interrupted."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--bind", default=DEFAULT_BIND, help=f"HOST:PORT to listen on (default {DEFAULT_BIND})")
+        parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+        parser.add_argument(
+            "--no-tls",
+            action="store_true",
+            help="plain HTTP, for running behind a TLS-terminating proxy (sets AUTHSERVER_BEHIND_PROXY=1)",
+        )
+        parser.add_argument("--no-worker", action="store_true", help="do not start a Celery worker")
+        parser.add_argument("--no-beat", action="store_true", help="do not start Celery beat")
+
+    # --- output -------------------------------------------------------------------------------
+    def say(self, message: str = "") -> None:
+        self.stdout.write(message)
+        self.stdout.flush()
+
+    def warn(self, message: str) -> None:
+        self.stderr.write(f"serve: {message}")
+        self.stderr.flush()
+
+    # --- main ---------------------------------------------------------------------------------
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            bind = net.Bind.parse(options["bind"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["workers"] < 1:
+            raise CommandError("--workers must be at least 1")
+        use_tls = not options["no_tls"]
+        verbosity = options["verbosity"]
+
+        data_dir = Path(settings.DATA_DIR)
+        run_dir = data_dir / "run"
+        run_dir.mkdir(mode=0o700, exist_ok=True)
+        lock = self._lock(run_dir / "serve.lock")  # held (open) until serve exits
+
+        call_command("migrate", interactive=False, verbosity=max(0, verbosity - 1))
+        self.say("Database migrated.")
+        embedded_broker = str(settings.CELERY_BROKER_URL).startswith("filesystem://")
+        if embedded_broker:
+            self._create_broker_folders()
+        self._ensure_superuser()
+        connections.close_all()
+
+        issuer, child_env = self._issuer_and_environment(bind, use_tls)
+        cert_path = key_path = None
+        if use_tls:
+            issuer_host = urlsplit(issuer).hostname or ""
+            try:
+                files = tls.ensure_certificate(
+                    data_dir / "tls", extra_names=[bind.connect_host, issuer_host], check_names=[issuer_host]
+                )
+            except (OSError, ValueError) as exc:
+                raise CommandError(f"TLS certificate: {exc}") from exc
+            cert_path, key_path = files.cert, files.key
+            if files.created:
+                self.say(f"Generated a self-signed TLS certificate: {cert_path}")
+            for warning in files.warnings:
+                self.warn(warning)
+        else:
+            child_env["AUTHSERVER_BEHIND_PROXY"] = "1"
+
+        supervisor = Supervisor(log=self.warn)
+        supervisor.install_signal_handlers()
+        failure: str | None = None
+        try:
+            self._start_children(supervisor, bind, options, child_env, cert_path, key_path, embedded_broker)
+            self._wait_ready(supervisor, bind, use_tls, run_dir / "worker.ready", options)
+            self._announce(supervisor, bind, use_tls, issuer, cert_path)
+            supervisor.run()
+        except StopRequested as exc:
+            self.say(f"Received {exc}; stopping.")
+        except (ChildExited, NotReady) as exc:
+            failure = str(exc)
+            self.warn(f"{failure}; stopping the other processes.")
+        finally:
+            supervisor.stop_all()
+            lock.close()
+        if failure:
+            raise CommandError(failure, returncode=1)
+        self.say("Stopped.")
+
+    # --- setup steps --------------------------------------------------------------------------
+    @staticmethod
+    def _lock(path: Path) -> Any:
+        fh = path.open("a")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            fh.close()
+            raise CommandError(
+                f"another serve is already running with the data directory {path.parent.parent}"
+            ) from exc
+        return fh
+
+    @staticmethod
+    def _create_broker_folders() -> None:
+        options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+        for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+            if options.get(key):
+                Path(str(options[key])).mkdir(mode=0o700, parents=True, exist_ok=True)
+        Path(settings.BROKER_DIR, "tmp").mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def _ensure_superuser(self) -> None:
+        user_model = get_user_model()
+        if user_model.objects.filter(is_superuser=True).exists():
+            return
+        if user_model.objects.filter(**{user_model.USERNAME_FIELD: ADMIN_USERNAME}).exists():
+            raise CommandError(
+                f'no superuser exists but the username "{ADMIN_USERNAME}" is taken; '
+                "create one with `manage.py createsuperuser`"
+            )
+        password = os.environ.get("AUTHSERVER_ADMIN_PASSWORD", "")
+        generated = not password
+        if generated:
+            password = secrets.token_urlsafe(18)
+        else:
+            try:
+                validate_password(password, user=user_model(**{user_model.USERNAME_FIELD: ADMIN_USERNAME}))
+            except ValidationError as exc:
+                raise CommandError("AUTHSERVER_ADMIN_PASSWORD: " + " ".join(exc.messages)) from exc
+        user_model.objects.create_superuser(**{user_model.USERNAME_FIELD: ADMIN_USERNAME}, email="", password=password)
+        if generated:
+            self.say(f'Created superuser "{ADMIN_USERNAME}" with password: {password}')
+            self.say("  (shown this once only: store it now, or change it after logging in)")
+        else:
+            self.say(f'Created superuser "{ADMIN_USERNAME}" with the password from AUTHSERVER_ADMIN_PASSWORD.')
+
+    def _issuer_and_environment(self, bind: net.Bind, use_tls: bool) -> tuple[str, dict[str, str]]:
+        """The issuer to announce and the environment every child runs with."""
+        env = dict(os.environ)
+        env["DJANGO_SETTINGS_MODULE"] = os.environ.get("DJANGO_SETTINGS_MODULE", "authserver.settings")
+        env["AUTHSERVER_DATA_DIR"] = str(settings.DATA_DIR)  # the resolved one, whatever the cwd
+        env.pop("AUTHSERVER_ADMIN_PASSWORD", None)  # the children have no use for it
+
+        local_url = bind.url("https" if use_tls else "http")
+        if os.environ.get("AUTHSERVER_ISSUER", "").strip():
+            issuer = str(settings.ISSUER)
+        else:
+            # Not configured: the issuer is where this server really listens, and the children
+            # must agree (RFC 8414 metadata, RFC 9207 iss, CSRF trusted origins derive from it).
+            issuer = local_url
+            env["AUTHSERVER_ISSUER"] = issuer
+            if not use_tls:
+                self.warn(
+                    "--no-tls without AUTHSERVER_ISSUER: the issuer is the plain-HTTP address; set "
+                    "AUTHSERVER_ISSUER to the proxy's public https:// URL"
+                )
+        if not os.environ.get("AUTHSERVER_ALLOWED_HOSTS", "").strip():
+            hosts = list(settings.ALLOWED_HOSTS)
+            for host in (bind.connect_host, urlsplit(issuer).hostname or ""):
+                host = net.url_host(host)
+                if host and host not in hosts:
+                    hosts.append(host)
+            env["AUTHSERVER_ALLOWED_HOSTS"] = ",".join(hosts)
+        return issuer, env
+
+    def _start_children(
+        self,
+        supervisor: Supervisor,
+        bind: net.Bind,
+        options: dict[str, Any],
+        env: dict[str, str],
+        cert_path: Path | None,
+        key_path: Path | None,
+        embedded_broker: bool,
+    ) -> None:
+        python = sys.executable
+        run_dir = Path(settings.DATA_DIR) / "run"
+        web = [
+            python, "-m", "gunicorn", "authserver.wsgi:application",
+            "--bind", bind.gunicorn(),
+            "--workers", str(options["workers"]),
+            "--worker-class", "sync",
+            "--keep-alive", "5",
+            # Shorter than serve's own 10 s grace period, so gunicorn's stop is always graceful.
+            "--graceful-timeout", "8",
+        ]  # fmt: skip
+        if _gunicorn_has_control_socket():
+            # gunicorn ≥ 25.1 opens a control socket shared per user (~/.gunicorn); serve uses signals.
+            web.append("--no-control-socket")
+        if options["verbosity"] >= 2:
+            web += ["--access-logfile", "/dev/stderr"]
+        if cert_path and key_path:
+            web += ["--certfile", str(cert_path), "--keyfile", str(key_path)]
+        supervisor.spawn("web", web, env, BASE_DIR)
+
+        if not options["no_worker"]:
+            ready_file = run_dir / "worker.ready"
+            ready_file.unlink(missing_ok=True)
+            worker_env = {**env, "AUTHSERVER_SERVE_WORKER_READY_FILE": str(ready_file)}
+            if embedded_broker:
+                # Kombu's filesystem transport moves each message it takes into the temporary
+                # directory before reading it: keep that inside the owner-only data directory
+                # (and on its filesystem, so that the move is an atomic rename).
+                worker_env["TMPDIR"] = str(Path(settings.BROKER_DIR) / "tmp")
+            worker = [
+                python, "-m", "celery", "-A", "authserver", "worker",
+                "--loglevel", "INFO", "--concurrency", "1", "-Q", "celery",
+                "--without-mingle", "--without-gossip",
+                "-I", "authserver.serve.worker_ready",
+            ]  # fmt: skip
+            supervisor.spawn("worker", worker, worker_env, BASE_DIR)
+
+        if not options["no_beat"]:
+            pidfile = run_dir / "celerybeat.pid"
+            # serve holds the data directory's lock, so a pidfile here is a leftover of a crash.
+            pidfile.unlink(missing_ok=True)
+            beat = [
+                python, "-m", "celery", "-A", "authserver", "beat",
+                "--loglevel", "INFO",
+                "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+                "--pidfile", str(pidfile),
+                "--schedule", str(run_dir / "celerybeat-schedule"),
+            ]  # fmt: skip
+            supervisor.spawn("beat", beat, env, BASE_DIR)
+
+    def _wait_ready(
+        self, supervisor: Supervisor, bind: net.Bind, use_tls: bool, ready_file: Path, options: dict[str, Any]
+    ) -> None:
+        status: list[int | None] = [None]
+
+        def web_answers() -> bool:
+            status[0] = net.probe(bind.connect_host, bind.port, tls=use_tls)
+            return status[0] is not None
+
+        supervisor.wait_until(web_answers, WEB_READY_TIMEOUT, "gunicorn")
+        if status[0] != 200:
+            self.warn(f"/healthz answered {status[0]} (expected 200); see the log above")
+        if not options["no_worker"]:
+            supervisor.wait_until(ready_file.exists, WORKER_READY_TIMEOUT, "Celery worker")
+
+    def _announce(
+        self, supervisor: Supervisor, bind: net.Bind, use_tls: bool, issuer: str, cert_path: Path | None
+    ) -> None:
+        local_url = bind.url("https" if use_tls else "http")
+        self.say()
+        self.say(f"Issuer:       {issuer}")
+        if local_url != issuer:
+            self.say(f"Listening on: {local_url}")
+        self.say(f"Admin:        {issuer}/{settings.ADMIN_PATH}/")
+        if cert_path:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            fingerprint = cert.fingerprint(hashes.SHA256()).hex(":").upper()
+            self.say(f"Certificate:  {cert_path}")
+            self.say(f"  SHA-256 {fingerprint}")
+        else:
+            self.say("Certificate:  none (--no-tls: terminate TLS in the proxy in front of this server)")
+        self.say("children: " + " ".join(f"{c.name}={c.pid}" for c in supervisor.children))
+        self.say("Ready.")
+
+
+def _gunicorn_has_control_socket() -> bool:
+    import gunicorn
+
+    return tuple(gunicorn.version_info[:2]) >= (25, 1)

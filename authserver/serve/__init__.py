@@ -1,0 +1,1 @@
+"""Support code for ``manage.py serve``: the single-command, embedded-defaults way to run authserver."""

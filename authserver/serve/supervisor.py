@@ -1,0 +1,184 @@
+"""Start, watch and stop the child processes of ``manage.py serve``.
+
+Each child runs in its own session (hence its own process group), so a Ctrl-C at the terminal
+reaches only ``serve``, which then stops every child: SIGTERM to each child (gunicorn's master and
+Celery's main process stop their own workers), up to ``stop_timeout`` seconds to exit, then SIGKILL
+to the child's whole process group, so that no worker or pool process is left behind. On Linux
+each child also asks the kernel for SIGTERM should ``serve`` itself die (even by SIGKILL), so no
+child outlives it. If any child exits on its own, ``serve`` stops the rest.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+STOP_TIMEOUT = 10.0
+POLL_INTERVAL = 0.2
+FORCE_AFTER = 1.0
+
+
+class StopRequested(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class ChildExited(Exception):
+    def __init__(self, name: str, pid: int, returncode: int) -> None:
+        how = (
+            f"was killed by {signal.Signals(-returncode).name}"
+            if returncode < 0
+            else f"exited with status {returncode}"
+        )
+        super().__init__(f"{name} (pid {pid}) {how}")
+        self.name = name
+        self.returncode = returncode
+
+
+class NotReady(Exception):
+    pass
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook making the kernel send SIGTERM to the child when serve dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:  # runs in the child between fork and exec: no allocation-heavy work
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # serve died before prctl took effect
+            os._exit(1)
+
+    return hook
+
+
+class Supervisor:
+    def __init__(self, log: Callable[[str], None], stop_timeout: float = STOP_TIMEOUT) -> None:
+        self.log = log
+        self.stop_timeout = stop_timeout
+        self.children: list[Child] = []
+        self.stop_signal: int | None = None
+        self._stopping = False
+        self._force = False
+        self._first_signal_at = 0.0
+
+    # --- signals ------------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        now = time.monotonic()
+        if self.stop_signal is None:
+            self.stop_signal = signum
+            self._first_signal_at = now
+        elif self._stopping and now - self._first_signal_at > FORCE_AFTER:
+            # A second Ctrl-C while stopping: do not wait any longer. Only a deliberate one: a
+            # terminal's Ctrl-C reaches serve twice under `uv run` (directly, and forwarded by uv).
+            self._force = True
+
+    # --- children -----------------------------------------------------------------------------
+    def spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Child:
+        proc = subprocess.Popen(  # noqa: S603 (argv built by serve from sys.executable and fixed flags)
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            # Children log to serve's stderr: serve's stdout carries only its own messages
+            # (Celery prints its banners to stdout).
+            stdout=2,
+            start_new_session=True,
+            preexec_fn=_parent_death_signal(),  # noqa: PLW1509 (serve is single-threaded)
+        )
+        child = Child(name, proc)
+        self.children.append(child)
+        return child
+
+    def check(self) -> None:
+        """Raise StopRequested after a signal, ChildExited if any child has ended."""
+        if self.stop_signal is not None:
+            raise StopRequested(self.stop_signal)
+        for child in self.children:
+            returncode = child.proc.poll()
+            if returncode is not None:
+                raise ChildExited(child.name, child.pid, returncode)
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check()
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise NotReady(f"{what} not ready after {timeout:.0f} s")
+            time.sleep(POLL_INTERVAL)
+
+    def run(self) -> None:
+        """Block until a signal arrives or a child exits (then raise, like check())."""
+        while True:
+            self.check()
+            time.sleep(POLL_INTERVAL)
+
+    def stop_all(self) -> None:
+        """SIGTERM every child, wait up to stop_timeout, then SIGKILL whatever is left in their groups."""
+        self._stopping = True
+        for child in self.children:
+            if child.alive():
+                # To the child alone: gunicorn's master and Celery's main process stop their own
+                # workers in order (signalling the whole group would make Celery replace its
+                # pool process mid-shutdown).
+                _kill(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        while any(c.alive() for c in self.children) and time.monotonic() < deadline and not self._force:
+            time.sleep(0.1)
+        for child in self.children:
+            if child.alive():
+                self.log(f"{child.name} (pid {child.pid}) did not stop in time; killing it")
+                _killpg(child.pid, signal.SIGKILL)
+                child.proc.wait()
+            # Anything the child left behind in its group (a pool process, a gunicorn worker) goes too.
+            _killpg(child.pid, signal.SIGKILL)
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _killpg(pgid: int, signum: int) -> None:
+    # The group id is the pid of a child we started in its own session; while any member of the
+    # group lives, the kernel does not hand that number out again.
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
