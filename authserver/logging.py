@@ -7,6 +7,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from django.http import HttpRequest
+
 from authserver.oauth.credentials import CREDENTIAL_PATTERN
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -19,6 +21,9 @@ def redact(text: str) -> str:
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
+    if isinstance(value, HttpRequest):
+        # django.request attaches the request; its repr carries the query string.
+        return redact(repr(value))
     if isinstance(value, (list, tuple)):
         return type(value)(_redact_value(v) for v in value)
     if isinstance(value, dict):
@@ -73,7 +78,21 @@ def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
+_base_make_record = logging.Logger.makeRecord
+
+
+def _redacting_make_record(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+    """``extra=`` fields are set after the record factory runs; redact them here."""
+    record = _base_make_record(self, *args, **kwargs)
+    for key, value in list(vars(record).items()):
+        if key not in _STANDARD_ATTRS and isinstance(value, (str, HttpRequest, list, tuple, dict)):
+            setattr(record, key, _redact_value(value))
+    return record
+
+
 def install_record_redaction() -> None:
     """Redact at record creation, so every handler (ours, pytest's, a library's) sees clean text."""
     if logging.getLogRecordFactory() is not _redacting_record_factory:
         logging.setLogRecordFactory(_redacting_record_factory)
+    if logging.Logger.makeRecord is not _redacting_make_record:
+        logging.Logger.makeRecord = _redacting_make_record  # type: ignore[method-assign]

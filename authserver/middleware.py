@@ -8,15 +8,19 @@ from collections.abc import Callable
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from authserver.counters import CountersUnavailable
+
 log = logging.getLogger("authserver.failclosed")
 
 try:  # redis is only a dependency when REDIS_URL is set, but it is always installed.
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    _DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (DatabaseError, RedisConnectionError, RedisTimeoutError)
+    _DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
+        DatabaseError, RedisConnectionError, RedisTimeoutError, CountersUnavailable,
+    )
 except ImportError:  # pragma: no cover
-    _DEPENDENCY_ERRORS = (DatabaseError,)
+    _DEPENDENCY_ERRORS = (DatabaseError, CountersUnavailable)
 
 
 def unavailable() -> HttpResponse:

@@ -129,7 +129,7 @@ else:
             },
             "CONN_MAX_AGE": 600,
             # A file, not memory, so that a real Celery worker started by a test shares it.
-            "TEST": {"NAME": DATA_DIR / "test-db.sqlite3"},
+            "TEST": {"NAME": DATA_DIR / f"test-db-{os.getpid()}.sqlite3"},
         }
     }
 if PRODUCTION and not DATABASE_URL.startswith(("postgres://", "postgresql://")):
@@ -243,6 +243,26 @@ CLIENT_SECRET_GRACE_SECONDS = int(os.environ.get("AUTHSERVER_CLIENT_SECRET_GRACE
 GRANT_RETENTION_SECONDS = int(os.environ.get("AUTHSERVER_GRANT_RETENTION_SECONDS", 86400))
 
 
+# API keys (keys/): a deployment-specific prefix lets secret scanners tell your keys apart.
+API_KEY_PREFIX = os.environ.get("AUTHSERVER_API_KEY_PREFIX", "ak")
+if not (API_KEY_PREFIX.isascii() and API_KEY_PREFIX.isalnum() and API_KEY_PREFIX.islower() and
+        API_KEY_PREFIX[0].isalpha() and len(API_KEY_PREFIX) <= 16 and API_KEY_PREFIX not in {"at", "rt", "cs", "ac"}):
+    raise ImproperlyConfigured("AUTHSERVER_API_KEY_PREFIX must be 1-16 lowercase letters/digits, not at/rt/cs/ac")
+API_KEY_DEFAULT_LIFETIME_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_DEFAULT_LIFETIME_SECONDS", 90 * 86400))
+API_KEY_MAX_LIFETIME_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_MAX_LIFETIME_SECONDS", 365 * 86400))
+API_KEY_GRACE_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_GRACE_SECONDS", 86400))
+API_KEY_EXPIRY_WARNING_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_EXPIRY_WARNING_SECONDS", 7 * 86400))
+# Token exchange (RFC 8693): an API key traded for an access token of at most this lifetime.
+API_KEY_EXCHANGE_TOKEN_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_EXCHANGE_TOKEN_SECONDS", 600))
+
+EMAIL_BACKEND = os.environ.get(
+    "AUTHSERVER_EMAIL_BACKEND",
+    "django.core.mail.backends.filebased.EmailBackend" if not PRODUCTION else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_FILE_PATH = DATA_DIR / "outbox"
+DEFAULT_FROM_EMAIL = os.environ.get("AUTHSERVER_FROM_EMAIL", "authserver@localhost")
+
+
 def _token_expires_in(request: object) -> int:
     from authserver.oauth.lifetimes import access_token_lifetime
 
@@ -251,6 +271,7 @@ def _token_expires_in(request: object) -> int:
 
 OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "authserver.oauth.validator.AuthServerValidator",
+    "OAUTH2_SERVER_CLASS": "authserver.oauth.server.AuthServer",
     "SCOPES_BACKEND_CLASS": "clients.scopes.DatabaseScopes",
     "SCOPES": {"__registry__": "Scopes live in the database (clients.Scope)"},
     "DEFAULT_SCOPES": [],
@@ -275,7 +296,12 @@ OAUTH2_PROVIDER = {
     "OIDC_ISS_ENDPOINT": ISSUER,
     "EXTRA_SERVER_KWARGS": {"token_expires_in": _token_expires_in},
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
-    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "client_credentials", "refresh_token"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": [
+        "authorization_code",
+        "client_credentials",
+        "refresh_token",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    ],
     "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post", "none"],
     # Every RFC 9700 gate on (DESIGN.md decision 4).
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
@@ -313,6 +339,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(mode=0o700, exist_ok=True)
 # The admin's CSS and JS are served by the app itself (no third-party assets, no CDN). Production
 # serves the collected, hashed files; elsewhere they come straight from the app directories.
 WHITENOISE_USE_FINDERS = not PRODUCTION

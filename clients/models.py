@@ -109,6 +109,13 @@ class Client(AbstractApplication):
     )
     client_secret_hint = models.CharField(max_length=16, blank=True, editable=False)
     client_secret_rotated = models.DateTimeField(null=True, blank=True, editable=False)
+    # Compromise response: every key and token created up to this instant is revoked, effective
+    # immediately; a job then revokes them one by one (keys.services.compromise_response_start).
+    credentials_revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    webhook_url = models.URLField(
+        blank=True, help_text="HTTPS endpoint that receives signed notifications (key expiry warnings)."
+    )
+    contact_email = models.EmailField(blank=True, help_text="Where expiry warnings are e-mailed.")
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"

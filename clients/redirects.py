@@ -48,6 +48,11 @@ def validate_redirect_uri(uri: str, *, public_client: bool) -> None:
         raise ValidationError("redirect URI must name a host")
     if port == 0:
         raise ValidationError("redirect URI port is invalid")
+    if parts.netloc != parts.netloc.lower():
+        # ``parts.hostname`` is already lowercased by urlsplit, so the check in
+        # _reject_ambiguous_host never saw the registered spelling. Matching is exact
+        # (RFC 9700 §2.1), so only the canonical lowercase host (RFC 3986 §6.2.2.1) is registrable.
+        raise ValidationError("redirect URI host must be lowercase")
     if parts.scheme == "http":
         if host not in LOOPBACK_HOSTS:
             raise ValidationError("http redirect URIs are allowed only for 127.0.0.1 or [::1] (RFC 8252)")
@@ -69,7 +74,7 @@ def _reject_ambiguous_host(host: str) -> None:
         if not all(label.replace("-", "").isalnum() for label in labels):
             raise ValidationError("redirect URI host is not a valid name") from None
         if host != host.lower():
-            raise ValidationError("redirect URI host must be lowercase")
+            raise ValidationError("redirect URI host must be lowercase") from None
 
 
 def validate_redirect_uris(uris: list[str], *, public_client: bool) -> list[str]:

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
+from authserver import generation
 from authserver.oauth import credentials
 from authserver.oauth.hashers import CredentialHasher
 from clients.models import GRANT_TYPES, Client, RetiredClientSecret, Scope
@@ -133,6 +134,7 @@ def client_revoke_tokens(*, client: Client, actor: Any = None) -> dict[str, int]
         grants = get_grant_model().objects.filter(application=client, used__isnull=True).update(
             used=now, expires=now
         )
+        generation.invalidate()  # every worker forgets cached answers before we return
     counts = {"access_tokens": access, "refresh_tokens": refresh, "authorization_codes": grants}
     log.info("client tokens revoked", extra={"client_id": client.client_id, "actor": str(actor or "system"), **counts})
     return counts

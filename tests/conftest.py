@@ -29,6 +29,17 @@ def _recording_mint(kind: str) -> str:
 credentials.mint = _recording_mint  # every credential minted in this session is remembered
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> Any:
+    """No test sees another's in-process verification cache or revocation generation."""
+    from authserver import generation, hotcache
+
+    hotcache.access_tokens.clear()
+    hotcache.api_keys.clear()
+    generation.reset_for_tests()
+    yield
+
+
 @pytest.fixture
 def issued_credentials() -> list[str]:
     return ISSUED
@@ -67,3 +78,30 @@ def user(db: Any) -> Any:
 
 
 __all__ = ["RS_AUDIENCE", "REDIRECT_URI", "basic_auth", "pkce_pair"]
+
+
+# -- Added for tests/security (attack and bad-input suite) ----------------------------------------
+OTHER_RS_AUDIENCE = "https://other-api.example.test"
+LOOPBACK_REDIRECT_URI = "http://127.0.0.1/callback"
+
+
+@pytest.fixture
+def other_web_client(db: Any) -> tuple[Any, str]:
+    """A second confidential client registered with the very same redirect URI as ``web_client``."""
+    return make_client(
+        name="other web app", grant_types=["authorization_code"], redirect_uris=[REDIRECT_URI], scopes=["ai.infer"],
+    )
+
+
+@pytest.fixture
+def native_client(db: Any) -> tuple[Any, None]:
+    """A public (native) client with a loopback redirect URI (RFC 8252 §7.3)."""
+    return make_client(
+        name="native app", client_type="public", grant_types=["authorization_code"],
+        redirect_uris=[LOOPBACK_REDIRECT_URI], scopes=["ai.infer"],
+    )
+
+
+@pytest.fixture
+def other_resource_server(db: Any) -> tuple[Any, str]:
+    return make_resource_server(OTHER_RS_AUDIENCE)

@@ -41,7 +41,8 @@ def known_types() -> tuple[str, ...]:
 _BODY_RE: Final = re.compile(rf"[0-9A-Za-z]{{{BODY_LENGTH}}}")
 _PREFIX_RE: Final = re.compile(r"[a-z][a-z0-9]{0,15}")
 # What our log redaction masks: any of our prefixes followed by a full body.
-CREDENTIAL_PATTERN: Final = re.compile(rf"\b([a-z][a-z0-9]{{0,15}})_[0-9A-Za-z]{{{BODY_LENGTH}}}\b")
+# No trailing \b: a credential glued to more characters (a typo, a concatenation) is masked too.
+CREDENTIAL_PATTERN: Final = re.compile(rf"\b([a-z][a-z0-9]{{0,15}})_[0-9A-Za-z]{{{BODY_LENGTH}}}")
 
 
 def _base62(value: int, width: int) -> str:

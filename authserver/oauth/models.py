@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 from oauth2_provider.models import AbstractAccessToken, AbstractGrant, AbstractIDToken, AbstractRefreshToken
 
+from authserver import generation
 from authserver.oauth import credentials
 
 # A value that no digest can equal: what a lookup by a malformed code is turned into.
@@ -70,10 +71,18 @@ class AccessToken(AbstractAccessToken):
     # The refresh-token family (or authorization code) this token descends from, so that reuse
     # detection can revoke every token of the family in one statement.
     token_family = models.UUIDField(null=True, blank=True, editable=False, db_index=True)
+    # The API key this token was exchanged for (RFC 8693); revoking the key deletes the token.
+    source_api_key = models.UUIDField(null=True, blank=True, editable=False, db_index=True)
 
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
         indexes = [models.Index(fields=["expires"]), models.Index(fields=["application", "expires"])]
+
+
+    def revoke(self) -> None:
+        """Every revocation path (RFC 7009 endpoint, rotation, admin) ends here: fan it out."""
+        super().revoke()
+        generation.invalidate()
 
 
 class RefreshToken(AbstractRefreshToken):
@@ -91,6 +100,7 @@ class RefreshToken(AbstractRefreshToken):
         super().revoke_family(token_family)
         if token_family:
             AccessToken.objects.filter(token_family=token_family).delete()
+            generation.invalidate()
 
 
 class IDToken(AbstractIDToken):

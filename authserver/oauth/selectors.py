@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
 
+from authserver import generation, hotcache
 from authserver.oauth import credentials
 from authserver.oauth.hashers import CredentialHasher
 
@@ -73,21 +74,46 @@ def _retired_secret_matches(client_pk: int, secret: str) -> bool:
     ).exists()
 
 
-def introspect_token(*, token: str, audience: str) -> dict[str, Any]:
+_TOKEN_FIELDS = (
+    "expires", "created", "scope", "resource", "application__client_id", "application__credentials_revoked_at",
+    "user_id", "user__username",
+)
+
+
+def _access_token_row(token: str) -> dict[str, Any] | None:
+    """The live row for an access token: from the in-process cache, else one indexed query."""
+    digest = credentials.digest(token)
+    row = hotcache.access_tokens.get(digest)
+    if row is not None:
+        return row
+    gen = generation.current()
+    row = get_access_token_model().objects.filter(token_checksum=digest).values(*_TOKEN_FIELDS).first()
+    if row is None or row["expires"] <= timezone.now():
+        return None
+    cutoff = row["application__credentials_revoked_at"]
+    if cutoff is not None and row["created"] <= cutoff:
+        return None
+    hotcache.access_tokens.put(digest, row, expires_at=row["expires"].timestamp(), gen=gen)
+    return row
+
+
+def introspect_token(*, token: str, audience: str, token_type_hint: str | None = None,
+                     client_ip: str | None = None) -> dict[str, Any]:
     """RFC 7662 §2.2 answer for ``token`` as seen by the resource server ``audience``.
 
-    Anything but a live access token whose audience includes the caller is exactly
-    ``{"active": false}``: unknown, malformed, expired, revoked (deleted), refresh tokens and
-    tokens meant for another API are indistinguishable (RFC 7662 §4).
+    Anything but a live access token or API key whose audience includes the caller is exactly
+    ``{"active": false}``: unknown, malformed, expired, revoked, refresh tokens and credentials
+    meant for another API are indistinguishable (RFC 7662 §4). The type is read from the
+    credential's own prefix; ``token_type_hint`` can't make a credential pass for another type.
     """
-    if credentials.credential_type(token) != credentials.ACCESS_TOKEN:
+    kind = credentials.credential_type(token)
+    if kind == credentials.api_key_prefix():
+        from keys.selectors import api_key_verify
+
+        return api_key_verify(key=token, audience=audience, client_ip=client_ip)
+    if kind != credentials.ACCESS_TOKEN:
         return dict(INACTIVE)
-    row = (
-        get_access_token_model()
-        .objects.filter(token_checksum=credentials.digest(token))
-        .values("expires", "created", "scope", "resource", "application__client_id", "user_id", "user__username")
-        .first()
-    )
+    row = _access_token_row(token)
     if row is None or row["expires"] <= timezone.now() or audience not in (row["resource"] or []):
         return dict(INACTIVE)
     answer: dict[str, Any] = {

@@ -88,6 +88,14 @@ class AuthServerValidator(OAuth2Validator):
             client=client, secret=encoded, expires__gt=timezone.now()
         ).exists()
 
+    def validate_user(self, username: str, password: str, client: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
+        # RFC 9700 §2.4: the resource owner password credentials grant MUST NOT be used. oauthlib
+        # checks the password (this method) *before* the client's grant type, so DOT's gate alone
+        # left the token endpoint a password-guessing oracle (invalid_grant for a wrong password,
+        # unauthorized_client for a right one) and an Argon2 CPU sink for any client. The password
+        # is never looked at.
+        raise errors.UnsupportedGrantTypeError(request=request)
+
     def _load_application(self, client_id: Any, request: Any) -> Any:
         if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
             return None
@@ -95,6 +103,12 @@ class AuthServerValidator(OAuth2Validator):
 
     # -- Authorization codes --------------------------------------------------------------------
     def save_authorization_code(self, client_id: str, code: dict[str, Any], request: Any, *args: Any, **kwargs: Any) -> None:
+        # RFC 8707 §2: a resource the client is not registered for is refused here, before a code
+        # exists, rather than only at the token endpoint.
+        allowed = set(request.client.allowed_audiences or [])
+        if any(resource not in allowed for resource in (getattr(request, "resource", None) or [])):
+            raise errors.CustomOAuth2Error(error="invalid_target", request=request,
+                                           description="The requested resource is not allowed for this client.")
         # oauthlib generates its own code; ours replaces it in the same dict, which oauthlib then
         # puts in the redirect, so the client receives a code in our format.
         code["code"] = credentials.generate_authorization_code()
@@ -168,6 +182,7 @@ class AuthServerValidator(OAuth2Validator):
             resource=getattr(request, "resource", []),
             hint=credentials.hint(token["access_token"]),
             token_family=self._family_for(request, source_refresh_token),
+            source_api_key=getattr(request, "_authserver_api_key_id", None),
         )
         self._set_token_value(access_token, token["access_token"])
         access_token.save()
@@ -206,7 +221,8 @@ class AuthServerValidator(OAuth2Validator):
         instance = request.refresh_token_instance
         if instance.family_expires is not None and instance.family_expires <= timezone.now():
             return False
-        return True
+        cutoff = request.client.credentials_revoked_at
+        return cutoff is None or instance.created > cutoff  # compromise response (keys.services)
 
     def revoke_token(self, token: str, token_type_hint: str | None, request: Any, *args: Any, **kwargs: Any) -> None:
         # RFC 7009 §2.2: unknown and malformed tokens answer 200 just the same.

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -30,7 +32,14 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 class TokenView(dot_views.TokenView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with transaction.atomic():
-            return super().post(request, *args, **kwargs)
+            response = super().post(request, *args, **kwargs)
+        # RFC 6749 §5.1/§5.2: token responses, errors included, are JSON and never cached. Errors
+        # oauthlib raises before a grant handler runs (e.g. parameters in the URL query) came back
+        # as text/html without Cache-Control.
+        response["Content-Type"] = "application/json"
+        for key, value in NO_STORE.items():
+            response[key] = value
+        return response
 
 
 class RevokeTokenView(dot_views.RevokeTokenView):
@@ -49,6 +58,15 @@ class AuthorizationView(dot_views.AuthorizationView):
         query["approval_prompt"] = "auto" if client is not None and client.remember_consent else "force"
         request.GET = query
         return super().get(request, *args, **kwargs)
+
+    def redirect(self, redirect_to: str, application: Any) -> HttpResponse:
+        # RFC 9207 §2: "In authorization responses to the client, including error responses", the
+        # server MUST include iss. DOT adds it to successful responses only; error redirects
+        # (invalid_scope, access_denied, missing PKCE, ...) came back without it. Only reached
+        # with an already verified redirect URI, which can carry no fragment.
+        if "iss" not in parse_qs(urlsplit(redirect_to).query, keep_blank_values=True):
+            redirect_to += ("&" if "?" in redirect_to else "?") + urlencode({"iss": settings.ISSUER})
+        return super().redirect(redirect_to, application)
 
 
 def _json(data: dict[str, Any], status: int = 200, **headers: str) -> JsonResponse:
@@ -75,7 +93,14 @@ def introspect(request: HttpRequest) -> HttpResponse:
     token = request.POST.get("token")
     if not token:
         return _json({"error": "invalid_request", "error_description": "The token parameter is required."}, 400)
-    return _json(selectors.introspect_token(token=token, audience=resource_server["audience"]))
+    answer = selectors.introspect_token(
+        token=token,
+        audience=resource_server["audience"],
+        token_type_hint=request.POST.get("token_type_hint"),
+        # The end caller's address, as the resource server saw it (API-key IP allowlists).
+        client_ip=request.POST.get("client_ip"),
+    )
+    return _json(answer)
 
 
 class ServerMetadataView(dot_views.OAuthServerMetadataView):

@@ -1,0 +1,128 @@
+"""Revocation fan-out: a global generation number that every revocation bumps.
+
+Each web worker may keep verification answers in memory (authserver.oauth.hotcache). An entry is
+served only while the worker's copy of the generation equals the shared one, and the worker
+re-reads the shared one at most every ``CHECK_INTERVAL`` seconds. A revocation bumps the shared
+generation *before* it returns, so within ``CHECK_INTERVAL`` (< 1 s) every worker drops every
+cached answer. If the shared store can't be read, cached answers are not used (fail closed: the
+request goes to the database instead).
+
+Shared store: Redis when configured (one ``INCR``/``GET``), else a file in the data directory
+(embedded single-machine deployments: every process shares the disk).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+log = logging.getLogger("authserver.generation")
+
+CHECK_INTERVAL = 0.25
+_REDIS_KEY = "authserver:revocation-generation"
+
+
+class _Shared:
+    def __init__(self) -> None:
+        self._redis = None
+        self._path: Path | None = None
+
+    def _client(self):  # type: ignore[no-untyped-def]
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+        return self._redis
+
+    def _file(self) -> Path:
+        if self._path is None:
+            run = Path(settings.DATA_DIR) / "run"
+            run.mkdir(mode=0o700, exist_ok=True)
+            self._path = run / "revocation-generation"
+        return self._path
+
+    def read(self) -> int:
+        if settings.REDIS_URL:
+            value = self._client().get(_REDIS_KEY)
+            return int(value or 0)
+        try:
+            return int(self._file().read_text() or 0)
+        except FileNotFoundError:
+            return 0
+
+    def bump(self) -> int:
+        if settings.REDIS_URL:
+            return int(self._client().incr(_REDIS_KEY))
+        path = self._file()
+        # One writer at a time (fcntl lock), atomic replace so readers never see a partial file.
+        import fcntl
+
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                current = int(path.read_text() or 0)
+            except FileNotFoundError:
+                current = 0
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(str(current + 1))
+            os.replace(tmp, path)
+            return current + 1
+
+
+_shared = _Shared()
+_local = threading.local()
+_state_lock = threading.Lock()
+_state = {"generation": -1, "checked": 0.0, "healthy": False}
+
+
+def current() -> int | None:
+    """The generation this process may trust now, or None if it can't be confirmed."""
+    now = time.monotonic()
+    if now - _state["checked"] < CHECK_INTERVAL:
+        return int(_state["generation"]) if _state["healthy"] else None
+    with _state_lock:
+        try:
+            _state["generation"] = _shared.read()
+            _state["healthy"] = True
+        except Exception:  # noqa: BLE001 - any failure to confirm means: trust nothing cached
+            log.warning("revocation generation unreadable; in-process cache disabled until it recovers")
+            _state["healthy"] = False
+        _state["checked"] = now
+    return int(_state["generation"]) if _state["healthy"] else None
+
+
+def bump() -> int:
+    """Invalidate every worker's cached answers. Raises if the shared store is unreachable:
+    a revocation that cannot be fanned out must not report success."""
+    value = _shared.bump()
+    with _state_lock:
+        _state["generation"] = value
+        _state["checked"] = time.monotonic()
+        _state["healthy"] = True
+    return value
+
+
+def reset_for_tests() -> None:
+    with _state_lock:
+        _state.update(generation=-1, checked=0.0, healthy=False)
+    _shared._redis = None
+    _shared._path = None
+
+
+def invalidate() -> None:
+    """Bump now and again after the surrounding transaction commits.
+
+    The bump after commit is the one that matters: a worker that re-read the generation and
+    queried the database before our commit could have cached the pre-revocation row under the
+    new number. The bump now makes the revocation visible immediately to this process and to
+    code running inside the same transaction (and to tests, whose transactions never commit).
+    """
+    from django.db import transaction
+
+    bump()
+    transaction.on_commit(bump)

@@ -1,0 +1,52 @@
+"""In-process cache of verification answers (introspection's hot path).
+
+Bounded three ways: size (LRU), lifetime (``TTL`` and the credential's own expiry), and the
+revocation generation (authserver.generation): an entry stored under an older generation is never
+served. Only live credentials are cached; unknown or inactive ones always go to the database, so
+fishing for tokens can't fill the cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+from authserver import generation
+
+TTL = 30.0
+
+
+class HotCache:
+    def __init__(self, maxsize: int = 50_000, ttl: float = TTL) -> None:
+        self.maxsize = maxsize
+        self.ttl = ttl
+        self._entries: OrderedDict[str, tuple[int, float, Any]] = OrderedDict()
+
+    def get(self, key: str) -> Any | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        gen = generation.current()
+        stored_gen, deadline, value = entry
+        if gen is None or stored_gen != gen or deadline <= time.time():
+            self._entries.pop(key, None)
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: Any, *, expires_at: float, gen: int | None) -> None:
+        """Store ``value`` under the generation read *before* the database was queried."""
+        if gen is None:
+            return
+        self._entries[key] = (gen, min(time.time() + self.ttl, expires_at), value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+access_tokens = HotCache()
+api_keys = HotCache()

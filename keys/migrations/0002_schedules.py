@@ -1,0 +1,33 @@
+"""Beat schedules for the API-key and client-secret jobs (django-celery-beat: editable in the admin)."""
+
+from django.db import migrations
+
+SCHEDULES = [
+    ("API keys and client secrets: end grace periods", "keys.grace_periods_end", 1, "minutes"),
+    ("API keys: expire", "keys.expire", 5, "minutes"),
+    ("API keys: warn owners before expiry", "keys.expiry_warnings", 1, "hours"),
+    ("API keys: roll up usage", "keys.usage_roll_up", 1, "minutes"),
+    ("Reconcile unfinished jobs", "keys.reconcile", 1, "minutes"),
+]
+
+
+def create(apps, schema_editor):
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    for name, task, every, period in SCHEDULES:
+        interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
+        PeriodicTask.objects.get_or_create(name=name, defaults={"task": task, "interval": interval, "enabled": True})
+
+
+def remove(apps, schema_editor):
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(
+        task__in=[task for _, task, _, _ in SCHEDULES]).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("keys", "0001_initial"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
+
+    operations = [migrations.RunPython(create, remove)]

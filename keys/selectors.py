@@ -1,0 +1,101 @@
+"""API-key verification: the introspection answer for a key (RFC 7662 shape).
+
+Order matters for cost and for what leaks: format and checksum first (no I/O), then the
+in-process cache, then at most one indexed query. Every failure answers exactly
+``{"active": false}``; unknown, revoked, expired, suspended, out-of-quota, foreign-audience and
+wrong-address keys are indistinguishable. No database write happens here: usage goes to the
+counters (authserver.counters) and a job rolls it up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from authserver import counters, generation, hotcache
+from authserver.oauth import credentials
+from keys.models import ApiKey, ApiKeyStatus
+from keys.policy import ip_allowed
+
+INACTIVE: dict[str, Any] = {"active": False}
+
+_FIELDS = (
+    "id", "status", "expires", "grace_ends", "created", "scope", "audiences", "allowed_ips", "rate_limit",
+    "rate_limit_period", "quota", "uses", "client__client_id", "client__credentials_revoked_at",
+)
+
+
+def _usable_until(row: dict[str, Any]) -> datetime | None:
+    """When a key row stops being usable, or None if it is not usable now."""
+    if row["status"] != ApiKeyStatus.ACTIVE:
+        return None
+    cutoff = row["client__credentials_revoked_at"]
+    if cutoff is not None and row["created"] <= cutoff:
+        return None
+    until = row["expires"] if row["grace_ends"] is None else min(row["expires"], row["grace_ends"])
+    return until if until > timezone.now() else None
+
+
+def api_key_lookup(*, key: str) -> dict[str, Any] | None:
+    """The usable key row for ``key``, from the cache or one query; None if unknown or unusable."""
+    if not credentials.is_well_formed(key, credentials.api_key_prefix()):
+        return None
+    digest = credentials.digest(key)
+    row = hotcache.api_keys.get(digest)
+    if row is not None:
+        return row if _usable_until(row) is not None else None
+    gen = generation.current()
+    row = ApiKey.objects.filter(digest=digest).values(*_FIELDS).first()
+    if row is None:
+        return None
+    until = _usable_until(row)
+    if until is None:
+        return None
+    hotcache.api_keys.put(digest, row, expires_at=until.timestamp(), gen=gen)
+    return row
+
+
+def api_key_verify(*, key: str, audience: str, client_ip: str | None) -> dict[str, Any]:
+    """Introspection of an API key by the resource server ``audience``.
+
+    Raises ``counters.CountersUnavailable`` when a key with a quota or rate limit can't be counted:
+    the caller answers 503 rather than guess.
+    """
+    row = api_key_lookup(key=key)
+    if row is None or audience not in row["audiences"] or not ip_allowed(client_ip, row["allowed_ips"]):
+        return dict(INACTIVE)
+    key_id = str(row["id"])
+    limits = counters.consume(key_id, quota=row["quota"], used_baseline=row["uses"], rate_limit=row["rate_limit"],
+                              period=row["rate_limit_period"])
+    if limits.out_of_quota:
+        return dict(INACTIVE)
+    if limits.rate_limited:
+        # The key is good for this caller but over its own limit: say so, so the AI API can answer
+        # 429 with Retry-After to its client. Still not active: a resource server that ignores the
+        # extra fields denies the request (fail closed).
+        retry_after = max(1, int((limits.rate_limit_reset or 0) - timezone.now().timestamp()))
+        return {"active": False, "rate_limited": True, "retry_after": retry_after,
+                "rate_limit": {"limit": row["rate_limit"], "remaining": 0, "reset": limits.rate_limit_reset}}
+    counters.record_use(key_id, client_ip)
+    until = _usable_until(row)
+    assert until is not None  # checked by api_key_lookup an instant ago
+    answer: dict[str, Any] = {
+        "active": True,
+        "token_type": "api_key",
+        "key_id": key_id,
+        "scope": row["scope"],
+        "client_id": row["client__client_id"],
+        "aud": row["audiences"],
+        "exp": int(until.timestamp()),
+        "iat": int(row["created"].timestamp()),
+        "iss": settings.ISSUER,
+    }
+    if row["rate_limit"] is not None:
+        answer["rate_limit"] = {"limit": row["rate_limit"], "remaining": max(limits.rate_limit_remaining or 0, 0),
+                                "reset": limits.rate_limit_reset, "period": row["rate_limit_period"]}
+    if row["quota"] is not None:
+        answer["quota"] = {"limit": row["quota"], "remaining": max(limits.quota_remaining or 0, 0)}
+    return answer

@@ -1,0 +1,53 @@
+"""Celery tasks for API keys and client secrets: thin, idempotent, bounded, id-taking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError
+
+from keys import jobs
+
+COMMON: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,  # idempotent: a task lost with its worker is redelivered
+    "autoretry_for": (OperationalError,),
+    "max_retries": 3,
+    "retry_backoff": True,
+}
+
+
+@shared_task(name="keys.grace_periods_end", time_limit=300, soft_time_limit=270, **COMMON)
+def grace_periods_end() -> dict[str, int]:
+    return jobs.grace_periods_end()
+
+
+@shared_task(name="keys.expire", time_limit=300, soft_time_limit=270, **COMMON)
+def keys_expire() -> int:
+    return jobs.keys_expire()
+
+
+@shared_task(name="keys.expiry_warnings", time_limit=600, soft_time_limit=570, **COMMON)
+def expiry_warnings() -> int:
+    return jobs.expiry_warnings_send()
+
+
+@shared_task(name="keys.usage_roll_up", time_limit=300, soft_time_limit=270, **COMMON)
+def usage_roll_up() -> dict[str, int]:
+    return jobs.usage_roll_up()
+
+
+@shared_task(name="keys.compromise_response_finish", time_limit=3600, soft_time_limit=3500, **COMMON)
+def compromise_response_finish(response_id: str) -> dict[str, int]:
+    return jobs.compromise_response_finish(response_id=response_id)
+
+
+@shared_task(name="keys.reconcile", time_limit=120, soft_time_limit=100, **COMMON)
+def reconcile() -> int:
+    """Re-enqueue unfinished work whose worker died or whose enqueue was lost (broker down)."""
+    stalled = jobs.compromise_responses_stalled(stale_after=int(getattr(settings, "COMPROMISE_STALE_SECONDS", 60)))
+    for response_id in stalled:
+        compromise_response_finish.delay(response_id)
+    return len(stalled)
