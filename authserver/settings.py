@@ -115,6 +115,8 @@ if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
     }
+    # One test database per test process, so concurrent runs on one server never collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
     DATABASES = {
         "default": {
@@ -214,7 +216,8 @@ SECURE_HSTS_SECONDS = int(os.environ.get("AUTHSERVER_HSTS_SECONDS", 31536000 if 
 SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
 SECURE_HSTS_PRELOAD = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "no-referrer"
+# same-origin, not no-referrer: Chromium then sends "Origin: null" on form posts and CSRF fails.
+SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
@@ -254,6 +257,12 @@ API_KEY_GRACE_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_GRACE_SECONDS", 8
 API_KEY_EXPIRY_WARNING_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_EXPIRY_WARNING_SECONDS", 7 * 86400))
 # Token exchange (RFC 8693): an API key traded for an access token of at most this lifetime.
 API_KEY_EXCHANGE_TOKEN_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_EXCHANGE_TOKEN_SECONDS", 600))
+
+# Compromise-response job tuning (tests shrink these to interrupt a job midway).
+COMPROMISE_BATCH_SIZE = int(os.environ.get("AUTHSERVER_COMPROMISE_BATCH_SIZE", 500))
+COMPROMISE_BATCH_PAUSE = float(os.environ.get("AUTHSERVER_COMPROMISE_BATCH_PAUSE", 0))
+COMPROMISE_STALE_SECONDS = int(os.environ.get("AUTHSERVER_COMPROMISE_STALE_SECONDS", 60))
+MANAGEMENT_API_AUDIENCE = f"{ISSUER}/api"
 
 EMAIL_BACKEND = os.environ.get(
     "AUTHSERVER_EMAIL_BACKEND",

@@ -35,6 +35,22 @@ API_KEY_TOKEN_TYPE = "urn:authserver:params:oauth:token-type:api_key"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 
+class RateLimited(errors.OAuth2Error):
+    """429 with Retry-After: the key is good but over its own rate limit."""
+
+    error = "slow_down"
+    status_code = 429
+    description = "The API key is over its rate limit."
+
+    def __init__(self, *, retry_after: int, request: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(request=request)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class ApiKeyExchangeGrant(GrantTypeBase):
     def create_token_response(self, request: Any, token_handler: Any) -> tuple[dict[str, str], str, int]:
         headers = self._get_default_headers()
@@ -68,9 +84,7 @@ class ApiKeyExchangeGrant(GrantTypeBase):
             raise errors.InvalidGrantError(request=request)
         if limits.rate_limited:
             retry_after = max(1, int((limits.rate_limit_reset or 0) - timezone.now().timestamp()))
-            raise errors.CustomOAuth2Error(error="slow_down", description="The API key is over its rate limit.",
-                                           status_code=429, headers={"Retry-After": str(retry_after)},
-                                           request=request)
+            raise RateLimited(retry_after=retry_after, request=request)
         until = row["expires"] if row["grace_ends"] is None else min(row["expires"], row["grace_ends"])
         remaining = int((until - timezone.now()).total_seconds())
         request._authserver_max_lifetime = max(1, min(settings.API_KEY_EXCHANGE_TOKEN_SECONDS, remaining))

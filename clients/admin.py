@@ -1,0 +1,395 @@
+"""Admin for clients and scopes.
+
+``ClientAdmin`` is registered by DOT itself (``OAUTH2_PROVIDER["APPLICATION_ADMIN_CLASS"]``), so
+this module must not register ``Client``; it registers ``Scope`` only.
+
+Secrets: creation and rotation go through ``clients.services``; the plaintext secret exists only
+in the body of the one response that answers the POST (``Cache-Control: no-store``). It is never
+put in a URL, the session, a message or a log entry, and the change form has no secret field.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.translation import ngettext
+from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
+
+from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
+from clients.models import Client, RetiredClientSecret, Scope
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# The admin has a handful of models and wide tables (40-character client IDs, audience URIs): the
+# index page and breadcrumbs are navigation enough, the table gets the width.
+admin.site.enable_nav_sidebar = False
+admin.site.site_url = None  # no public site to "view": this server has no home page
+admin.site.site_header = admin.site.site_title = "authserver admin"
+
+
+# Submissions that showed a secret are remembered (their one-time form token -> client pk) so that
+# reloading the secret page, or going back to it, cannot create a second client or rotate again:
+# the browser resubmits the same token and is sent to the client instead. Never the secret itself.
+DONE_KEY = "authserver_admin_done"
+ONCE_FIELD = "_once"
+
+
+def _once_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _already_done(request: HttpRequest) -> int | None:
+    token = request.POST.get(ONCE_FIELD, "")
+    return request.session.get(DONE_KEY, {}).get(token) if token else None
+
+
+def _mark_done(request: HttpRequest, client: Client) -> None:
+    token = request.POST.get(ONCE_FIELD, "")
+    if token:
+        done = dict(list(request.session.get(DONE_KEY, {}).items())[-49:])
+        done[token] = client.pk
+        request.session[DONE_KEY] = done
+
+
+def _default_grace_hours() -> int:
+    return max(0, settings.CLIENT_SECRET_GRACE_SECONDS // 3600)
+
+
+class RotateSecretForm(forms.Form):
+    grace_hours = forms.IntegerField(
+        label="Grace period (hours)",
+        min_value=0,
+        max_value=30 * 24,
+        initial=_default_grace_hours,
+        help_text="How long the current secret keeps working next to the new one, so deployed "
+        "services can switch over. 0 revokes it immediately. At most 720 hours (30 days).",
+    )
+
+
+class GrantTypeFilter(admin.SimpleListFilter):
+    title = "grant type"
+    parameter_name = "grant_type"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(value, value) for value, _ in GRANT_TYPE_CHOICES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Client]) -> QuerySet[Client]:
+        value = self.value()
+        if not value:
+            return queryset
+        # JSONField "contains" is not portable to SQLite; client lists are small, filter in Python.
+        ids = [pk for pk, grants in queryset.values_list("pk", "grant_types") if value in (grants or [])]
+        return queryset.filter(pk__in=ids)
+
+
+class RetiredClientSecretInline(admin.TabularInline):
+    model = RetiredClientSecret
+    fields = ("hint", "retired", "expires", "status")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("-retired",)
+    verbose_name = "retired secret"
+    verbose_name_plural = "Retired secrets (still accepted until they expire)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="status")
+    def status(self, obj: RetiredClientSecret) -> str:
+        return "accepted" if obj.expires > timezone.now() else "expired"
+
+
+class ClientAdmin(admin.ModelAdmin):
+    form = ClientChangeForm
+    list_display = (
+        "name",
+        "client_id",
+        "client_type",
+        "grant_types_display",
+        "audience",
+        "secret_hint",
+        "created_display",
+    )
+    list_display_links = ("name", "client_id")
+    list_filter = ("client_type", GrantTypeFilter, "is_resource_server", "remember_consent", "allowed_scopes")
+    search_fields = ("name", "client_id", "audience")
+    ordering = ("-created",)
+    readonly_fields = ("client_id", "client_type", "client_secret_hint", "client_secret_rotated", "created", "updated")
+    fieldsets = (
+        (None, {"fields": ("name", "client_id", "client_type", "client_secret_hint", "client_secret_rotated")}),
+        ("Grants and redirects", {"fields": ("grant_types", "redirect_uris")}),
+        ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences")}),
+        ("Resource server", {"fields": ("is_resource_server", "audience")}),
+        ("Tokens and consent", {"fields": ("access_token_lifetime", "refresh_token_lifetime", "remember_consent")}),
+        ("Timestamps", {"fields": ("created", "updated"), "classes": ("collapse",)}),
+    )
+    add_fieldsets = (
+        (None, {"fields": ("name", "client_type")}),
+        ("Grants and redirects", {"fields": ("grant_types", "redirect_uris")}),
+        ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences")}),
+        ("Resource server", {"fields": ("resource_server_audience",)}),
+        ("Tokens and consent", {"fields": ("access_token_lifetime", "remember_consent")}),
+    )
+    inlines = (RetiredClientSecretInline,)
+    view_on_site = False  # DOT's get_absolute_url points at its own management views, not mounted here
+
+    # -- list ----------------------------------------------------------------------------------
+    @admin.display(description="grant types")
+    def grant_types_display(self, obj: Client) -> str:
+        return format_html_join(mark_safe("<br>"), "{}", ((g,) for g in obj.grant_types or [])) or "—"
+
+    @admin.display(description="secret", ordering="client_secret_hint")
+    def secret_hint(self, obj: Client) -> str:
+        return obj.client_secret_hint or "—"
+
+    @admin.display(description="created", ordering="created")
+    def created_display(self, obj: Client) -> str:
+        created = obj.created
+        return format_html('<time datetime="{}">{}</time>', created.isoformat(), created.strftime("%Y-%m-%d %H:%M"))
+
+    # -- URLs ----------------------------------------------------------------------------------
+    def get_urls(self) -> list[Any]:
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        extra = [
+            path(
+                "<path:object_id>/rotate-secret/",
+                self.admin_site.admin_view(self.rotate_secret_view),
+                name=f"{prefix}_rotate_secret",
+            ),
+            path(
+                "<path:object_id>/revoke-tokens/",
+                self.admin_site.admin_view(self.revoke_tokens_view),
+                name=f"{prefix}_revoke_tokens",
+            ),
+        ]
+        return extra + super().get_urls()
+
+    def _change_url(self, client: Client) -> str:
+        return reverse(f"{self.admin_site.name}:clients_client_change", args=[client.pk])
+
+    def _secret_response(
+        self, request: HttpRequest, client: Client, secret: str | None, *, title: str, rotated: bool
+    ) -> HttpResponse:
+        """The one and only response that carries a plaintext secret."""
+        retired = list(client.retired_secrets.filter(expires__gt=timezone.now()).order_by("-retired"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "client": client,
+            "secret": secret,
+            "rotated": rotated,
+            "retired": retired,
+            "change_url": self._change_url(client),
+        }
+        response = TemplateResponse(request, "admin/clients/client/secret_once.html", context)
+        for key, value in NO_STORE.items():
+            response[key] = value
+        return response
+
+    def _resubmitted(self, request: HttpRequest, pk: int, what: str) -> HttpResponse:
+        self.message_user(
+            request,
+            f"{what}; its secret was shown once and cannot be shown again. Rotate the secret if it was lost.",
+            messages.WARNING,
+        )
+        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:clients_client_change", args=[pk]))
+
+    # -- add -----------------------------------------------------------------------------------
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> Any:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        if request.method == "POST":
+            done = _already_done(request)
+            if done is not None:
+                return self._resubmitted(request, done, "This client was already created")
+            form = ClientCreationForm(request.POST)
+            if form.is_valid():
+                registered = form.register(actor=request.user)
+                if registered is not None:
+                    client, secret = registered
+                    self.log_addition(request, client, [{"added": {}}])
+                    _mark_done(request, client)
+                    return self._secret_response(request, client, secret, title="Client created", rotated=False)
+        elif request.method == "GET":
+            form = ClientCreationForm()
+        else:
+            return HttpResponseNotAllowed(["GET", "POST"])
+
+        adminform = helpers.AdminForm(form, list(self.add_fieldsets), {}, model_admin=self)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add client",
+            "subtitle": None,
+            "adminform": adminform,
+            "object_id": None,
+            "original": None,
+            "is_popup": False,
+            "to_field": None,
+            "media": self.media + adminform.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": self.get_preserved_filters(request),
+            "once": request.POST.get(ONCE_FIELD) or _once_token(),
+            "show_save_and_add_another": False,
+            "show_save_and_continue": False,
+            **(extra_context or {}),
+        }
+        return self.render_change_form(request, context, add=True, form_url=form_url)
+
+    # -- change ----------------------------------------------------------------------------------
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        extra_context = dict(extra_context or {})
+        obj = self.get_object(request, unquote(object_id))
+        if obj is not None:
+            extra_context.update(
+                {
+                    "can_rotate_secret": obj.client_type == Client.CLIENT_CONFIDENTIAL
+                    and self.has_change_permission(request, obj),
+                    "can_revoke_tokens": self.has_change_permission(request, obj),
+                }
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # Tokens, codes and retired secrets have no delete permission of their own (they are
+        # revoked, not deleted), but deleting their client is an explicit decision that removes
+        # them all: don't let their admins block it.
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        cascaded = {
+            str(model._meta.verbose_name)
+            for model in (get_access_token_model(), get_refresh_token_model(), get_grant_model(), RetiredClientSecret)
+        }
+        return deleted, model_count, perms_needed - cascaded, protected
+
+    # -- rotate / revoke -------------------------------------------------------------------------
+    def _client_for_change(self, request: HttpRequest, object_id: str) -> Client | HttpResponse:
+        client = self.get_object(request, unquote(object_id))
+        if client is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, client):
+            raise PermissionDenied
+        return client
+
+    def rotate_secret_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        from clients.services import ClientError, client_secret_rotate
+
+        if request.method not in {"GET", "POST"}:
+            return HttpResponseNotAllowed(["GET", "POST"])
+        client = self._client_for_change(request, object_id)
+        if isinstance(client, HttpResponse):
+            return client
+        if client.client_type != Client.CLIENT_CONFIDENTIAL:
+            self.message_user(request, "Public clients have no secret to rotate.", messages.ERROR)
+            return HttpResponseRedirect(self._change_url(client))
+
+        if request.method == "POST" and _already_done(request) == client.pk:
+            return self._resubmitted(request, client.pk, "The secret was already rotated")
+        form = RotateSecretForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            hours = form.cleaned_data["grace_hours"]
+            try:
+                client, secret = client_secret_rotate(client=client, grace=timedelta(hours=hours), actor=request.user)
+            except ClientError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.log_change(request, client, f"Rotated the client secret (grace period {hours} h).")
+                _mark_done(request, client)
+                return self._secret_response(request, client, secret, title="Client secret rotated", rotated=True)
+
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Rotate client secret",
+            "client": client,
+            "original": client,
+            "form": form,
+            "once": request.POST.get(ONCE_FIELD) or _once_token(),
+            "retired": list(client.retired_secrets.filter(expires__gt=timezone.now()).order_by("-retired")),
+            "change_url": self._change_url(client),
+        }
+        return TemplateResponse(request, "admin/clients/client/rotate_secret.html", context)
+
+    def revoke_tokens_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        from clients.services import client_revoke_tokens
+
+        if request.method not in {"GET", "POST"}:
+            return HttpResponseNotAllowed(["GET", "POST"])
+        client = self._client_for_change(request, object_id)
+        if isinstance(client, HttpResponse):
+            return client
+
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            counts = client_revoke_tokens(client=client, actor=request.user)
+            summary = "Revoked {} {}, {} {} and {} pending {}.".format(
+                counts["access_tokens"],
+                ngettext("access token", "access tokens", counts["access_tokens"]),
+                counts["refresh_tokens"],
+                ngettext("refresh token", "refresh tokens", counts["refresh_tokens"]),
+                counts["authorization_codes"],
+                ngettext("authorization code", "authorization codes", counts["authorization_codes"]),
+            )
+            self.log_change(request, client, summary)
+            self.message_user(request, summary, messages.SUCCESS)
+            return HttpResponseRedirect(self._change_url(client))
+
+        now = timezone.now()
+        access, refresh, grants = get_access_token_model(), get_refresh_token_model(), get_grant_model()
+        live = {
+            "access_tokens": access.objects.filter(application=client, expires__gt=now).count(),
+            "refresh_tokens": refresh.objects.filter(application=client, revoked__isnull=True).count(),
+            "authorization_codes": grants.objects.filter(
+                application=client, used__isnull=True, expires__gt=now
+            ).count(),
+        }
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Revoke all tokens",
+            "client": client,
+            "original": client,
+            "live": live,
+            "change_url": self._change_url(client),
+        }
+        return TemplateResponse(request, "admin/clients/client/revoke_tokens.html", context)
+
+
+@admin.register(Scope)
+class ScopeAdmin(admin.ModelAdmin):
+    list_display = ("name", "description", "client_count", "created")
+    search_fields = ("name", "description")
+    ordering = ("name",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Scope]:
+        return super().get_queryset(request).annotate(_client_count=Count("clients", distinct=True))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Scope | None = None) -> tuple[str, ...]:
+        # Issued tokens carry scope names: renaming one would silently change what they grant.
+        return ("name", "created") if obj is not None else ("created",)
+
+    @admin.display(description="clients", ordering="_client_count")
+    def client_count(self, obj: Scope) -> str:
+        count = getattr(obj, "_client_count", 0)
+        url = reverse(f"{self.admin_site.name}:clients_client_changelist") + f"?allowed_scopes__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, count)

@@ -1,0 +1,247 @@
+"""Admin forms for clients.
+
+Creation goes through :func:`clients.services.client_register` (server-generated, hashed secret),
+so :class:`ClientCreationForm` is a plain form that only collects and shapes input; the model's
+``clean()`` (called by the service via ``full_clean``) remains the single source of truth for the
+redirect-URI and grant-type policy, and its errors are mapped back onto these fields.
+
+:class:`ClientChangeForm` is a ModelForm over the safe, editable fields only: the secret (and its
+hashing flag) is never a form field, so it can neither be shown nor overwritten here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+
+from clients.models import GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, Client, Scope, validate_audience
+
+GRANT_TYPE_CHOICES = [
+    (GRANT_AUTHORIZATION_CODE, "authorization_code (users sign in; PKCE; refresh tokens)"),
+    (GRANT_CLIENT_CREDENTIALS, "client_credentials (machine to machine; confidential clients only)"),
+]
+CLIENT_TYPE_CHOICES = [
+    (Client.CLIENT_CONFIDENTIAL, "Confidential (a server that can keep a secret)"),
+    (Client.CLIENT_PUBLIC, "Public (browser or native app; no secret)"),
+]
+
+
+# "radiolist" gets the admin's styling for choice lists (labels as wide as their text).
+CHECKBOXES = forms.CheckboxSelectMultiple(attrs={"class": "radiolist"})
+
+
+class LinesField(forms.CharField):
+    """A textarea holding one value per line; cleans to a list of non-empty, stripped lines.
+
+    ``joiner`` turns the list back into the stored string (``" "`` for DOT's ``redirect_uris``);
+    without it the field cleans to (and displays) a Python list, as stored in a JSONField.
+    """
+
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 80, "spellcheck": "false", "autocapitalize": "none"})
+
+    def __init__(self, *args: Any, joiner: str | None = None, **kwargs: Any) -> None:
+        self.joiner = joiner
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("strip", False)
+        super().__init__(*args, **kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return "\n".join(str(item) for item in value)
+        if self.joiner is not None and isinstance(value, str) and "\n" not in value:
+            return "\n".join(value.split())
+        return value
+
+    def lines(self, value: Any) -> list[str]:
+        if isinstance(value, list | tuple):
+            return [str(item) for item in value]
+        text = "" if value in self.empty_values else str(value)
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def to_python(self, value: Any) -> Any:
+        items = self.lines(value)
+        for item in items:
+            if any(ch.isspace() for ch in item):
+                raise ValidationError("one value per line, without spaces: %(value)s", params={"value": item})
+        items = list(dict.fromkeys(items))
+        return self.joiner.join(items) if self.joiner is not None else items
+
+    def validate(self, value: Any) -> None:
+        if self.required and not value:
+            raise ValidationError(self.error_messages["required"], code="required")
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return self.lines(self.prepare_value(initial)) != self.lines(self.prepare_value(data))
+
+
+def _validate_audiences(values: list[str]) -> None:
+    errors = []
+    for value in values:
+        try:
+            validate_audience(value)
+        except ValidationError as exc:
+            errors.extend(ValidationError(f"{value}: {message}") for message in exc.messages)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _lifetime_field(**kwargs: Any) -> forms.IntegerField:
+    return forms.IntegerField(
+        required=False,
+        min_value=30,
+        max_value=settings.ACCESS_TOKEN_MAX_SECONDS,
+        help_text=f"Seconds. Empty for the server default ({settings.ACCESS_TOKEN_DEFAULT_SECONDS}s); "
+        f"at most {settings.ACCESS_TOKEN_MAX_SECONDS}s.",
+        **kwargs,
+    )
+
+
+REDIRECT_HELP = (
+    "One per line, matched exactly. https only; http only on 127.0.0.1 or [::1] for public (native) "
+    "clients. No fragments, wildcards or userinfo."
+)
+AUDIENCE_HELP = "Resource servers (audience URIs) this client may get tokens for, one per line (RFC 8707)."
+RS_AUDIENCE_HELP = (
+    "Only for a resource server (an API that introspects tokens): its own audience URI, e.g. "
+    "https://api.example.com. Leave empty for an ordinary client."
+)
+
+
+class ClientCreationForm(forms.Form):
+    """Collects what ``client_register`` needs; ``register()`` calls it and maps its errors back."""
+
+    name = forms.CharField(max_length=255)
+    client_type = forms.ChoiceField(
+        choices=CLIENT_TYPE_CHOICES,
+        initial=Client.CLIENT_CONFIDENTIAL,
+        widget=forms.RadioSelect(attrs={"class": "radiolist"}),
+    )
+    grant_types = forms.MultipleChoiceField(choices=GRANT_TYPE_CHOICES, widget=CHECKBOXES)
+    redirect_uris = LinesField(label="Redirect URIs", help_text=REDIRECT_HELP)
+    allowed_scopes = forms.ModelMultipleChoiceField(
+        queryset=Scope.objects.all(),
+        required=False,
+        widget=CHECKBOXES,
+        help_text="Scopes this client may request.",
+    )
+    allowed_audiences = LinesField(label="Allowed audiences", help_text=AUDIENCE_HELP, validators=[_validate_audiences])
+    resource_server_audience = forms.CharField(
+        label="Resource server audience",
+        required=False,
+        max_length=255,
+        validators=[validate_audience],
+        help_text=RS_AUDIENCE_HELP,
+    )
+    access_token_lifetime = _lifetime_field(label="Access token lifetime")
+    remember_consent = forms.BooleanField(
+        required=False,
+        help_text="Skip the consent page when the user already has a live token with the same scopes.",
+    )
+
+    # Where the model's / service's error keys land on this form.
+    ERROR_FIELDS = {
+        "name": "name",
+        "client_type": "client_type",
+        "grant_types": "grant_types",
+        "authorization_grant_type": "grant_types",
+        "redirect_uris": "redirect_uris",
+        "allowed_audiences": "allowed_audiences",
+        "audience": "resource_server_audience",
+        "is_resource_server": "resource_server_audience",
+        "access_token_lifetime": "access_token_lifetime",
+        "remember_consent": "remember_consent",
+    }
+
+    def register(self, *, actor: Any = None) -> tuple[Client, str | None] | None:
+        """Register the client; on failure add the errors to the form and return None."""
+        from clients.services import ClientError, client_register
+
+        data = self.cleaned_data
+        try:
+            return client_register(
+                name=data["name"],
+                client_type=data["client_type"],
+                grant_types=data["grant_types"],
+                redirect_uris=data["redirect_uris"],
+                scopes=[scope.name for scope in data["allowed_scopes"]],
+                audiences=data["allowed_audiences"],
+                resource_server_audience=data["resource_server_audience"] or None,
+                access_token_lifetime=data["access_token_lifetime"],
+                remember_consent=data["remember_consent"],
+                actor=actor,
+            )
+        except ClientError as exc:
+            self.add_error(None, str(exc))
+        except ValidationError as exc:
+            self.add_model_errors(exc)
+        return None
+
+    def add_model_errors(self, exc: ValidationError) -> None:
+        if not hasattr(exc, "error_dict"):
+            self.add_error(None, exc)
+            return
+        for key, errors in exc.error_dict.items():
+            field = self.ERROR_FIELDS.get(key)
+            if field is None:
+                # Errors on fields this form does not show (or NON_FIELD_ERRORS) stay visible.
+                label = "" if key == NON_FIELD_ERRORS else f"{key}: "
+                for error in errors:
+                    for message in error.messages:
+                        self.add_error(None, f"{label}{message}")
+            else:
+                self.add_error(field, errors)
+
+
+class ClientChangeForm(forms.ModelForm):
+    """Editing an existing client. ``client_secret``/``hash_client_secret`` are not fields at all.
+
+    ModelForm validation runs ``Client.full_clean()``, i.e. the model's ``clean()`` with the same
+    redirect-URI and grant-type policy as registration, so editing cannot bypass it.
+    """
+
+    grant_types = forms.MultipleChoiceField(choices=GRANT_TYPE_CHOICES, widget=CHECKBOXES)
+    redirect_uris = LinesField(label="Redirect URIs", joiner=" ", help_text=REDIRECT_HELP)
+    allowed_audiences = LinesField(label="Allowed audiences", help_text=AUDIENCE_HELP, validators=[_validate_audiences])
+    allowed_scopes = forms.ModelMultipleChoiceField(
+        queryset=Scope.objects.all(),
+        required=False,
+        widget=CHECKBOXES,
+        help_text="Scopes this client may request.",
+    )
+    audience = forms.CharField(
+        label="Resource server audience",
+        required=False,
+        max_length=255,
+        validators=[validate_audience],
+        help_text="This resource server's own audience URI (required when it is a resource server).",
+    )
+    access_token_lifetime = _lifetime_field(label="Access token lifetime")
+    refresh_token_lifetime = forms.IntegerField(
+        required=False,
+        validators=[MinValueValidator(300), MaxValueValidator(settings.REFRESH_TOKEN_MAX_SECONDS)],
+        help_text=f"Absolute lifetime of a refresh-token family in seconds; empty for the server default "
+        f"({settings.REFRESH_TOKEN_DEFAULT_SECONDS}s); at most {settings.REFRESH_TOKEN_MAX_SECONDS}s.",
+    )
+
+    class Meta:
+        model = Client
+        fields = [
+            "name",
+            "grant_types",
+            "redirect_uris",
+            "allowed_scopes",
+            "allowed_audiences",
+            "is_resource_server",
+            "audience",
+            "access_token_lifetime",
+            "refresh_token_lifetime",
+            "remember_consent",
+        ]
+
+    def clean_audience(self) -> str | None:
+        # The column is unique and nullable: an empty value must be NULL, never "".
+        return self.cleaned_data.get("audience") or None
