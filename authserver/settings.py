@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "authserver.oauth",
     "authserver.accounts",
+    "authserver.audit",
     "clients",
     "keys",
 ]

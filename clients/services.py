@@ -13,6 +13,8 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from authserver import generation
+from authserver.audit.context import actor_label
+from authserver.audit.services import audit_record
 from authserver.oauth import credentials
 from authserver.oauth.hashers import CredentialHasher
 from clients.models import GRANT_TYPES, Client, RetiredClientSecret, Scope
@@ -86,6 +88,10 @@ def client_register(
     with transaction.atomic():
         client.save()
         client.allowed_scopes.set(found)
+        audit_record(event="client.created", actor=actor_label(actor), subject=f"client:{client.client_id}",
+                     details={"type": client_type, "grant_types": grant_types, "scopes": scope_names,
+                              "audiences": client.allowed_audiences, "resource_server": client.audience,
+                              "redirect_uris": client.redirect_uris.split(), "secret_hint": client.client_secret_hint})
     log.info("client registered", extra={"client_id": client.client_id, "actor": str(actor or "system")})
     return client, (secret or None)
 
@@ -115,6 +121,8 @@ def client_secret_rotate(*, client: Client, grace: timedelta | None = None, acto
         locked.client_secret_hint = credentials.hint(secret)
         locked.client_secret_rotated = now
         locked.save(update_fields=["client_secret", "client_secret_hint", "client_secret_rotated", "updated"])
+        audit_record(event="client.secret_rotated", actor=actor_label(actor), subject=f"client:{locked.client_id}",
+                     details={"new_hint": locked.client_secret_hint, "grace_seconds": int(grace.total_seconds())})
     log.info("client secret rotated", extra={"client_id": client.client_id, "actor": str(actor or "system")})
     return locked, secret
 
@@ -135,6 +143,8 @@ def client_revoke_tokens(*, client: Client, actor: Any = None) -> dict[str, int]
             used=now, expires=now
         )
         generation.invalidate()  # every worker forgets cached answers before we return
+        audit_record(event="client.tokens_revoked", actor=actor_label(actor), subject=f"client:{client.client_id}",
+                     details={"access_tokens": access, "refresh_tokens": refresh, "authorization_codes": grants})
     counts = {"access_tokens": access, "refresh_tokens": refresh, "authorization_codes": grants}
     log.info("client tokens revoked", extra={"client_id": client.client_id, "actor": str(actor or "system"), **counts})
     return counts

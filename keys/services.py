@@ -13,6 +13,8 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
 from authserver import generation
+from authserver.audit.context import actor_label
+from authserver.audit.services import audit_record
 from authserver.jobs import enqueue_on_commit
 from authserver.oauth import credentials
 from clients.models import Client
@@ -52,7 +54,22 @@ def api_key_create(
         raise policy.KeyPolicyError("quota must be at least 1")
     limit, period = policy.check_rate_limit(rate_limit)
     plaintext = credentials.mint(credentials.api_key_prefix())
-    key = ApiKey.objects.create(
+    with transaction.atomic():
+        key = _api_key_insert(client=client, name=name, plaintext=plaintext, scopes=scopes, audiences=audiences,
+                              allowed_ips=allowed_ips, limit=limit, period=period, quota=quota, expires_in=expires_in,
+                              actor=actor)
+        audit_record(event="api_key.created", actor=actor_label(actor), subject=f"key:{key.id}",
+                     details={"client_id": client.client_id, "hint": key.hint, "name": key.name, "scope": key.scope,
+                              "audiences": key.audiences, "allowed_ips": key.allowed_ips,
+                              "expires": key.expires.isoformat(), "rate_limit": key.rate_limit, "quota": key.quota})
+    log.info("api key created", extra={"key_id": str(key.id), "client_id": client.client_id})
+    return key, plaintext
+
+
+def _api_key_insert(*, client: Client, name: str, plaintext: str, scopes: Any, audiences: Any, allowed_ips: Any,
+                    limit: int | None, period: int | None, quota: int | None, expires_in: timedelta | None,
+                    actor: Any) -> ApiKey:
+    return ApiKey.objects.create(
         client=client,
         name=name,
         digest=credentials.digest(plaintext),
@@ -66,8 +83,6 @@ def api_key_create(
         expires=timezone.now() + policy.check_lifetime(expires_in),
         **_actor_fields(actor),
     )
-    log.info("api key created", extra={"key_id": str(key.id), "client_id": client.client_id})
-    return key, plaintext
 
 
 def api_key_rotate(*, key: ApiKey, grace: timedelta | None = None, actor: Any = None) -> tuple[ApiKey, str]:
@@ -97,11 +112,15 @@ def api_key_rotate(*, key: ApiKey, grace: timedelta | None = None, actor: Any = 
             old.status, old.revoked = ApiKeyStatus.REVOKED, now
         old.save(update_fields=["grace_ends", "version", "status", "revoked"])
         _fan_out_on_commit()
+        audit_record(event="api_key.rotated", actor=actor_label(actor), subject=f"key:{old.id}",
+                     details={"successor": str(new.id), "successor_hint": new.hint,
+                              "grace_ends": old.grace_ends.isoformat()})
     log.info("api key rotated", extra={"key_id": str(old.id), "successor_id": str(new.id)})
     return new, plaintext
 
 
-def _set_status(key: ApiKey, status: str, *, allowed_from: set[str], stamp: str | None) -> ApiKey:
+def _set_status(key: ApiKey, status: str, *, allowed_from: set[str], stamp: str | None, actor: Any = None,
+                event: str = "") -> ApiKey:
     with transaction.atomic():
         locked = ApiKey.objects.select_for_update().get(pk=key.pk)
         if locked.status == status:
@@ -115,28 +134,34 @@ def _set_status(key: ApiKey, status: str, *, allowed_from: set[str], stamp: str 
             setattr(locked, stamp, timezone.now())
             fields.append(stamp)
         locked.save(update_fields=fields)
+        exchanged = 0
         if status != ApiKeyStatus.ACTIVE:
             # Tokens exchanged for the key (RFC 8693) die with it.
-            get_access_token_model().objects.filter(source_api_key=locked.pk).delete()
+            exchanged, _ = get_access_token_model().objects.filter(source_api_key=locked.pk).delete()
         _fan_out_on_commit()
+        audit_record(event=event or f"api_key.{status}", actor=actor_label(actor), subject=f"key:{locked.id}",
+                     details={"hint": locked.hint, "exchanged_tokens_revoked": exchanged})
     return locked
 
 
 def api_key_revoke(*, key: ApiKey, actor: Any = None) -> ApiKey:
     revoked = _set_status(key, ApiKeyStatus.REVOKED, allowed_from={ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED,
-                                                                   ApiKeyStatus.EXPIRED}, stamp="revoked")
+                                                                   ApiKeyStatus.EXPIRED}, stamp="revoked",
+                          actor=actor, event="api_key.revoked")
     log.info("api key revoked", extra={"key_id": str(key.id), "actor": str(actor or "system")})
     return revoked
 
 
 def api_key_suspend(*, key: ApiKey, actor: Any = None) -> ApiKey:
-    suspended = _set_status(key, ApiKeyStatus.SUSPENDED, allowed_from={ApiKeyStatus.ACTIVE}, stamp="suspended")
+    suspended = _set_status(key, ApiKeyStatus.SUSPENDED, allowed_from={ApiKeyStatus.ACTIVE}, stamp="suspended",
+                            actor=actor, event="api_key.suspended")
     log.info("api key suspended", extra={"key_id": str(key.id), "actor": str(actor or "system")})
     return suspended
 
 
 def api_key_resume(*, key: ApiKey, actor: Any = None) -> ApiKey:
-    resumed = _set_status(key, ApiKeyStatus.ACTIVE, allowed_from={ApiKeyStatus.SUSPENDED}, stamp=None)
+    resumed = _set_status(key, ApiKeyStatus.ACTIVE, allowed_from={ApiKeyStatus.SUSPENDED}, stamp=None, actor=actor,
+                          event="api_key.resumed")
     log.info("api key resumed", extra={"key_id": str(key.id), "actor": str(actor or "system")})
     return resumed
 
@@ -159,6 +184,8 @@ def compromise_response_start(*, client: Client, actor: Any = None) -> Compromis
                                                      requested_by=str(getattr(actor, "username", None) or actor
                                                                       or "system")[:150])
         _fan_out_on_commit()
+        audit_record(event="client.compromise_response", actor=actor_label(actor), subject=f"client:{client.client_id}",
+                     details={"response_id": str(response.pk), "effective": now.isoformat()})
         enqueue_on_commit(compromise_response_finish, str(response.pk))
     log.warning("compromise response started", extra={"client_id": client.client_id,
                                                       "response_id": str(response.pk)})

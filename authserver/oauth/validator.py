@@ -29,6 +29,8 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
+from authserver.audit.context import request_personal
+from authserver.audit.services import audit_record
 from authserver.oauth import credentials
 
 log = logging.getLogger("authserver.oauth")
@@ -161,6 +163,9 @@ class AuthServerValidator(OAuth2Validator):
         log.warning("authorization code replayed; revoking tokens issued from it", extra={"grant_id": grant.pk})
         if grant.token_family:
             RefreshToken.revoke_family(grant.token_family)
+        audit_record(event="code.replayed", outcome="failure", actor=f"client:{grant.application.client_id}",
+                     subject=f"user:{grant.user_id}", details={"grant": grant.pk, "code": grant.hint,
+                                                              "family_revoked": str(grant.token_family or "")})
 
     def invalidate_authorization_code(self, client_id: str, code: str, request: Any, *args: Any, **kwargs: Any) -> None:
         # validate_code already marked the code used; the row stays (until the cleanup job) so a
@@ -170,7 +175,25 @@ class AuthServerValidator(OAuth2Validator):
     # -- Token persistence ----------------------------------------------------------------------
     def save_bearer_token(self, token: dict[str, Any], request: Any, *args: Any, **kwargs: Any) -> Any:
         with transaction.atomic():
-            return self._save_bearer_token(token, request, *args, **kwargs)
+            result = self._save_bearer_token(token, request, *args, **kwargs)
+            client_id = request.client.client_id
+            user = getattr(request, "user", None)
+            audit_record(
+                event="token.refreshed" if request.grant_type == "refresh_token" else "token.issued",
+                actor=f"client:{client_id}", subject=f"user:{user.pk}" if user is not None else f"client:{client_id}",
+                details={"grant_type": request.grant_type, "scope": token.get("scope", ""),
+                         "aud": list(getattr(request, "resource", None) or []),
+                         "access_token": credentials.hint(token["access_token"]),
+                         "refresh_token": credentials.hint(token["refresh_token"]) if token.get("refresh_token") else None,
+                         "api_key": getattr(request, "_authserver_api_key_id", None)},
+                personal=self._personal(request),
+            )
+            return result
+
+    @staticmethod
+    def _personal(request: Any) -> dict[str, Any]:
+        headers = getattr(request, "headers", None) or {}
+        return {"ip": headers.get("REMOTE_ADDR", ""), "user_agent": str(headers.get("HTTP_USER_AGENT", ""))[:300]}
 
     def _create_access_token(self, expires: Any, request: Any, token: dict[str, Any], source_refresh_token: Any = None) -> Any:
         access_token = AccessToken(
@@ -217,6 +240,7 @@ class AuthServerValidator(OAuth2Validator):
         if not credentials.is_well_formed(refresh_token, credentials.REFRESH_TOKEN):
             return False
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            self._audit_refresh_reuse(refresh_token, client)
             return False
         instance = request.refresh_token_instance
         if instance.family_expires is not None and instance.family_expires <= timezone.now():
@@ -228,7 +252,22 @@ class AuthServerValidator(OAuth2Validator):
         # RFC 7009 §2.2: unknown and malformed tokens answer 200 just the same.
         if credentials.credential_type(token) not in {credentials.ACCESS_TOKEN, credentials.REFRESH_TOKEN}:
             return None
-        return super().revoke_token(token, token_type_hint, request, *args, **kwargs)
+        super().revoke_token(token, token_type_hint, request, *args, **kwargs)
+        client_id = getattr(request.client, "client_id", "")
+        audit_record(event="token.revoked", actor=f"client:{client_id}", subject=f"client:{client_id}",
+                     details={"token": credentials.hint(token)}, personal=self._personal(request))
+        return None
+
+    @staticmethod
+    def _audit_refresh_reuse(refresh_token: str, client: Any) -> None:
+        """A revoked refresh token presented again: reuse detection fired (RFC 9700 §4.14.2)."""
+        row = (RefreshToken.objects.filter(token_checksum=credentials.digest(refresh_token), revoked__isnull=False)
+               .values("token_family", "application__client_id", "user_id").first())
+        if row is None:
+            return
+        audit_record(event="token.refresh_reuse", outcome="failure", actor=f"client:{row['application__client_id']}",
+                     subject=f"user:{row['user_id']}", details={"refresh_token": credentials.hint(refresh_token),
+                                                               "family_revoked": str(row["token_family"] or "")})
 
     def validate_bearer_token(self, token: str, scopes: Any, request: Any) -> bool:
         if not credentials.is_well_formed(token, credentials.ACCESS_TOKEN):

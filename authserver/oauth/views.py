@@ -22,6 +22,8 @@ from django.views.decorators.http import require_POST
 from oauth2_provider import views as dot_views
 from oauth2_provider.models import get_application_model
 
+from authserver.audit.context import actor_label, request_personal
+from authserver.audit.services import audit_record
 from authserver.oauth import selectors
 
 log = logging.getLogger("authserver.oauth")
@@ -58,6 +60,15 @@ class AuthorizationView(dot_views.AuthorizationView):
         query["approval_prompt"] = "auto" if client is not None and client.remember_consent else "force"
         request.GET = query
         return super().get(request, *args, **kwargs)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        allowed = bool(form.cleaned_data.get("allow"))
+        audit_record(event="consent.granted" if allowed else "consent.denied", actor=actor_label(self.request.user),
+                     subject=f"client:{form.cleaned_data.get('client_id', '')}",
+                     details={"scope": form.cleaned_data.get("scope", ""), "redirected": response.status_code == 302},
+                     personal=request_personal(self.request))
+        return response
 
     def redirect(self, redirect_to: str, application: Any) -> HttpResponse:
         # RFC 9207 §2: "In authorization responses to the client, including error responses", the

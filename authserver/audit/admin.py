@@ -1,0 +1,61 @@
+"""Audit trail in the admin: searchable, read-only; personal data decrypted only with permission."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils.html import format_html
+
+from authserver.audit.models import AuditEvent
+from authserver.audit.selectors import audit_export
+from authserver.audit.services import personal_data
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "at", "event", "outcome", "actor", "subject")
+    list_filter = ("event", "outcome")
+    search_fields = ("event", "actor", "subject")
+    date_hierarchy = "at"
+    readonly_fields = ("id", "at", "event", "outcome", "actor", "subject", "details_pretty", "personal_data", "chain")
+    fields = readonly_fields
+    actions = ["export_jsonl"]
+    list_per_page = 100
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="details")
+    def details_pretty(self, obj: AuditEvent) -> str:
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.details, indent=2, sort_keys=True))
+
+    @admin.display(description="personal data (decrypted)")
+    def personal_data(self, obj: AuditEvent) -> str:
+        request = getattr(self, "_request", None)
+        if not obj.personal:
+            return "—"
+        if request is None or not request.user.has_perm("audit.view_personal_data"):
+            return "encrypted (needs the “view personal data” permission)"
+        return format_html("<pre>{}</pre>", json.dumps(personal_data(obj), indent=2, sort_keys=True))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        self._request = request
+        return super().get_readonly_fields(request, obj)
+
+    @admin.action(description="Export the whole trail as JSON lines")
+    def export_jsonl(self, request: HttpRequest, queryset: Any) -> StreamingHttpResponse:
+        with_personal = request.user.has_perm("audit.view_personal_data")
+        response = StreamingHttpResponse((line + "\n" for line in audit_export(with_personal=with_personal)),
+                                         content_type="application/x-ndjson")
+        response["Content-Disposition"] = 'attachment; filename="audit.jsonl"'
+        response["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,119 @@
+"""The audit trail: every security event recorded, chained, and tamper-evident."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from authserver.audit.models import AuditEvent
+from authserver.audit.selectors import audit_verify
+from authserver.audit.services import audit_record, personal_data
+from clients.services import client_secret_rotate
+from keys.services import api_key_create, api_key_revoke
+from tests.helpers import client_credentials, exchange_code, code_from, authorize, pkce_pair, refresh
+
+pytestmark = pytest.mark.django_db
+
+
+def _events() -> list[str]:
+    return list(AuditEvent.objects.order_by("id").values_list("event", flat=True))
+
+
+def _raw(sql: str, params: list) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _seed(n: int = 5) -> list[AuditEvent]:
+    return [audit_record(event="test.event", subject=f"thing:{i}", details={"i": i},
+                         personal={"ip": f"192.0.2.{i}"}) for i in range(n)]
+
+
+def test_verify_passes_on_an_untouched_chain():
+    _seed()
+    checked, problems = audit_verify()
+    assert checked == 5 and problems == []
+
+
+@pytest.mark.parametrize(
+    ("tamper", "named"),
+    [
+        (lambda e: _raw("UPDATE audit_auditevent SET details = %s WHERE id = %s", [json.dumps({"i": 99}), e[2].id]), 3),
+        (lambda e: _raw("UPDATE audit_auditevent SET event = %s WHERE id = %s", ["test.other", e[1].id]), 2),
+        (lambda e: _raw("UPDATE audit_auditevent SET personal = %s WHERE id = %s",
+                        [bytes(e[0].personal), e[3].id]), 4),
+        (lambda e: _raw("DELETE FROM audit_auditevent WHERE id = %s", [e[2].id]), 3),
+        (lambda e: (_raw("UPDATE audit_auditevent SET id = 100 WHERE id = %s", [e[1].id]),
+                    _raw("UPDATE audit_auditevent SET id = %s WHERE id = %s", [e[1].id, e[2].id]),
+                    _raw("UPDATE audit_auditevent SET id = %s WHERE id = 100", [e[2].id])), 2),
+        (lambda e: _raw("DELETE FROM audit_auditevent WHERE id = %s", [e[4].id]), 5),
+    ],
+    ids=["edit-details", "edit-event", "move-ciphertext", "delete-middle", "reorder", "delete-newest"],
+)
+def test_verify_names_the_tampered_event(capsys, tamper, named):
+    events = _seed()
+    tamper(events)
+    checked, problems = audit_verify()
+    assert problems and problems[0].event_id == named, problems
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("audit", "verify")
+    assert exit_info.value.code == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["problems"][0]["event_id"] == named
+
+
+def test_events_are_append_only_through_the_orm():
+    event = _seed(1)[0]
+    with pytest.raises(PermissionError):
+        event.save()
+    with pytest.raises(PermissionError):
+        event.delete()
+
+
+def test_personal_data_is_encrypted_and_bound_to_its_event():
+    first, second = _seed(2)
+    assert b"192.0.2" not in bytes(first.personal)
+    assert personal_data(AuditEvent.objects.get(pk=first.pk)) == {"ip": "192.0.2.0"}
+    moved = AuditEvent.objects.get(pk=second.pk)
+    moved.personal = first.personal
+    with pytest.raises(Exception):  # noqa: B017 - any decryption failure is the point
+        personal_data(moved)
+
+
+def test_security_events_are_recorded_by_the_flows(client, web_client, service_client, user):
+    from tests.factories import make_client
+
+    key_owner, _ = make_client(name="customer")
+    app, secret = web_client
+    svc, svc_secret = service_client
+    client_credentials(client, svc, svc_secret)
+    client.force_login(user)
+    verifier, challenge = pkce_pair()
+    code = code_from(authorize(client, app, challenge=challenge))
+    tokens = exchange_code(client, app, secret, code, verifier).json()
+    exchange_code(client, app, secret, code, verifier)  # replay
+    refresh(client, app, secret, tokens["refresh_token"])  # family already revoked by the replay
+    client_secret_rotate(client=svc, grace=timedelta(hours=1), actor="cli")
+    key, _ = api_key_create(client=key_owner, name="k", actor="cli")
+    api_key_revoke(key=key, actor="cli")
+    events = _events()
+    for expected in ("client.created", "token.issued", "consent.granted", "code.replayed", "token.refresh_reuse",
+                     "client.secret_rotated", "api_key.created", "api_key.revoked"):
+        assert expected in events, (expected, events)
+    assert audit_verify()[1] == []
+
+
+def test_login_success_and_failure_are_audited(client, user):
+    from tests.factories import PASSWORD
+
+    client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    failure = AuditEvent.objects.get(event="login.failure")
+    success = AuditEvent.objects.get(event="login.success")
+    assert "alice" not in json.dumps(failure.details) and b"alice" not in bytes(failure.personal)
+    assert personal_data(failure)["username"] == "alice"
+    assert success.subject == f"user:{user.pk}"
