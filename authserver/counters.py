@@ -121,6 +121,15 @@ class RedisCounters:
         value = self.redis.get(f"authserver:quota:{key_id}")
         return int(value) if value is not None else None
 
+    def window_count(self, key_id: str, period: int, now: float) -> int:
+        import redis
+
+        try:
+            value = self.redis.get(f"authserver:rl:{key_id}:{int(now // period * period)}")
+        except redis.RedisError as exc:
+            raise CountersUnavailable(str(exc)) from exc
+        return int(value or 0)
+
 
 class EmbeddedCounters:
     FLUSH_INTERVAL = 1.0
@@ -232,6 +241,14 @@ class EmbeddedCounters:
         row = self._connect().execute("SELECT used FROM quota WHERE key_id = ?", (key_id,)).fetchone()
         return int(row[0]) if row else None
 
+    def window_count(self, key_id: str, period: int, now: float) -> int:
+        try:
+            row = self._connect().execute("SELECT n FROM rate WHERE key_id = ? AND window = ?",
+                                          (key_id, int(now // period * period))).fetchone()
+        except sqlite3.Error as exc:
+            raise CountersUnavailable(str(exc)) from exc
+        return int(row[0]) if row else 0
+
 
 _backend: Any = None
 _backend_lock = threading.Lock()
@@ -272,6 +289,34 @@ def consume(key_id: str, *, quota: int | None, used_baseline: int, rate_limit: i
         raise CountersUnavailable(str(exc)) from exc
 
 
+def window_count(key_id: str, period: int) -> int:
+    """How many hits the current window of ``key_id`` has, without counting one. Raises CountersUnavailable."""
+    try:
+        return backend().window_count(key_id, period, time.time())
+    except CountersUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise CountersUnavailable(str(exc)) from exc
+
+
 def reset_for_tests() -> None:
     global _backend
     _backend = None
+
+
+def wipe_for_tests() -> None:
+    """Forget every count (usage, quotas, rate windows) in whichever store is configured."""
+    store = backend()
+    if isinstance(store, RedisCounters):
+        for pattern in ("authserver:rl:*", "authserver:quota:*", "authserver:usage*", "authserver:lastused*"):
+            keys = list(store.redis.scan_iter(pattern, count=1000))
+            if keys:
+                store.redis.delete(*keys)
+    else:
+        with store._lock:
+            store._buffer = []
+        db = store._connect()
+        db.execute("BEGIN IMMEDIATE")
+        for table in ("usage", "last_used", "quota", "rate"):
+            db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+        db.execute("COMMIT")

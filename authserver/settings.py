@@ -44,8 +44,17 @@ def _required(name: str) -> str:
     return value
 
 
-# The test suite keeps its own state apart from a developer's running server.
-DATA_DIR: Path = data_dir(BASE_DIR / "var" / "test" if TESTING else None)
+# The test suite keeps its own state apart from a developer's running server, and each test run
+# apart from any other running at the same time (its own secrets, counters, broker folders).
+if TESTING and not os.environ.get("AUTHSERVER_DATA_DIR"):
+    import atexit
+    import shutil
+    import tempfile
+
+    (BASE_DIR / "var").mkdir(mode=0o700, exist_ok=True)
+    os.environ["AUTHSERVER_DATA_DIR"] = tempfile.mkdtemp(prefix="test-", dir=BASE_DIR / "var")
+    atexit.register(shutil.rmtree, os.environ["AUTHSERVER_DATA_DIR"], True)
+DATA_DIR: Path = data_dir()
 
 SECRET_KEY = _required("AUTHSERVER_SECRET_KEY") or read_or_create_secret("django-secret-key")
 DEBUG = _env_bool("AUTHSERVER_DEBUG", False)
@@ -76,10 +85,14 @@ INSTALLED_APPS = [
     "authserver.audit",
     "clients",
     "keys",
+    "authserver.crypto",
 ]
+if TESTING:
+    INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only
 
 MIDDLEWARE = [
     "authserver.middleware.FailClosedMiddleware",
+    "authserver.ratelimit.middleware.RateLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -132,13 +145,28 @@ else:
             },
             "CONN_MAX_AGE": 600,
             # A file, not memory, so that a real Celery worker started by a test shares it.
-            "TEST": {"NAME": DATA_DIR / f"test-db-{os.getpid()}.sqlite3"},
+            "TEST": {"NAME": DATA_DIR / "test-db.sqlite3"},
         }
     }
 if PRODUCTION and not DATABASE_URL.startswith(("postgres://", "postgresql://")):
     raise ImproperlyConfigured("production requires a PostgreSQL DATABASE_URL")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Key store (authserver/crypto): where the key-encryption keys live --------------------------
+# file: a 0600 key file in the data directory (created on a fresh install only); pkcs11: an HSM.
+KEYSTORE = os.environ.get("AUTHSERVER_KEYSTORE", "file").strip().lower()
+KEYSTORE_FILE = Path(os.environ.get("AUTHSERVER_KEYSTORE_FILE") or DATA_DIR / "keystore.json")
+PKCS11_MODULE = os.environ.get("AUTHSERVER_PKCS11_MODULE", "")
+PKCS11_TOKEN_LABEL = os.environ.get("AUTHSERVER_PKCS11_TOKEN_LABEL", "")
+PKCS11_PIN = os.environ.get("AUTHSERVER_PKCS11_PIN", "")
+PKCS11_KEY_LABEL = os.environ.get("AUTHSERVER_PKCS11_KEY_LABEL", "authserver-kek")
+if KEYSTORE not in {"file", "pkcs11"}:
+    raise ImproperlyConfigured("AUTHSERVER_KEYSTORE must be 'file' or 'pkcs11'")
+if KEYSTORE == "pkcs11" and not (PKCS11_MODULE and PKCS11_TOKEN_LABEL and PKCS11_PIN):
+    raise ImproperlyConfigured(
+        "AUTHSERVER_KEYSTORE=pkcs11 requires AUTHSERVER_PKCS11_MODULE, AUTHSERVER_PKCS11_TOKEN_LABEL and "
+        "AUTHSERVER_PKCS11_PIN")
 
 # --- Cache, broker ------------------------------------------------------------------------------
 REDIS_URL = _required("REDIS_URL")
@@ -258,6 +286,24 @@ API_KEY_GRACE_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_GRACE_SECONDS", 8
 API_KEY_EXPIRY_WARNING_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_EXPIRY_WARNING_SECONDS", 7 * 86400))
 # Token exchange (RFC 8693): an API key traded for an access token of at most this lifetime.
 API_KEY_EXCHANGE_TOKEN_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_EXCHANGE_TOKEN_SECONDS", 600))
+
+# Rate limits: name -> ("LIMIT/WINDOW_SECONDS", failure mode when the store is down). "closed"
+# answers 503; "local" falls back to a per-process window (authserver/ratelimit/limiter.py).
+RATE_LIMITS: dict[str, tuple[str, str]] = {
+    "token.ip": ("1200/60", "local"),
+    "token.client": ("6000/60", "local"),
+    "token.auth_failure.ip": ("20/300", "local"),
+    "introspect.rs": ("600000/60", "local"),
+    "revoke.ip": ("600/60", "local"),
+    "login.ip": ("30/300", "closed"),
+    "login.account": ("10/300", "closed"),
+    "consent.user": ("60/60", "closed"),
+    "api.client": ("600/60", "closed"),
+}
+if os.environ.get("AUTHSERVER_RATE_LIMITS"):
+    import json as _json
+
+    RATE_LIMITS.update({k: tuple(v) for k, v in _json.loads(os.environ["AUTHSERVER_RATE_LIMITS"]).items()})
 
 # Compromise-response job tuning (tests shrink these to interrupt a job midway).
 COMPROMISE_BATCH_SIZE = int(os.environ.get("AUTHSERVER_COMPROMISE_BATCH_SIZE", 500))

@@ -25,6 +25,7 @@ oauth_patterns = (
 urlpatterns = [
     path("", include(oauth_patterns)),
     path("accounts/", include("authserver.accounts.urls")),
+    path("api/v1/", include("keys.api_urls")),
     path("healthz", oauth_views.healthz, name="healthz"),
     path(f"{settings.ADMIN_PATH}/", admin.site.urls),
 ]

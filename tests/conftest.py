@@ -30,14 +30,19 @@ credentials.mint = _recording_mint  # every credential minted in this session is
 
 
 @pytest.fixture(autouse=True)
-def _fresh_process_caches() -> Any:
-    """No test sees another's in-process verification cache or revocation generation."""
-    from authserver import generation, hotcache
+def _fresh_process_caches(request: Any) -> Any:
+    """No test sees another's in-process caches, revocation generation, counters or rate limits."""
+    from authserver import counters, generation, hotcache
+    from authserver.ratelimit import limiter
 
     hotcache.access_tokens.clear()
     hotcache.api_keys.clear()
     generation.reset_for_tests()
+    counters.reset_for_tests()
+    limiter.reset_for_tests()
+    counters.wipe_for_tests()
     yield
+    counters.reset_for_tests()
 
 
 @pytest.fixture

@@ -22,7 +22,9 @@ def _aad(record_id: int) -> bytes:
 
 
 def _crypto():  # type: ignore[no-untyped-def]
-    if importlib.util.find_spec("authserver.crypto") is None:
+    from django.apps import apps
+
+    if not apps.is_installed("authserver.crypto") or importlib.util.find_spec("authserver.crypto") is None:
         return None
     from authserver import crypto
 

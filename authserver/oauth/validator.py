@@ -32,6 +32,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challeng
 from authserver.audit.context import request_personal
 from authserver.audit.services import audit_record
 from authserver.oauth import credentials
+from authserver.ratelimit.limiter import enforce
 
 log = logging.getLogger("authserver.oauth")
 
@@ -62,10 +63,19 @@ class AuthServerValidator(OAuth2Validator):
         if secret is not None and not credentials.is_well_formed(secret, credentials.CLIENT_SECRET):
             return False
         if super().authenticate_client(request, *args, **kwargs):
+            enforce("token.client", request.client.client_id)
             return True
         if secret and request.client is not None and request.client.client_id == self._presented_id(request):
-            return self._check_retired_secret(request.client, secret)
+            if self._check_retired_secret(request.client, secret):
+                enforce("token.client", request.client.client_id)
+                return True
         return False
+
+    def authenticate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
+        if not super().authenticate_client_id(client_id, request, *args, **kwargs):
+            return False
+        enforce("token.client", request.client.client_id)
+        return True
 
     @staticmethod
     def _presented_id(request: Any) -> str | None:

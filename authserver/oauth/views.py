@@ -17,14 +17,19 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from oauth2_provider import views as dot_views
 from oauth2_provider.models import get_application_model
+from oauth2_provider.signals import app_authorized
 
 from authserver.audit.context import actor_label, request_personal
 from authserver.audit.services import audit_record
 from authserver.oauth import selectors
+from authserver.ratelimit.limiter import RateLimited, already_exceeded, client_network, enforce, limit_for
+from authserver.ratelimit.middleware import note
 
 log = logging.getLogger("authserver.oauth")
 
@@ -33,8 +38,18 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 class TokenView(dot_views.TokenView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Limits before any work: per network, then a separate budget of failed client
+        # authentications per network (a guessing client is cut off without slowing others);
+        # the per-client limit is applied once the client has authenticated (validator).
+        network = client_network(request.META.get("REMOTE_ADDR"))
+        note(request, enforce("token.ip", network))
+        blocked = already_exceeded("token.auth_failure.ip", network)
+        if blocked is not None:
+            raise RateLimited(blocked)
         with transaction.atomic():
             response = super().post(request, *args, **kwargs)
+        if response.status_code == 401:
+            limit_for("token.auth_failure.ip", network)
         # RFC 6749 §5.1/§5.2: token responses, errors included, are JSON and never cached. Errors
         # oauthlib raises before a grant handler runs (e.g. parameters in the URL query) came back
         # as text/html without Cache-Control.
@@ -43,9 +58,22 @@ class TokenView(dot_views.TokenView):
             response[key] = value
         return response
 
+    @method_decorator(sensitive_post_parameters("password", "client_secret"))
+    def authorization_flow_token_response(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # DOT re-reads the token it has just saved only to send ``app_authorized``; nothing listens
+        # to it here, so the extra query is skipped unless a receiver is connected.
+        if app_authorized.has_listeners(self):
+            return super().authorization_flow_token_response(request, *args, **kwargs)
+        url, headers, body, status = self.create_token_response(request)
+        response = HttpResponse(content=body, status=status)
+        for key, value in headers.items():
+            response[key] = value
+        return response
+
 
 class RevokeTokenView(dot_views.RevokeTokenView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        note(request, enforce("revoke.ip", client_network(request.META.get("REMOTE_ADDR"))))
         with transaction.atomic():
             return super().post(request, *args, **kwargs)
 
@@ -62,6 +90,7 @@ class AuthorizationView(dot_views.AuthorizationView):
         return super().get(request, *args, **kwargs)
 
     def form_valid(self, form: Any) -> HttpResponse:
+        note(self.request, enforce("consent.user", str(self.request.user.pk)))
         response = super().form_valid(form)
         allowed = bool(form.cleaned_data.get("allow"))
         audit_record(event="consent.granted" if allowed else "consent.denied", actor=actor_label(self.request.user),
@@ -101,6 +130,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
     resource_server = selectors.resource_server_authenticate(request=request)
     if resource_server is None:
         return _json({"error": "invalid_client"}, 401, **{"WWW-Authenticate": 'Basic realm="introspection"'})
+    note(request, enforce("introspect.rs", resource_server["client_id"]))
     token = request.POST.get("token")
     if not token:
         return _json({"error": "invalid_request", "error_description": "The token parameter is required."}, 400)

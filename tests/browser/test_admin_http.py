@@ -77,7 +77,7 @@ def test_admin_lives_at_the_secret_path() -> None:
 
 def test_add_shows_the_secret_once_with_no_store(superuser_client: HttpClient) -> None:
     Scope.objects.create(name="ai.infer")
-    response = superuser_client.post(url("clients_client_add"), add_form(allowed_scopes=[Scope.objects.get().pk]))
+    response = superuser_client.post(url("clients_client_add"), add_form(allowed_scopes=[Scope.objects.get(name="ai.infer").pk]))
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
     assert response.templates[0].name == "admin/clients/client/secret_once.html"

@@ -47,7 +47,7 @@ def test_scope_create_is_idempotent(capsys):
 def test_scope_create_rejects_bad_names(capsys, name, message):
     code, err = fail(capsys, "scope", "create", name)
     assert code == 1 and message in err["error"]
-    assert not Scope.objects.exists()
+    assert not Scope.objects.filter(name=name).exists()
 
 
 def test_client_create_confidential_prints_secret_once_and_stores_digest(capsys, client):

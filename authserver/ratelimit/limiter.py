@@ -1,0 +1,149 @@
+"""The limiter: fixed windows counted atomically in one round trip (Redis MULTI, or the embedded
+SQLite store for ``serve`` without Redis), shared by every process.
+
+Policies are named (``token.client``, ``login.ip``…) with a limit per window and a failure mode:
+
+* ``closed``: if the store can't be reached the request is refused with 503 (login, consent,
+  management API: they protect human accounts and admin power);
+* ``local``: fall back to a per-process window (the same limit, counted by this worker only), so
+  machine endpoints stay available when Redis is down while abuse is still bounded (token,
+  introspection, revocation). The README documents the choice.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from authserver import counters
+
+log = logging.getLogger("authserver.ratelimit")
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    limit: int
+    window: int
+    on_unavailable: str  # "closed" | "local"
+
+
+@dataclass(frozen=True)
+class Decision:
+    policy: Policy
+    limit: int
+    remaining: int
+    reset: int  # seconds until the window ends
+    allowed: bool
+    first_refusal: bool = False  # exactly at the limit + 1: audit once per window, not per request
+
+
+class RateLimited(Exception):
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.policy.name)
+        self.decision = decision
+
+
+class LimiterUnavailable(Exception):
+    """The shared store is down and the policy fails closed."""
+
+
+def policy(name: str) -> Policy:
+    text, mode = settings.RATE_LIMITS[name]
+    count, _, period = text.partition("/")
+    return Policy(name, int(count), int(period), mode)
+
+
+def client_network(ip: str | None) -> str:
+    """The unit an address is limited by: the IPv4 address, or its IPv6 /64 (one subscriber)."""
+    try:
+        address = ipaddress.ip_address((ip or "").strip())
+    except ValueError:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+_local_lock = threading.Lock()
+_local_windows: dict[tuple[str, int], int] = {}
+
+
+def _local_hit(key: str, limit: int, window: int, now: float) -> tuple[int, int]:
+    start = int(now // window * window)
+    with _local_lock:
+        if len(_local_windows) > 100_000:
+            for stale in [k for k in _local_windows if k[1] < start]:
+                _local_windows.pop(stale, None)
+        count = _local_windows.get((key, start), 0) + 1
+        _local_windows[(key, start)] = count
+    return count, start + window
+
+
+def limit_for(name: str, key: str, *, override: int | None = None) -> Decision:
+    """Count one request of ``key`` against policy ``name`` (with an optional per-key limit)."""
+    pol = policy(name)
+    limit = override or pol.limit
+    now = time.time()
+    counter_key = f"{name}:{key}"
+    try:
+        result = counters.consume(counter_key, quota=None, used_baseline=0, rate_limit=limit, period=pol.window)
+        remaining = int(result.rate_limit_remaining if result.rate_limit_remaining is not None else limit)
+        reset_at = int(result.rate_limit_reset or now + pol.window)
+    except counters.CountersUnavailable:
+        if pol.on_unavailable == "closed":
+            log.error("rate-limit store unavailable; refusing (fails closed)", extra={"policy": name})
+            raise LimiterUnavailable(name) from None
+        log.warning("rate-limit store unavailable; limiting per process", extra={"policy": name})
+        count, reset_at = _local_hit(counter_key, limit, pol.window, now)
+        remaining = limit - count
+    return Decision(pol, limit, max(remaining, 0), max(0, int(reset_at - now)), remaining >= 0,
+                    first_refusal=remaining == -1)
+
+
+def enforce(name: str, key: str, *, override: int | None = None) -> Decision:
+    decision = limit_for(name, key, override=override)
+    if not decision.allowed:
+        raise RateLimited(decision)
+    return decision
+
+
+def already_exceeded(name: str, key: str) -> Decision | None:
+    """For failure counters: is ``key`` already over the limit? (Does not count a hit.)"""
+    pol = policy(name)
+    try:
+        count = counters.window_count(f"{name}:{key}", pol.window)
+    except counters.CountersUnavailable:
+        if pol.on_unavailable == "closed":
+            raise LimiterUnavailable(name) from None
+        with _local_lock:
+            count = _local_windows.get((f"{name}:{key}", int(time.time() // pol.window * pol.window)), 0)
+    if count < pol.limit:
+        return None
+    reset = pol.window - int(time.time() % pol.window)
+    return Decision(pol, pol.limit, 0, reset, False)
+
+
+def headers(decisions: list[Decision]) -> dict[str, str]:
+    """IETF httpapi RateLimit fields (draft-ietf-httpapi-ratelimit-headers): policy and state."""
+    if not decisions:
+        return {}
+    policies = ", ".join(f'"{d.policy.name}";q={d.limit};w={d.policy.window}' for d in decisions)
+    tightest = min(decisions, key=lambda d: (d.remaining, d.reset))
+    out = {"RateLimit-Policy": policies,
+           "RateLimit": f'"{tightest.policy.name}";r={tightest.remaining};t={tightest.reset}'}
+    if not tightest.allowed:
+        out["Retry-After"] = str(max(1, tightest.reset))
+    return out
+
+
+def reset_for_tests() -> None:
+    with _local_lock:
+        _local_windows.clear()
