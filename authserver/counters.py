@@ -130,6 +130,54 @@ class RedisCounters:
             raise CountersUnavailable(str(exc)) from exc
         return int(value or 0)
 
+    # -- Per-minute traffic and effective limits (authserver.anomaly) ------------------------------
+    TRAFFIC = "authserver:traffic"
+    KEYNETS = "authserver:keynets"
+    LIMITS = "authserver:limits"
+
+    def add_traffic(self, counts: dict[tuple[str, int], int], pairs: set[tuple[str, str]]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for (series, minute), n in counts.items():
+            pipe.hincrby(self.TRAFFIC, f"{series}|{minute}", n)
+        if pairs:
+            pipe.sadd(self.KEYNETS, *(f"{key_id}|{network}" for key_id, network in pairs))
+        pipe.execute()
+
+    def drain_traffic(self) -> tuple[dict[tuple[str, int], int], set[tuple[str, str]]]:
+        suffix = uuid.uuid4().hex
+        counts: dict[tuple[str, int], int] = {}
+        pairs: set[tuple[str, str]] = set()
+        for source in (self.TRAFFIC, self.KEYNETS):
+            tmp = f"{source}:draining:{suffix}"
+            try:
+                self.redis.rename(source, tmp)  # atomic: new counts go to a fresh key
+            except Exception:  # noqa: BLE001 - nothing to drain
+                continue
+            if source == self.TRAFFIC:
+                for field, value in self.redis.hgetall(tmp).items():
+                    series, _, minute = field.decode().rpartition("|")
+                    counts[(series, int(minute))] = counts.get((series, int(minute)), 0) + int(value)
+            else:
+                for member in self.redis.smembers(tmp):
+                    key_id, _, network = member.decode().partition("|")
+                    pairs.add((key_id, network))
+            self.redis.delete(tmp)
+        return counts, pairs
+
+    def set_limits(self, limits: dict[str, int | None]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        keep = {k: int(v) for k, v in limits.items() if v is not None}
+        drop = [k for k, v in limits.items() if v is None]
+        if keep:
+            pipe.hset(self.LIMITS, mapping=keep)
+        if drop:
+            pipe.hdel(self.LIMITS, *drop)
+        pipe.execute()
+
+    def get_limit(self, subject: str) -> int | None:
+        value = self.redis.hget(self.LIMITS, subject)
+        return int(value) if value is not None else None
+
 
 class EmbeddedCounters:
     FLUSH_INTERVAL = 1.0
@@ -147,6 +195,9 @@ class EmbeddedCounters:
                 CREATE TABLE IF NOT EXISTS last_used (key_id TEXT PRIMARY KEY, ts REAL, ip TEXT);
                 CREATE TABLE IF NOT EXISTS quota (key_id TEXT PRIMARY KEY, used INTEGER);
                 CREATE TABLE IF NOT EXISTS rate (key_id TEXT, window INTEGER, n INTEGER, PRIMARY KEY (key_id, window));
+                CREATE TABLE IF NOT EXISTS traffic (series TEXT, minute INTEGER, n INTEGER, PRIMARY KEY (series, minute));
+                CREATE TABLE IF NOT EXISTS keynets (key_id TEXT, network TEXT, PRIMARY KEY (key_id, network));
+                CREATE TABLE IF NOT EXISTS limits (subject TEXT PRIMARY KEY, lim INTEGER);
                 """
             )
         path.chmod(0o600)
@@ -249,6 +300,46 @@ class EmbeddedCounters:
             raise CountersUnavailable(str(exc)) from exc
         return int(row[0]) if row else 0
 
+    # -- Per-minute traffic and effective limits (authserver.anomaly) ------------------------------
+    def add_traffic(self, counts: dict[tuple[str, int], int], pairs: set[tuple[str, str]]) -> None:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO traffic VALUES (?, ?, ?) ON CONFLICT (series, minute) DO UPDATE SET n = n + "
+                           "excluded.n", [(series, minute, n) for (series, minute), n in counts.items()])
+            db.executemany("INSERT OR IGNORE INTO keynets VALUES (?, ?)", sorted(pairs))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def drain_traffic(self) -> tuple[dict[tuple[str, int], int], set[tuple[str, str]]]:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        counts = {(series, int(minute)): int(n) for series, minute, n in
+                  db.execute("SELECT series, minute, n FROM traffic")}
+        pairs = {(k, net) for k, net in db.execute("SELECT key_id, network FROM keynets")}
+        db.execute("DELETE FROM traffic")
+        db.execute("DELETE FROM keynets")
+        db.execute("COMMIT")
+        return counts, pairs
+
+    def set_limits(self, limits: dict[str, int | None]) -> None:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO limits VALUES (?, ?) ON CONFLICT (subject) DO UPDATE SET lim = excluded.lim",
+                           [(k, int(v)) for k, v in limits.items() if v is not None])
+            db.executemany("DELETE FROM limits WHERE subject = ?", [(k,) for k, v in limits.items() if v is None])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def get_limit(self, subject: str) -> int | None:
+        row = self._connect().execute("SELECT lim FROM limits WHERE subject = ?", (subject,)).fetchone()
+        return int(row[0]) if row else None
+
 
 _backend: Any = None
 _backend_lock = threading.Lock()
@@ -299,8 +390,100 @@ def window_count(key_id: str, period: int) -> int:
         raise CountersUnavailable(str(exc)) from exc
 
 
+# -- Per-minute traffic counters and effective limits (authserver.anomaly) --------------------------
+# ``count_minute`` is called on hot paths (introspection, verification, the token endpoint): it
+# only adds to an in-process buffer; a background thread flushes it to the store every second
+# (losing at most a second of counts if the process dies: a side effect, it fails open).
+# ``effective_limit`` answers from an in-process cache refreshed from the store at most every
+# ``ANOMALY_LIMIT_CACHE_SECONDS``: never a database query, and never an error.
+
+_traffic_lock = threading.Lock()
+_traffic_counts: dict[tuple[str, int], int] = {}
+_traffic_pairs: set[tuple[str, str]] = set()
+_traffic_thread: threading.Thread | None = None
+_limit_cache: dict[str, tuple[float, int | None]] = {}
+TRAFFIC_FLUSH_INTERVAL = 1.0
+
+
+def _minute(ts: float) -> int:
+    return int(ts // 60 * 60)
+
+
+def count_minute(series: str, *, pair: tuple[str, str] | None = None, n: int = 1) -> None:
+    """Count ``n`` events of ``series`` in the current minute (and remember a key/network pair). Never raises."""
+    global _traffic_thread
+    try:
+        bucket = (series, _minute(time.time()))
+        with _traffic_lock:
+            _traffic_counts[bucket] = _traffic_counts.get(bucket, 0) + n
+            if pair is not None and len(_traffic_pairs) < 100_000:
+                _traffic_pairs.add(pair)
+            if _traffic_thread is None or not _traffic_thread.is_alive():
+                _traffic_thread = threading.Thread(target=_flush_traffic_forever, name="traffic-flush", daemon=True)
+                _traffic_thread.start()
+    except Exception:  # noqa: BLE001 - a side effect
+        log.warning("traffic counter unavailable; one event not counted")
+
+
+def _flush_traffic_forever() -> None:
+    while True:
+        time.sleep(TRAFFIC_FLUSH_INTERVAL)
+        flush_traffic()
+
+
+def flush_traffic() -> None:
+    """Push this process's buffered traffic counts to the shared store (drops them if it is down)."""
+    global _traffic_counts, _traffic_pairs
+    with _traffic_lock:
+        counts, pairs = _traffic_counts, _traffic_pairs
+        _traffic_counts, _traffic_pairs = {}, set()
+    if not counts and not pairs:
+        return
+    try:
+        backend().add_traffic(counts, pairs)
+    except Exception:  # noqa: BLE001 - a side effect: log and drop
+        log.warning("traffic counters unavailable; %d counts dropped", sum(counts.values()))
+
+
+def drain_traffic() -> tuple[dict[tuple[str, int], int], set[tuple[str, str]]]:
+    """Take every counted ``(series, minute) -> n`` and ``(key_id, network)`` pair out of the store."""
+    flush_traffic()
+    return backend().drain_traffic()
+
+
+def publish_limits(limits: dict[str, int | None]) -> None:
+    """Store effective per-minute limits by subject (None removes one). Raises on store errors."""
+    if limits:
+        backend().set_limits(limits)
+    with _traffic_lock:
+        for subject in limits:
+            _limit_cache.pop(subject, None)
+
+
+def effective_limit(subject: str) -> int | None:
+    """The published per-minute limit of ``subject`` (None: none), cached in-process. Never raises."""
+    now = time.monotonic()
+    cached = _limit_cache.get(subject)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    ttl = float(getattr(settings, "ANOMALY_LIMIT_CACHE_SECONDS", 30))
+    try:
+        value = backend().get_limit(subject)
+    except Exception:  # noqa: BLE001 - no adaptive limit rather than no answer
+        log.warning("effective limits unavailable; static limits apply")
+        value = None
+    if ttl > 0:
+        if len(_limit_cache) > 100_000:
+            _limit_cache.clear()
+        _limit_cache[subject] = (now + ttl, value)
+    return value
+
+
 def reset_for_tests() -> None:
     global _backend
+    if isinstance(_backend, EmbeddedCounters):
+        with _backend._lock:
+            _backend._buffer = []  # its flush thread must not write a previous test's counts later
     _backend = None
 
 
@@ -308,7 +491,8 @@ def wipe_for_tests() -> None:
     """Forget every count (usage, quotas, rate windows) in whichever store is configured."""
     store = backend()
     if isinstance(store, RedisCounters):
-        for pattern in ("authserver:rl:*", "authserver:quota:*", "authserver:usage*", "authserver:lastused*"):
+        for pattern in ("authserver:rl:*", "authserver:quota:*", "authserver:usage*", "authserver:lastused*",
+                        "authserver:traffic*", "authserver:keynets*", "authserver:limits*"):
             keys = list(store.redis.scan_iter(pattern, count=1000))
             if keys:
                 store.redis.delete(*keys)
@@ -317,6 +501,6 @@ def wipe_for_tests() -> None:
             store._buffer = []
         db = store._connect()
         db.execute("BEGIN IMMEDIATE")
-        for table in ("usage", "last_used", "quota", "rate"):
+        for table in ("usage", "last_used", "quota", "rate", "traffic", "keynets", "limits"):
             db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
         db.execute("COMMIT")

@@ -23,7 +23,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from authserver import counters
-from authserver.datadir import read_or_create_secret
+from authserver.crypto import secret
 from clients.services import retired_secrets_purge
 from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse, CompromiseResponseStatus
 
@@ -56,7 +56,8 @@ def keys_expire(*, now: datetime | None = None) -> int:
 
 
 def webhook_signing_key() -> bytes:
-    return read_or_create_secret("webhook-signing-key").encode()
+    """Held by the key store (wrapped by the KEK); a pre-key-store plaintext file is adopted, then removed."""
+    return secret("webhook-signing", legacy_file="webhook-signing-key")
 
 
 def sign_webhook(body: bytes, timestamp: int) -> str:
@@ -124,7 +125,8 @@ def usage_roll_up() -> dict[str, int]:
         for key_id, (ts, ip) in last.items():
             if key_id in known_ids:
                 ApiKey.objects.filter(pk=key_id).update(last_used=datetime.fromtimestamp(ts, UTC), last_used_ip=ip or None)
-    return {"keys": len({k for k, _ in usage}), "requests": sum(usage.values())}
+    counted = {k: n for k, n in usage.items() if k[0] in known_ids}  # keys deleted since are dropped
+    return {"keys": len({k for k, _ in counted}), "requests": sum(counted.values())}
 
 
 def compromise_response_finish(*, response_id: str) -> dict[str, int]:

@@ -95,7 +95,12 @@ def api_key_rotate(*, key: ApiKey, grace: timedelta | None = None, actor: Any = 
         raise policy.KeyPolicyError("grace must be between 0 and 30 days")
     with transaction.atomic():
         old = ApiKey.objects.select_for_update().get(pk=key.pk)
-        if old.status != ApiKeyStatus.ACTIVE or old.grace_ends is not None:
+        cutoff = Client.objects.filter(pk=old.client_id).values_list("credentials_revoked_at", flat=True).first()
+        usable = (old.status == ApiKeyStatus.ACTIVE and old.grace_ends is None and old.expires > timezone.now()
+                  and (cutoff is None or old.created > cutoff))
+        if not usable:
+            # A successor inherits trust: only a key that verifies right now may have one (an
+            # expired key, or one caught by a compromise response, must not be revived this way).
             raise policy.KeyPolicyError("only an active key that is not already rotated can be rotated")
         lifetime = min(old.expires - old.created, timedelta(seconds=settings.API_KEY_MAX_LIFETIME_SECONDS))
         plaintext = credentials.mint(credentials.api_key_prefix())
