@@ -52,7 +52,8 @@ def keys_expire(*, now: datetime | None = None) -> int:
                    .values_list("pk", flat=True)[:BATCH])
         if not pks:
             return total
-        total += ApiKey.objects.filter(pk__in=pks).update(status=ApiKeyStatus.EXPIRED, version=F("version") + 1)
+        total += ApiKey.objects.filter(pk__in=pks, status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED]).update(
+            status=ApiKeyStatus.EXPIRED, version=F("version") + 1)
 
 
 def webhook_signing_key() -> bytes:

@@ -23,16 +23,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def fresh_database(base_url: str) -> str:
+    """Create an empty database next to ``base_url``'s; dropped at interpreter exit."""
+    import atexit
+    import secrets
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"e2e_{secrets.token_hex(6)}"
+    parts = urlsplit(base_url)
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.Error:
+            pass
+
+    atexit.register(drop)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
 def server_env(data_dir: Path, overrides: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_SETTINGS"))}
     for name in ("DATABASE_URL", "REDIS_URL"):
         env.pop(name, None)
-    # The production pass gives the server its own database, so the suite's test database and the
-    # server's never collide.
+    # The production pass gives each server a fresh database of its own (its key store is fresh too,
+    # and must never meet data encrypted under another one).
     if os.environ.get("AUTHSERVER_E2E_DATABASE_URL"):
-        env["DATABASE_URL"] = os.environ["AUTHSERVER_E2E_DATABASE_URL"]
+        env["DATABASE_URL"] = fresh_database(os.environ["AUTHSERVER_E2E_DATABASE_URL"])
         if os.environ.get("REDIS_URL"):
             env["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/3"
+            import redis
+
+            redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # no counts or queues from an earlier server
     env.update(AUTHSERVER_DATA_DIR=str(data_dir), AUTHSERVER_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1")
     env.update(overrides or {})
     return env

@@ -39,6 +39,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed by the process lifetime
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "authserver", "worker", "--loglevel", "INFO",
@@ -48,7 +49,7 @@ class WorkerProcess:
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if "ready." in self.log_path.read_text(errors="replace"):
+            if "ready." in self.log_path.read_text(errors="replace")[offset:]:
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError("celery worker died:\n" + self.log_path.read_text(errors="replace")[-3000:])
