@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "clients",
     "keys",
     "authserver.crypto",
+    "authserver.anomaly",
 ]
 if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only
@@ -310,6 +311,28 @@ COMPROMISE_BATCH_SIZE = int(os.environ.get("AUTHSERVER_COMPROMISE_BATCH_SIZE", 5
 COMPROMISE_BATCH_PAUSE = float(os.environ.get("AUTHSERVER_COMPROMISE_BATCH_PAUSE", 0))
 COMPROMISE_STALE_SECONDS = int(os.environ.get("AUTHSERVER_COMPROMISE_STALE_SECONDS", 60))
 MANAGEMENT_API_AUDIENCE = f"{ISSUER}/api"
+
+# Adaptive rate limits and anomaly detection (authserver/anomaly). Limits are per minute.
+ANOMALY_WINDOW_MINUTES = int(os.environ.get("AUTHSERVER_ANOMALY_WINDOW_MINUTES", 120))  # trailing baseline
+ANOMALY_WARMUP_MINUTES = int(os.environ.get("AUTHSERVER_ANOMALY_WARMUP_MINUTES", 30))  # before: default limit
+ANOMALY_QUANTILE = float(os.environ.get("AUTHSERVER_ANOMALY_QUANTILE", 0.99))
+ANOMALY_EWMA_ALPHA = float(os.environ.get("AUTHSERVER_ANOMALY_EWMA_ALPHA", 0.1))
+ANOMALY_LIMIT_FACTOR = float(os.environ.get("AUTHSERVER_ANOMALY_LIMIT_FACTOR", 4.0))  # limit = k x high quantile
+ANOMALY_LIMIT_FLOOR = int(os.environ.get("AUTHSERVER_ANOMALY_LIMIT_FLOOR", 60))
+ANOMALY_LIMIT_CEILING = int(os.environ.get("AUTHSERVER_ANOMALY_LIMIT_CEILING", 60000))
+ANOMALY_DEFAULT_LIMIT = int(os.environ.get("AUTHSERVER_ANOMALY_DEFAULT_LIMIT", 600))  # new credentials
+ANOMALY_VOLUME_FACTOR = float(os.environ.get("AUTHSERVER_ANOMALY_VOLUME_FACTOR", 3.0))
+ANOMALY_VOLUME_MIN = int(os.environ.get("AUTHSERVER_ANOMALY_VOLUME_MIN", 30))
+ANOMALY_TIGHTEN_FACTOR = float(os.environ.get("AUTHSERVER_ANOMALY_TIGHTEN_FACTOR", 1.5))
+ANOMALY_TIGHTEN_SECONDS = int(os.environ.get("AUTHSERVER_ANOMALY_TIGHTEN_SECONDS", 3600))
+ANOMALY_AUTH_FAILURE_BURST = int(os.environ.get("AUTHSERVER_ANOMALY_AUTH_FAILURE_BURST", 20))  # per address/min
+ANOMALY_INVALID_TOKEN_BURST = int(os.environ.get("AUTHSERVER_ANOMALY_INVALID_TOKEN_BURST", 50))  # per address/min
+ANOMALY_FISHING_BURST = int(os.environ.get("AUTHSERVER_ANOMALY_FISHING_BURST", 100))  # inactive answers/RS/min
+ANOMALY_REVOKED_USE_BURST = int(os.environ.get("AUTHSERVER_ANOMALY_REVOKED_USE_BURST", 1))
+ANOMALY_DEDUPE_MINUTES = int(os.environ.get("AUTHSERVER_ANOMALY_DEDUPE_MINUTES", 60))
+ANOMALY_TRAFFIC_RETENTION_DAYS = int(os.environ.get("AUTHSERVER_ANOMALY_TRAFFIC_RETENTION_DAYS", 7))
+ANOMALY_LIMIT_CACHE_SECONDS = float(os.environ.get("AUTHSERVER_ANOMALY_LIMIT_CACHE_SECONDS", 30))
+ANOMALY_ALERT_EMAILS = _env_list("AUTHSERVER_ANOMALY_ALERT_EMAILS", [])  # operators, besides the client contact
 
 EMAIL_BACKEND = os.environ.get(
     "AUTHSERVER_EMAIL_BACKEND",

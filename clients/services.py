@@ -142,7 +142,7 @@ def client_revoke_tokens(*, client: Client, actor: Any = None) -> dict[str, int]
         grants = get_grant_model().objects.filter(application=client, used__isnull=True).update(
             used=now, expires=now
         )
-        generation.invalidate()  # every worker forgets cached answers before we return
+        generation.invalidate(settle=True)  # every worker forgets cached answers before we return
         audit_record(event="client.tokens_revoked", actor=actor_label(actor), subject=f"client:{client.client_id}",
                      details={"access_tokens": access, "refresh_tokens": refresh, "authorization_codes": grants})
     counts = {"access_tokens": access, "refresh_tokens": refresh, "authorization_codes": grants}

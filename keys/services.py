@@ -29,9 +29,9 @@ def _actor_fields(actor: Any) -> dict[str, Any]:
     return {"created_by": user, "created_by_label": str(getattr(actor, "username", None) or actor or "system")[:150]}
 
 
-def _fan_out_on_commit() -> None:
+def _fan_out_on_commit(*, settle: bool = True) -> None:
     """Every worker drops cached answers before the revoking call returns (authserver.generation)."""
-    generation.invalidate()
+    generation.invalidate(settle=settle)
 
 
 def api_key_create(

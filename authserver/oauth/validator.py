@@ -29,7 +29,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from authserver.audit.context import request_personal
+from authserver import generation
 from authserver.audit.services import audit_record
 from authserver.oauth import credentials
 from authserver.ratelimit.limiter import enforce
@@ -263,6 +263,8 @@ class AuthServerValidator(OAuth2Validator):
         if credentials.credential_type(token) not in {credentials.ACCESS_TOKEN, credentials.REFRESH_TOKEN}:
             return None
         super().revoke_token(token, token_type_hint, request, *args, **kwargs)
+        # Answer only once every worker has dropped its cached copy (authserver.generation).
+        generation.invalidate(settle=True)
         client_id = getattr(request.client, "client_id", "")
         audit_record(event="token.revoked", actor=f"client:{client_id}", subject=f"client:{client_id}",
                      details={"token": credentials.hint(token)}, personal=self._personal(request))

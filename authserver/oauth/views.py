@@ -25,6 +25,7 @@ from oauth2_provider import views as dot_views
 from oauth2_provider.models import get_application_model
 from oauth2_provider.signals import app_authorized
 
+from authserver.anomaly.hooks import client_auth_failed, introspection_answered
 from authserver.audit.context import actor_label, request_personal
 from authserver.audit.services import audit_record
 from authserver.oauth import selectors
@@ -50,6 +51,7 @@ class TokenView(dot_views.TokenView):
             response = super().post(request, *args, **kwargs)
         if response.status_code == 401:
             limit_for("token.auth_failure.ip", network)
+            client_auth_failed(request.META.get("REMOTE_ADDR"))  # authserver.anomaly
         # RFC 6749 §5.1/§5.2: token responses, errors included, are JSON and never cached. Errors
         # oauthlib raises before a grant handler runs (e.g. parameters in the URL query) came back
         # as text/html without Cache-Control.
@@ -129,6 +131,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
         return _json({"error": "invalid_request", "error_description": "Parameters belong in the body."}, 400)
     resource_server = selectors.resource_server_authenticate(request=request)
     if resource_server is None:
+        client_auth_failed(request.META.get("REMOTE_ADDR"))  # authserver.anomaly
         return _json({"error": "invalid_client"}, 401, **{"WWW-Authenticate": 'Basic realm="introspection"'})
     note(request, enforce("introspect.rs", resource_server["client_id"]))
     token = request.POST.get("token")
@@ -141,6 +144,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
         # The end caller's address, as the resource server saw it (API-key IP allowlists).
         client_ip=request.POST.get("client_ip"),
     )
+    introspection_answered(resource_server["client_id"], answer, request)  # authserver.anomaly
     return _json(answer)
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.e2e.server import fresh_database
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +45,7 @@ def _env(data_dir: Path) -> dict[str, str]:
         if not k.startswith(("AUTHSERVER_", "PYTEST", "DJANGO_SETTINGS")) and k not in {"DATABASE_URL", "REDIS_URL"}
     }
     if os.environ.get("AUTHSERVER_E2E_DATABASE_URL"):
-        env["DATABASE_URL"] = os.environ["AUTHSERVER_E2E_DATABASE_URL"]
+        env["DATABASE_URL"] = fresh_database(os.environ["AUTHSERVER_E2E_DATABASE_URL"])
         if os.environ.get("REDIS_URL"):
             env["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/3"
     env.update(AUTHSERVER_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
@@ -172,9 +174,9 @@ def test_serve_first_run_https_and_clean_stop(data_dir: Path) -> None:
     serve = _start(data_dir, "--bind", f"127.0.0.1:{port}")
     serve.wait_for("Ready.", READY_TIMEOUT)
 
-    if not os.environ.get("AUTHSERVER_E2E_DATABASE_URL"):
-        # First run on an empty database: a superuser with a one-time password, shown once.
-        assert sum('Created superuser "admin" with password:' in line for line in serve.lines) == 1
+    # First run on an empty database (a fresh one in the production pass too): a superuser with a
+    # one-time password, shown once.
+    assert sum('Created superuser "admin" with password:' in line for line in serve.lines) == 1
     issuer = serve.value("Issuer:")
     assert issuer == f"https://127.0.0.1:{port}"
     cert = Path(serve.value("Certificate:"))

@@ -80,6 +80,7 @@ class Command(BaseCommand):
 
         call_command("migrate", interactive=False, verbosity=max(0, verbosity - 1))
         self.say("Database migrated.")
+        self._check_key_store()
         embedded_broker = str(settings.CELERY_BROKER_URL).startswith("filesystem://")
         if embedded_broker:
             self._create_broker_folders()
@@ -136,6 +137,18 @@ class Command(BaseCommand):
                 f"another serve is already running with the data directory {path.parent.parent}"
             ) from exc
         return fh
+
+    def _check_key_store(self) -> None:
+        """After migrate: a fresh install gets its KEK; lost or damaged keys stop serve here."""
+        from django.core.exceptions import ImproperlyConfigured
+
+        from authserver.crypto import keystore_ready
+
+        try:
+            store = keystore_ready()
+        except ImproperlyConfigured as exc:
+            raise CommandError(f"key store: {exc}") from exc
+        self.say(f"Key store: {store.describe()} (KEK version {store.current_version()}).")
 
     @staticmethod
     def _create_broker_folders() -> None:

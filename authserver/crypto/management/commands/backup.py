@@ -1,0 +1,57 @@
+"""``manage.py backup --output FILE``: an encrypted, authenticated archive of the database."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+
+from authserver.crypto import backup, envelope
+
+
+class Command(BaseCommand):
+    help = ("Write an encrypted, authenticated archive of the database (pg_dump or the SQLite backup API), "
+            "streamed in chunks. Restoring it needs this installation's key store; the archive holds no key.")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--output", "-o", required=True, help="archive file to create (must not exist)")
+        parser.add_argument("--database", default="default", help="database alias (default: default)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        output = Path(options["output"])
+        if output.exists():
+            raise CommandError(f"{output} already exists")
+        db = connections[options["database"]].settings_dict
+        try:
+            store = envelope.keystore_ready()
+            vendor = backup.vendor_of(db)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
+        partial = output.with_name(f".{output.name}.partial")
+        progress = backup.Progress("backup", self.stderr)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out, backup.make_workdir(Path(settings.DATA_DIR) / "run") as workdir:
+                writer = backup.ArchiveWriter(out, store, vendor)
+
+                def sink(chunk: bytes) -> None:
+                    writer.write(chunk)
+                    progress.add(len(chunk))
+
+                backup.dump(db, sink, Path(workdir))
+                writer.close()
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, output)
+        except (RuntimeError, OSError) as exc:
+            raise CommandError(f"backup failed: {exc}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        progress.finish()
+        self.stdout.write(f"Backup written: {output} ({output.stat().st_size} bytes, {vendor}, "
+                          f"KEK version {store.current_version()})")

@@ -1,0 +1,71 @@
+"""``manage.py restore FILE``: verify a backup archive completely, then restore it into an empty database."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+
+from authserver.crypto import backup, envelope
+from authserver.crypto.keystore import get_keystore
+
+
+class Command(BaseCommand):
+    help = ("Restore a backup archive into an EMPTY database (the configured one, or --database-url). The "
+            "whole archive is decrypted and verified first: a truncated or modified archive restores nothing.")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("archive", help="archive written by manage.py backup")
+        parser.add_argument("--database", default="default", help="database alias (default: default)")
+        parser.add_argument("--database-url", help="restore into this database instead of the configured one")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        archive = Path(options["archive"])
+        if options["database_url"]:
+            db = dj_database_url.parse(options["database_url"])
+        else:
+            db = connections[options["database"]].settings_dict
+            connections[options["database"]].close()
+        try:
+            vendor = backup.vendor_of(db)
+            store = get_keystore()  # never initialised here: a new key could not open the archive anyway
+            if not backup.is_empty(db):
+                raise CommandError("the target database is not empty; restore only into an empty database")
+            with archive.open("rb") as fh:
+                header, _ = backup.read_header(fh)
+            if header["vendor"] != vendor:
+                raise CommandError(f"the archive is a {header['vendor']} backup; the target database is {vendor}")
+        except backup.ArchiveError as exc:
+            raise CommandError(f"{archive}: {exc}; nothing was restored") from exc
+        except (OSError, ImproperlyConfigured) as exc:
+            raise CommandError(f"{exc}; nothing was restored") from exc
+
+        with backup.make_workdir(Path(settings.DATA_DIR) / "run") as workdir:
+            plain = Path(workdir) / "verified.dump"
+            progress = backup.Progress("restore: verified", self.stderr, total=archive.stat().st_size)
+            try:
+                fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out, archive.open("rb") as fh:
+                    for chunk in backup.decrypt_stream(fh, store):
+                        out.write(chunk)
+                        progress.add(len(chunk) + 20)
+            except backup.ArchiveError as exc:
+                raise CommandError(f"{archive}: {exc}; nothing was restored") from exc
+            except ImproperlyConfigured as exc:
+                raise CommandError(f"{exc}; nothing was restored") from exc
+            progress.finish()
+            if not backup.is_empty(db):
+                raise CommandError("the target database is not empty; restore only into an empty database")
+            self.stderr.write("restore: loading into the database...")
+            try:
+                backup.load(db, plain, Path(workdir))
+            except RuntimeError as exc:
+                raise CommandError(f"restore failed: {exc}") from exc
+        envelope.reset_caches()
+        self.stdout.write(f"Restored {archive} ({vendor}, KEK version {header['kek_version']}).")
