@@ -105,7 +105,7 @@ class RedisCounters:
             tmp = f"{source}:draining:{suffix}"
             try:
                 self.redis.rename(source, tmp)  # atomic: new increments go to a fresh hash
-            except Exception:  # noqa: BLE001 - the hash does not exist: nothing to drain
+            except Exception:  # noqa: BLE001, S112 - the hash does not exist: nothing to drain
                 continue
             for field, value in self.redis.hgetall(tmp).items():
                 if sink == "usage":
@@ -151,7 +151,7 @@ class RedisCounters:
             tmp = f"{source}:draining:{suffix}"
             try:
                 self.redis.rename(source, tmp)  # atomic: new counts go to a fresh key
-            except Exception:  # noqa: BLE001 - nothing to drain
+            except Exception:  # noqa: BLE001, S112 - nothing to drain
                 continue
             if source == self.TRAFFIC:
                 for field, value in self.redis.hgetall(tmp).items():
@@ -195,7 +195,8 @@ class EmbeddedCounters:
                 CREATE TABLE IF NOT EXISTS last_used (key_id TEXT PRIMARY KEY, ts REAL, ip TEXT);
                 CREATE TABLE IF NOT EXISTS quota (key_id TEXT PRIMARY KEY, used INTEGER);
                 CREATE TABLE IF NOT EXISTS rate (key_id TEXT, window INTEGER, n INTEGER, PRIMARY KEY (key_id, window));
-                CREATE TABLE IF NOT EXISTS traffic (series TEXT, minute INTEGER, n INTEGER, PRIMARY KEY (series, minute));
+                CREATE TABLE IF NOT EXISTS traffic (series TEXT, minute INTEGER, n INTEGER,
+                                                    PRIMARY KEY (series, minute));
                 CREATE TABLE IF NOT EXISTS keynets (key_id TEXT, network TEXT, PRIMARY KEY (key_id, network));
                 CREATE TABLE IF NOT EXISTS limits (subject TEXT PRIMARY KEY, lim INTEGER);
                 """

@@ -336,7 +336,7 @@ ANOMALY_ALERT_EMAILS = _env_list("AUTHSERVER_ANOMALY_ALERT_EMAILS", [])  # opera
 
 EMAIL_BACKEND = os.environ.get(
     "AUTHSERVER_EMAIL_BACKEND",
-    "django.core.mail.backends.filebased.EmailBackend" if not PRODUCTION else "django.core.mail.backends.smtp.EmailBackend",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.filebased.EmailBackend",
 )
 EMAIL_FILE_PATH = DATA_DIR / "outbox"
 DEFAULT_FROM_EMAIL = os.environ.get("AUTHSERVER_FROM_EMAIL", "authserver@localhost")

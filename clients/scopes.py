@@ -13,7 +13,9 @@ class DatabaseScopes(BaseScopes):
 
         return dict(Scope.objects.values_list("name", "description"))
 
-    def get_available_scopes(self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> list[str]:
+    def get_available_scopes(
+        self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any
+    ) -> list[str]:
         from clients.models import Scope
 
         if application is None:

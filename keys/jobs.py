@@ -35,12 +35,14 @@ def grace_periods_end(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     keys = 0
     while True:
-        pks = list(ApiKey.objects.filter(status=ApiKeyStatus.ACTIVE, grace_ends__lte=now)
-                   .values_list("pk", flat=True)[:BATCH])
+        pks = list(
+            ApiKey.objects.filter(status=ApiKeyStatus.ACTIVE, grace_ends__lte=now).values_list("pk", flat=True)[:BATCH]
+        )
         if not pks:
             break
         keys += ApiKey.objects.filter(pk__in=pks, status=ApiKeyStatus.ACTIVE).update(
-            status=ApiKeyStatus.REVOKED, revoked=F("grace_ends"), version=F("version") + 1)
+            status=ApiKeyStatus.REVOKED, revoked=F("grace_ends"), version=F("version") + 1
+        )
     return {"api_keys_revoked": keys, "client_secrets_retired": retired_secrets_purge(now=now)}
 
 
@@ -48,12 +50,16 @@ def keys_expire(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     total = 0
     while True:
-        pks = list(ApiKey.objects.filter(status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED], expires__lte=now)
-                   .values_list("pk", flat=True)[:BATCH])
+        pks = list(
+            ApiKey.objects.filter(
+                status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED], expires__lte=now
+            ).values_list("pk", flat=True)[:BATCH]
+        )
         if not pks:
             return total
         total += ApiKey.objects.filter(pk__in=pks, status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED]).update(
-            status=ApiKeyStatus.EXPIRED, version=F("version") + 1)
+            status=ApiKeyStatus.EXPIRED, version=F("version") + 1
+        )
 
 
 def webhook_signing_key() -> bytes:
@@ -85,22 +91,36 @@ def expiry_warnings_send(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     horizon = now + timedelta(seconds=settings.API_KEY_EXPIRY_WARNING_SECONDS)
     warned = 0
-    candidates = (ApiKey.objects.select_related("client")
-                  .filter(status=ApiKeyStatus.ACTIVE, expiry_warned__isnull=True, expires__gt=now,
-                          expires__lte=horizon, grace_ends__isnull=True)[:BATCH])
+    candidates = ApiKey.objects.select_related("client").filter(
+        status=ApiKeyStatus.ACTIVE,
+        expiry_warned__isnull=True,
+        expires__gt=now,
+        expires__lte=horizon,
+        grace_ends__isnull=True,
+    )[:BATCH]
     for key in candidates:
         client = key.client
-        payload = {"type": "api_key.expiring", "key_id": str(key.id), "key_hint": key.hint, "name": key.name,
-                   "client_id": client.client_id, "expires": key.expires.astimezone(UTC).isoformat()}
+        payload = {
+            "type": "api_key.expiring",
+            "key_id": str(key.id),
+            "key_hint": key.hint,
+            "name": key.name,
+            "client_id": client.client_id,
+            "expires": key.expires.astimezone(UTC).isoformat(),
+        }
         if client.webhook_url:
             _post_webhook(client.webhook_url, payload)
         if client.contact_email:
             try:
                 send_mail(
                     subject=f"API key {key.name!r} expires on {key.expires:%Y-%m-%d %H:%M} UTC",
-                    message=(f"The API key {key.name} ({key.hint}) of {client.name} expires at "
-                             f"{key.expires:%Y-%m-%d %H:%M} UTC. Rotate it before then to avoid an outage."),
-                    from_email=None, recipient_list=[client.contact_email], fail_silently=False,
+                    message=(
+                        f"The API key {key.name} ({key.hint}) of {client.name} expires at "
+                        f"{key.expires:%Y-%m-%d %H:%M} UTC. Rotate it before then to avoid an outage."
+                    ),
+                    from_email=None,
+                    recipient_list=[client.contact_email],
+                    fail_silently=False,
                 )
             except Exception:  # noqa: BLE001 - a side effect: log, the webhook may still have gone out
                 log.warning("expiry e-mail failed", extra={"key_id": str(key.id)})
@@ -125,7 +145,9 @@ def usage_roll_up() -> dict[str, int]:
             ApiKey.objects.filter(pk=key_id).update(uses=F("uses") + count)
         for key_id, (ts, ip) in last.items():
             if key_id in known_ids:
-                ApiKey.objects.filter(pk=key_id).update(last_used=datetime.fromtimestamp(ts, UTC), last_used_ip=ip or None)
+                ApiKey.objects.filter(pk=key_id).update(
+                    last_used=datetime.fromtimestamp(ts, UTC), last_used_ip=ip or None
+                )
     counted = {k: n for k, n in usage.items() if k[0] in known_ids}  # keys deleted since are dropped
     return {"keys": len({k for k, _ in counted}), "requests": sum(counted.values())}
 
@@ -141,15 +163,16 @@ def compromise_response_finish(*, response_id: str) -> dict[str, int]:
     response = CompromiseResponse.objects.select_related("client").get(pk=response_id)
     if response.status == CompromiseResponseStatus.DONE:
         return dict(response.counts)
-    CompromiseResponse.objects.filter(pk=response.pk).update(status=CompromiseResponseStatus.RUNNING,
-                                                             heartbeat=timezone.now())
+    CompromiseResponse.objects.filter(pk=response.pk).update(
+        status=CompromiseResponseStatus.RUNNING, heartbeat=timezone.now()
+    )
     client, cutoff = response.client, response.requested
     counts = dict(response.counts or {})
     pause = float(getattr(settings, "COMPROMISE_BATCH_PAUSE", 0))
 
     def step(name: str, queryset: Any, action: Any) -> None:
         while True:
-            pks = list(queryset.values_list("pk", flat=True)[:BATCH_SIZE()])
+            pks = list(queryset.values_list("pk", flat=True)[: BATCH_SIZE()])
             if not pks:
                 return
             with transaction.atomic():
@@ -160,21 +183,36 @@ def compromise_response_finish(*, response_id: str) -> dict[str, int]:
                 time.sleep(pause)  # test hook: lets a test kill the worker between batches
 
     now = timezone.now()
-    step("api_keys", ApiKey.objects.filter(client=client, created__lte=cutoff,
-                                           status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED]),
-         lambda pks: ApiKey.objects.filter(pk__in=pks).update(status=ApiKeyStatus.REVOKED, revoked=now,
-                                                              version=F("version") + 1))
+    step(
+        "api_keys",
+        ApiKey.objects.filter(
+            client=client, created__lte=cutoff, status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED]
+        ),
+        lambda pks: ApiKey.objects.filter(pk__in=pks).update(
+            status=ApiKeyStatus.REVOKED, revoked=now, version=F("version") + 1
+        ),
+    )
     refresh = get_refresh_token_model()
-    step("refresh_tokens", refresh.objects.filter(application=client, created__lte=cutoff, revoked__isnull=True),
-         lambda pks: refresh.objects.filter(pk__in=pks).update(revoked=now, access_token=None))
+    step(
+        "refresh_tokens",
+        refresh.objects.filter(application=client, created__lte=cutoff, revoked__isnull=True),
+        lambda pks: refresh.objects.filter(pk__in=pks).update(revoked=now, access_token=None),
+    )
     access = get_access_token_model()
-    step("access_tokens", access.objects.filter(application=client, created__lte=cutoff),
-         lambda pks: access.objects.filter(pk__in=pks).delete()[0])
+    step(
+        "access_tokens",
+        access.objects.filter(application=client, created__lte=cutoff),
+        lambda pks: access.objects.filter(pk__in=pks).delete()[0],
+    )
     grant = get_grant_model()
-    step("authorization_codes", grant.objects.filter(application=client, created__lte=cutoff, used__isnull=True),
-         lambda pks: grant.objects.filter(pk__in=pks).update(used=now, expires=now))
-    CompromiseResponse.objects.filter(pk=response.pk).update(status=CompromiseResponseStatus.DONE,
-                                                             finished=timezone.now(), counts=counts)
+    step(
+        "authorization_codes",
+        grant.objects.filter(application=client, created__lte=cutoff, used__isnull=True),
+        lambda pks: grant.objects.filter(pk__in=pks).update(used=now, expires=now),
+    )
+    CompromiseResponse.objects.filter(pk=response.pk).update(
+        status=CompromiseResponseStatus.DONE, finished=timezone.now(), counts=counts
+    )
     return counts
 
 
@@ -186,6 +224,7 @@ def compromise_responses_stalled(*, stale_after: int = 60) -> list[str]:
     """Responses not finished whose worker went quiet: the reconciliation sweep re-enqueues them."""
     threshold = timezone.now() - timedelta(seconds=stale_after)
     pending = CompromiseResponse.objects.exclude(status=CompromiseResponseStatus.DONE)
-    stalled = pending.filter(heartbeat__lte=threshold) | pending.filter(heartbeat__isnull=True,
-                                                                        requested__lte=threshold)
+    stalled = pending.filter(heartbeat__lte=threshold) | pending.filter(
+        heartbeat__isnull=True, requested__lte=threshold
+    )
     return [str(pk) for pk in stalled.values_list("pk", flat=True)]

@@ -36,7 +36,9 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="details")
     def details_pretty(self, obj: AuditEvent) -> str:
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.details, indent=2, sort_keys=True))
+        return format_html(
+            "<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.details, indent=2, sort_keys=True)
+        )
 
     @admin.display(description="personal data (decrypted)")
     def personal_data(self, obj: AuditEvent) -> str:
@@ -54,8 +56,9 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.action(description="Export the whole trail as JSON lines")
     def export_jsonl(self, request: HttpRequest, queryset: Any) -> StreamingHttpResponse:
         with_personal = request.user.has_perm("audit.view_personal_data")
-        response = StreamingHttpResponse((line + "\n" for line in audit_export(with_personal=with_personal)),
-                                         content_type="application/x-ndjson")
+        response = StreamingHttpResponse(
+            (line + "\n" for line in audit_export(with_personal=with_personal)), content_type="application/x-ndjson"
+        )
         response["Content-Disposition"] = 'attachment; filename="audit.jsonl"'
         response["Cache-Control"] = "no-store"
         return response

@@ -11,7 +11,7 @@ import hmac
 import json
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from authserver.audit import sealing
@@ -20,8 +20,15 @@ from authserver.audit.models import AuditChainHead, AuditEvent
 GENESIS = "0" * 64
 
 
-def canonical(event: AuditEvent) -> bytes:
-    """The bytes the chain covers: every column but the chain itself, in a fixed encoding."""
+def canonical(event: AuditEvent, personal_plaintext: bytes | None = None) -> bytes:
+    """The bytes the chain covers: every column but the chain itself, in a fixed encoding.
+
+    Personal data is covered as plaintext (inside the keyed HMAC, never stored), not as its
+    ciphertext: key rotation can then re-encrypt it without breaking the chain, while moving or
+    editing a ciphertext still shows (it no longer decrypts, or decrypts to something else).
+    """
+    if personal_plaintext is None and event.personal:
+        personal_plaintext = sealing.unseal(bytes(event.personal), record_id=event.id)
     body = {
         "id": event.id,
         "at": event.at.isoformat(),
@@ -30,13 +37,14 @@ def canonical(event: AuditEvent) -> bytes:
         "actor": event.actor,
         "subject": event.subject,
         "details": event.details,
-        "personal": bytes(event.personal).hex() if event.personal else None,
+        "personal": personal_plaintext.decode() if personal_plaintext else None,
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def chain_value(previous: str, event: AuditEvent) -> str:
-    return hmac.new(sealing.chain_key(), previous.encode() + b"|" + canonical(event), hashlib.sha256).hexdigest()
+def chain_value(previous: str, event: AuditEvent, personal_plaintext: bytes | None = None) -> str:
+    body = canonical(event, personal_plaintext)
+    return hmac.new(sealing.chain_key(), previous.encode() + b"|" + body, hashlib.sha256).hexdigest()
 
 
 def _locked_head() -> AuditChainHead:
@@ -61,12 +69,18 @@ def audit_record(
         head = _locked_head()
         next_id = head.last_id + 1
         record = AuditEvent(
-            id=next_id, at=timezone.now(), event=event[:64], outcome=outcome[:16], actor=str(actor)[:200],
-            subject=str(subject)[:200], details=details or {},
+            id=next_id,
+            at=timezone.now(),
+            event=event[:64],
+            outcome=outcome[:16],
+            actor=str(actor)[:200],
+            subject=str(subject)[:200],
+            details=details or {},
         )
-        if personal:
-            record.personal = sealing.seal(json.dumps(personal, sort_keys=True, default=str).encode(), record_id=next_id)
-        record.chain = chain_value(head.chain or GENESIS, record)
+        plaintext = json.dumps(personal, sort_keys=True, default=str).encode() if personal else None
+        if plaintext:
+            record.personal = sealing.seal(plaintext, record_id=next_id)
+        record.chain = chain_value(head.chain or GENESIS, record, plaintext)
         record.save(force_insert=True)
         head.last_id, head.chain = next_id, record.chain
         head.save(update_fields=["last_id", "chain"])
@@ -80,5 +94,24 @@ def personal_data(event: AuditEvent) -> dict[str, Any]:
     return json.loads(sealing.unseal(bytes(event.personal), record_id=event.id))
 
 
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
+def audit_reencrypt(*, batch_size: int = 500) -> int:
+    """Re-encrypt personal data under the current key version (run by the key-rotation job).
+
+    Only the ciphertext column changes; the chain covers the plaintext, so it stays valid.
+    Resumable and idempotent: rows already under the current version are skipped.
+    """
+    moved, last = 0, 0
+    while True:
+        rows = list(
+            AuditEvent.objects.filter(id__gt=last, personal__isnull=False)
+            .order_by("id")
+            .values_list("id", "personal")[:batch_size]
+        )
+        if not rows:
+            return moved
+        for event_id, ciphertext in rows:
+            fresh = sealing.reseal(bytes(ciphertext), record_id=event_id)
+            if fresh is not None:
+                AuditEvent.objects.filter(id=event_id).update(personal=fresh)
+                moved += 1
+            last = event_id

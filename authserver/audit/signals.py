@@ -15,16 +15,24 @@ from authserver.audit.services import audit_record
 
 @receiver(user_logged_in)
 def _login_success(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    audit_record(event="login.success", actor=f"user:{user.pk}", subject=f"user:{user.pk}",
-                 personal={**request_personal(request), "username": user.get_username()})
+    audit_record(
+        event="login.success",
+        actor=f"user:{user.pk}",
+        subject=f"user:{user.pk}",
+        personal={**request_personal(request), "username": user.get_username()},
+    )
 
 
 @receiver(user_login_failed)
 def _login_failure(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
     # Only the username is kept (encrypted); the password never reaches this receiver (Django
     # cleanses it), and nothing here says whether the account exists.
-    audit_record(event="login.failure", outcome="failure", actor="anonymous",
-                 personal={**request_personal(request), "username": str(credentials.get("username", ""))[:150]})
+    audit_record(
+        event="login.failure",
+        outcome="failure",
+        actor="anonymous",
+        personal={**request_personal(request), "username": str(credentials.get("username", ""))[:150]},
+    )
 
 
 _ADMIN_ACTIONS = {ADDITION: "added", CHANGE: "changed", DELETION: "deleted"}
@@ -36,6 +44,9 @@ def _admin_action(sender: Any, instance: LogEntry, created: bool, **kwargs: Any)
         return
     model = instance.content_type.model_class() if instance.content_type_id else None
     label = model._meta.label if model is not None else "unknown"
-    audit_record(event=f"admin.{_ADMIN_ACTIONS.get(instance.action_flag, 'action')}", actor=f"user:{instance.user_id}",
-                 subject=f"{label}:{instance.object_id}",
-                 details={"object": instance.object_repr[:200], "change": instance.get_change_message()[:500]})
+    audit_record(
+        event=f"admin.{_ADMIN_ACTIONS.get(instance.action_flag, 'action')}",
+        actor=f"user:{instance.user_id}",
+        subject=f"{label}:{instance.object_id}",
+        details={"object": instance.object_repr[:200], "change": instance.get_change_message()[:500]},
+    )

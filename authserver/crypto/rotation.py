@@ -139,6 +139,12 @@ def run(rotation_id: str) -> dict[str, Any]:
             raise KeyStoreError(f"KEK version {rotation.target_version} is missing from {store.describe()}")
         counts["secrets_rewrapped"] = counts.get("secrets_rewrapped", 0) + _rewrap_secrets(store, current)
         moved = sum(_reencrypt_field(m, f, current, rotation, counts, failed) for m, f in _fields())
+        # The audit trail keeps its ciphertexts in its own column (its ids order the chain).
+        from authserver.audit.services import audit_reencrypt
+
+        audit_moved = audit_reencrypt()
+        counts["audit_events_reencrypted"] = counts.get("audit_events_reencrypted", 0) + audit_moved
+        moved += audit_moved
         # Other processes may keep writing under the previous version for store.staleness
         # seconds after the rotation: sweep once more after that.
         wait = store.staleness - (time.monotonic() - started)

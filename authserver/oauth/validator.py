@@ -96,9 +96,7 @@ class AuthServerValidator(OAuth2Validator):
         from clients.models import RetiredClientSecret
 
         encoded = CredentialHasher().encode(secret, "")
-        return RetiredClientSecret.objects.filter(
-            client=client, secret=encoded, expires__gt=timezone.now()
-        ).exists()
+        return RetiredClientSecret.objects.filter(client=client, secret=encoded, expires__gt=timezone.now()).exists()
 
     def validate_user(self, username: str, password: str, client: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
         # RFC 9700 §2.4: the resource owner password credentials grant MUST NOT be used. oauthlib
@@ -114,13 +112,18 @@ class AuthServerValidator(OAuth2Validator):
         return super()._load_application(client_id, request)
 
     # -- Authorization codes --------------------------------------------------------------------
-    def save_authorization_code(self, client_id: str, code: dict[str, Any], request: Any, *args: Any, **kwargs: Any) -> None:
+    def save_authorization_code(
+        self, client_id: str, code: dict[str, Any], request: Any, *args: Any, **kwargs: Any
+    ) -> None:
         # RFC 8707 §2: a resource the client is not registered for is refused here, before a code
         # exists, rather than only at the token endpoint.
         allowed = set(request.client.allowed_audiences or [])
         if any(resource not in allowed for resource in (getattr(request, "resource", None) or [])):
-            raise errors.CustomOAuth2Error(error="invalid_target", request=request,
-                                           description="The requested resource is not allowed for this client.")
+            raise errors.CustomOAuth2Error(
+                error="invalid_target",
+                request=request,
+                description="The requested resource is not allowed for this client.",
+            )
         # oauthlib generates its own code; ours replaces it in the same dict, which oauthlib then
         # puts in the redirect, so the client receives a code in our format.
         code["code"] = credentials.generate_authorization_code()
@@ -140,9 +143,7 @@ class AuthServerValidator(OAuth2Validator):
         family = uuid.uuid4()
         # The conditional UPDATE is the single point where a code is redeemed: of two concurrent
         # exchanges exactly one changes the row; the other sees 0 rows and is treated as a replay.
-        won = Grant.objects.filter(pk=grant.pk, used__isnull=True).update(
-            used=timezone.now(), token_family=family
-        )
+        won = Grant.objects.filter(pk=grant.pk, used__isnull=True).update(used=timezone.now(), token_family=family)
         if not won:
             grant.refresh_from_db(fields=["used", "token_family"])
             self._revoke_code_descendants(grant)
@@ -173,9 +174,13 @@ class AuthServerValidator(OAuth2Validator):
         log.warning("authorization code replayed; revoking tokens issued from it", extra={"grant_id": grant.pk})
         if grant.token_family:
             RefreshToken.revoke_family(grant.token_family)
-        audit_record(event="code.replayed", outcome="failure", actor=f"client:{grant.application.client_id}",
-                     subject=f"user:{grant.user_id}", details={"grant": grant.pk, "code": grant.hint,
-                                                              "family_revoked": str(grant.token_family or "")})
+        audit_record(
+            event="code.replayed",
+            outcome="failure",
+            actor=f"client:{grant.application.client_id}",
+            subject=f"user:{grant.user_id}",
+            details={"grant": grant.pk, "code": grant.hint, "family_revoked": str(grant.token_family or "")},
+        )
 
     def invalidate_authorization_code(self, client_id: str, code: str, request: Any, *args: Any, **kwargs: Any) -> None:
         # validate_code already marked the code used; the row stays (until the cleanup job) so a
@@ -190,12 +195,16 @@ class AuthServerValidator(OAuth2Validator):
             user = getattr(request, "user", None)
             audit_record(
                 event="token.refreshed" if request.grant_type == "refresh_token" else "token.issued",
-                actor=f"client:{client_id}", subject=f"user:{user.pk}" if user is not None else f"client:{client_id}",
-                details={"grant_type": request.grant_type, "scope": token.get("scope", ""),
-                         "aud": list(getattr(request, "resource", None) or []),
-                         "access_token": credentials.hint(token["access_token"]),
-                         "refresh_token": credentials.hint(token["refresh_token"]) if token.get("refresh_token") else None,
-                         "api_key": getattr(request, "_authserver_api_key_id", None)},
+                actor=f"client:{client_id}",
+                subject=f"user:{user.pk}" if user is not None else f"client:{client_id}",
+                details={
+                    "grant_type": request.grant_type,
+                    "scope": token.get("scope", ""),
+                    "aud": list(getattr(request, "resource", None) or []),
+                    "access_token": credentials.hint(token["access_token"]),
+                    "refresh_token": credentials.hint(token["refresh_token"]) if token.get("refresh_token") else None,
+                    "api_key": getattr(request, "_authserver_api_key_id", None),
+                },
                 personal=self._personal(request),
             )
             return result
@@ -205,7 +214,9 @@ class AuthServerValidator(OAuth2Validator):
         headers = getattr(request, "headers", None) or {}
         return {"ip": headers.get("REMOTE_ADDR", ""), "user_agent": str(headers.get("HTTP_USER_AGENT", ""))[:300]}
 
-    def _create_access_token(self, expires: Any, request: Any, token: dict[str, Any], source_refresh_token: Any = None) -> Any:
+    def _create_access_token(
+        self, expires: Any, request: Any, token: dict[str, Any], source_refresh_token: Any = None
+    ) -> Any:
         access_token = AccessToken(
             user=request.user,
             scope=token["scope"],
@@ -227,7 +238,9 @@ class AuthServerValidator(OAuth2Validator):
             return previous_refresh_token.token_family
         return getattr(request, "_authserver_token_family", None)
 
-    def _create_refresh_token(self, request: Any, refresh_token_code: str, access_token: Any, previous_refresh_token: Any) -> Any:
+    def _create_refresh_token(
+        self, request: Any, refresh_token_code: str, access_token: Any, previous_refresh_token: Any
+    ) -> Any:
         if previous_refresh_token is not None:
             family, family_expires = previous_refresh_token.token_family, previous_refresh_token.family_expires
         else:
@@ -266,20 +279,35 @@ class AuthServerValidator(OAuth2Validator):
         # Answer only once every worker has dropped its cached copy (authserver.generation).
         generation.invalidate(settle=True)
         client_id = getattr(request.client, "client_id", "")
-        audit_record(event="token.revoked", actor=f"client:{client_id}", subject=f"client:{client_id}",
-                     details={"token": credentials.hint(token)}, personal=self._personal(request))
+        audit_record(
+            event="token.revoked",
+            actor=f"client:{client_id}",
+            subject=f"client:{client_id}",
+            details={"token": credentials.hint(token)},
+            personal=self._personal(request),
+        )
         return None
 
     @staticmethod
     def _audit_refresh_reuse(refresh_token: str, client: Any) -> None:
         """A revoked refresh token presented again: reuse detection fired (RFC 9700 §4.14.2)."""
-        row = (RefreshToken.objects.filter(token_checksum=credentials.digest(refresh_token), revoked__isnull=False)
-               .values("token_family", "application__client_id", "user_id").first())
+        row = (
+            RefreshToken.objects.filter(token_checksum=credentials.digest(refresh_token), revoked__isnull=False)
+            .values("token_family", "application__client_id", "user_id")
+            .first()
+        )
         if row is None:
             return
-        audit_record(event="token.refresh_reuse", outcome="failure", actor=f"client:{row['application__client_id']}",
-                     subject=f"user:{row['user_id']}", details={"refresh_token": credentials.hint(refresh_token),
-                                                               "family_revoked": str(row["token_family"] or "")})
+        audit_record(
+            event="token.refresh_reuse",
+            outcome="failure",
+            actor=f"client:{row['application__client_id']}",
+            subject=f"user:{row['user_id']}",
+            details={
+                "refresh_token": credentials.hint(refresh_token),
+                "family_revoked": str(row["token_family"] or ""),
+            },
+        )
 
     def validate_bearer_token(self, token: str, scopes: Any, request: Any) -> bool:
         if not credentials.is_well_formed(token, credentials.ACCESS_TOKEN):

@@ -14,7 +14,7 @@ from authserver.audit.selectors import audit_verify
 from authserver.audit.services import audit_record, personal_data
 from clients.services import client_secret_rotate
 from keys.services import api_key_create, api_key_revoke
-from tests.helpers import client_credentials, exchange_code, code_from, authorize, pkce_pair, refresh
+from tests.helpers import authorize, client_credentials, code_from, exchange_code, pkce_pair, refresh
 
 pytestmark = pytest.mark.django_db
 
@@ -29,8 +29,10 @@ def _raw(sql: str, params: list) -> None:
 
 
 def _seed(n: int = 5) -> list[AuditEvent]:
-    return [audit_record(event="test.event", subject=f"thing:{i}", details={"i": i},
-                         personal={"ip": f"192.0.2.{i}"}) for i in range(n)]
+    return [
+        audit_record(event="test.event", subject=f"thing:{i}", details={"i": i}, personal={"ip": f"192.0.2.{i}"})
+        for i in range(n)
+    ]
 
 
 def test_verify_passes_on_an_untouched_chain():
@@ -44,12 +46,16 @@ def test_verify_passes_on_an_untouched_chain():
     [
         (lambda e: _raw("UPDATE audit_auditevent SET details = %s WHERE id = %s", [json.dumps({"i": 99}), e[2].id]), 3),
         (lambda e: _raw("UPDATE audit_auditevent SET event = %s WHERE id = %s", ["test.other", e[1].id]), 2),
-        (lambda e: _raw("UPDATE audit_auditevent SET personal = %s WHERE id = %s",
-                        [bytes(e[0].personal), e[3].id]), 4),
+        (lambda e: _raw("UPDATE audit_auditevent SET personal = %s WHERE id = %s", [bytes(e[0].personal), e[3].id]), 4),
         (lambda e: _raw("DELETE FROM audit_auditevent WHERE id = %s", [e[2].id]), 3),
-        (lambda e: (_raw("UPDATE audit_auditevent SET id = 100 WHERE id = %s", [e[1].id]),
-                    _raw("UPDATE audit_auditevent SET id = %s WHERE id = %s", [e[1].id, e[2].id]),
-                    _raw("UPDATE audit_auditevent SET id = %s WHERE id = 100", [e[2].id])), 2),
+        (
+            lambda e: (
+                _raw("UPDATE audit_auditevent SET id = 100 WHERE id = %s", [e[1].id]),
+                _raw("UPDATE audit_auditevent SET id = %s WHERE id = %s", [e[1].id, e[2].id]),
+                _raw("UPDATE audit_auditevent SET id = %s WHERE id = 100", [e[2].id]),
+            ),
+            2,
+        ),
         (lambda e: _raw("DELETE FROM audit_auditevent WHERE id = %s", [e[4].id]), 5),
     ],
     ids=["edit-details", "edit-event", "move-ciphertext", "delete-middle", "reorder", "delete-newest"],
@@ -101,8 +107,16 @@ def test_security_events_are_recorded_by_the_flows(client, web_client, service_c
     key, _ = api_key_create(client=key_owner, name="k", actor="cli")
     api_key_revoke(key=key, actor="cli")
     events = _events()
-    for expected in ("client.created", "token.issued", "consent.granted", "code.replayed", "token.refresh_reuse",
-                     "client.secret_rotated", "api_key.created", "api_key.revoked"):
+    for expected in (
+        "client.created",
+        "token.issued",
+        "consent.granted",
+        "code.replayed",
+        "token.refresh_reuse",
+        "client.secret_rotated",
+        "api_key.created",
+        "api_key.revoked",
+    ):
         assert expected in events, (expected, events)
     assert audit_verify()[1] == []
 
@@ -117,3 +131,17 @@ def test_login_success_and_failure_are_audited(client, user):
     assert "alice" not in json.dumps(failure.details) and b"alice" not in bytes(failure.personal)
     assert personal_data(failure)["username"] == "alice"
     assert success.subject == f"user:{user.pk}"
+
+
+def test_key_rotation_reencrypts_personal_data_without_breaking_the_chain():
+    from authserver.crypto import rotation
+
+    events = _seed(3)
+    before = [bytes(AuditEvent.objects.get(pk=e.pk).personal) for e in events]
+    job = rotation.rotate(enqueue=False)
+    counts = rotation.run(str(job.pk))
+    assert counts["audit_events_reencrypted"] == 3
+    after = [bytes(AuditEvent.objects.get(pk=e.pk).personal) for e in events]
+    assert all(a != b for a, b in zip(after, before, strict=True))
+    assert personal_data(AuditEvent.objects.get(pk=events[1].pk)) == {"ip": "192.0.2.1"}
+    assert audit_verify()[1] == []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import subprocess
+import tempfile
 from pathlib import Path
 
 from tests.e2e.server import free_port

@@ -11,7 +11,7 @@ from authserver.audit.models import AuditEvent
 from authserver.oauth.models import AccessToken
 from tests.conftest import basic_auth
 from tests.factories import PASSWORD
-from tests.helpers import TOKEN_URL, client_credentials, introspect
+from tests.helpers import client_credentials, introspect
 
 pytestmark = pytest.mark.django_db
 

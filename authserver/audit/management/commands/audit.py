@@ -23,10 +23,16 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "verify":
             checked, problems = audit_verify()
-            self.stdout.write(json.dumps({
-                "checked": checked, "ok": not problems,
-                "problems": [{"event_id": p.event_id, "problem": p.problem} for p in problems],
-            }, sort_keys=True))
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "checked": checked,
+                        "ok": not problems,
+                        "problems": [{"event_id": p.event_id, "problem": p.problem} for p in problems],
+                    },
+                    sort_keys=True,
+                )
+            )
             if problems:
                 sys.exit(1)
         else:
