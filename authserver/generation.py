@@ -7,6 +7,16 @@ generation *before* it returns, so within ``CHECK_INTERVAL`` (< 1 s) every worke
 cached answer. If the shared store can't be read, cached answers are not used (fail closed: the
 request goes to the database instead).
 
+Cached answers are also served only while the database is known to be reachable
+(:func:`cache_trusted`): the endpoint must answer 503 when it is down (fail closed), whether or not
+the answer happens to be in memory. The check costs no round trip per request: a ``SELECT 1`` at
+most every ``CHECK_INTERVAL`` per thread, and a non-blocking look at the connection's socket, which
+turns readable as soon as the server closes it.
+
+Changes to clients (a rotated secret, a resource server disabled or deleted) bump the generation
+too, so resource-server authentication can be cached under the same rules
+(authserver.oauth.selectors).
+
 Shared store: Redis when configured (one ``INCR``/``GET``), else a file in the data directory
 (embedded single-machine deployments: every process shares the disk).
 """
@@ -15,15 +25,17 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
 
 log = logging.getLogger("authserver.generation")
 
-CHECK_INTERVAL = 0.25
+CHECK_INTERVAL = 0.1
 _REDIS_KEY = "authserver:revocation-generation"
 
 
@@ -110,12 +122,18 @@ def bump() -> int:
 def reset_for_tests() -> None:
     with _state_lock:
         _state.update(generation=-1, checked=0.0, healthy=False)
+    _db_local.__dict__.clear()
     _shared._redis = None
     _shared._path = None
 
 
-def invalidate() -> None:
+def invalidate(*, settle: bool = False) -> None:
     """Bump now and again after the surrounding transaction commits.
+
+    ``settle=True`` (explicit revocations: RFC 7009, key revoke/suspend, revoke-all) then waits
+    ``CHECK_INTERVAL`` before the caller can return: by then every worker has either re-read the
+    generation or will on its next request, so the revocation is visible everywhere *before* the
+    call reports success. Rotations don't wait (the old token's holder is the rotating client).
 
     The bump after commit is the one that matters: a worker that re-read the generation and
     queried the database before our commit could have cached the pre-revocation row under the
@@ -125,4 +143,80 @@ def invalidate() -> None:
     from django.db import transaction
 
     bump()
-    transaction.on_commit(bump)
+    transaction.on_commit(_bump_and_settle if settle else bump)
+
+
+def _bump_and_settle() -> None:
+    bump()
+    time.sleep(CHECK_INTERVAL)
+
+
+_db_local = threading.local()
+
+
+def _database_reachable() -> bool:
+    """Is this thread's database connection usable, as far as can be told without a round trip?"""
+    from django.db import connection
+
+    raw = connection.connection
+    fileno = getattr(raw, "fileno", None)
+    if raw is not None and fileno is not None:
+        try:
+            readable, _, _ = select.select([fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        if readable:  # an idle connection has nothing to read unless the server closed it
+            return False
+    now = time.monotonic()
+    if now - getattr(_db_local, "checked", -1e9) < CHECK_INTERVAL:
+        return bool(_db_local.ok)
+    try:
+        connection.ensure_connection()
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        ok = True
+    except Exception:  # noqa: BLE001 - unreachable, whatever the reason: trust nothing cached
+        ok = False
+    _db_local.checked, _db_local.ok = now, ok
+    return ok
+
+
+def cache_trusted() -> int | None:
+    """The generation under which cached answers may be served now, or None (go to the database)."""
+    gen = current()
+    if gen is None or not _database_reachable():
+        return None
+    return gen
+
+
+def reset_database_check_for_tests() -> None:
+    _db_local.__dict__.clear()
+
+
+def _bump_quietly() -> None:
+    try:
+        bump()
+    except Exception:  # noqa: BLE001 - the store is down: readers trust no cache while it is
+        log.warning("revocation generation could not be bumped after a client change")
+
+
+def _client_changed(sender: object, instance: object = None, created: bool = False, **kwargs: object) -> None:
+    """A client changed (secret rotated, resource server disabled, deleted): cached resource-server
+    authentications must go, now and again after commit (see :func:`invalidate`)."""
+    if created:
+        return
+    from django.db import transaction
+
+    _bump_quietly()
+    transaction.on_commit(_bump_quietly)
+
+
+post_save.connect(_client_changed, sender=settings.OAUTH2_PROVIDER_APPLICATION_MODEL, weak=False,
+                  dispatch_uid="authserver.generation.client_saved")
+post_delete.connect(_client_changed, sender=settings.OAUTH2_PROVIDER_APPLICATION_MODEL, weak=False,
+                    dispatch_uid="authserver.generation.client_deleted")
+post_delete.connect(_client_changed, sender="clients.RetiredClientSecret", weak=False,
+                    dispatch_uid="authserver.generation.retired_secret_deleted")

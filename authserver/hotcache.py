@@ -2,8 +2,9 @@
 
 Bounded three ways: size (LRU), lifetime (``TTL`` and the credential's own expiry), and the
 revocation generation (authserver.generation): an entry stored under an older generation is never
-served. Only live credentials are cached; unknown or inactive ones always go to the database, so
-fishing for tokens can't fill the cache.
+served, nor any entry while the generation or the database can't be confirmed. Only live
+credentials (and successful resource-server authentications) are cached; unknown or inactive ones
+always go to the database, so fishing for tokens can't fill the cache.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class HotCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        gen = generation.current()
+        gen = generation.cache_trusted()
         stored_gen, deadline, value = entry
         if gen is None or stored_gen != gen or deadline <= time.time():
             self._entries.pop(key, None)
@@ -50,3 +51,5 @@ class HotCache:
 
 access_tokens = HotCache()
 api_keys = HotCache()
+# Resource servers authenticated by (client_id, digest of the presented secret): only successes.
+resource_servers = HotCache(maxsize=1_000)

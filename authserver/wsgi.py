@@ -1,6 +1,16 @@
+"""WSGI entry point (gunicorn ``authserver.wsgi:application``).
+
+Machine endpoints (token, introspection, revocation) run on a lean middleware stack; see
+authserver/machine.py.
+"""
+
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authserver.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+from authserver.machine import Dispatcher  # noqa: E402 - needs the app registry
+
+application = Dispatcher()

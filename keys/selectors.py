@@ -16,6 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from authserver import counters, generation, hotcache
+from authserver.anomaly.hooks import key_refused, key_verified
 from authserver.oauth import credentials
 from keys.models import ApiKey, ApiKeyStatus
 from keys.policy import ip_allowed
@@ -53,6 +54,7 @@ def api_key_lookup(*, key: str) -> dict[str, Any] | None:
         return None
     until = _usable_until(row)
     if until is None:
+        key_refused(row)  # revoked/suspended key presented (authserver.anomaly); the answer is unchanged
         return None
     hotcache.api_keys.put(digest, row, expires_at=until.timestamp(), gen=gen)
     return row
@@ -68,6 +70,7 @@ def api_key_verify(*, key: str, audience: str, client_ip: str | None) -> dict[st
     if row is None or audience not in row["audiences"] or not ip_allowed(client_ip, row["allowed_ips"]):
         return dict(INACTIVE)
     key_id = str(row["id"])
+    row = key_verified(row, key_id, client_ip)  # traffic + effective limit (authserver.anomaly)
     limits = counters.consume(key_id, quota=row["quota"], used_baseline=row["uses"], rate_limit=row["rate_limit"],
                               period=row["rate_limit_period"])
     if limits.out_of_quota:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -13,6 +15,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
 
 from authserver import generation, hotcache
+from authserver.anomaly.hooks import token_introspected
 from authserver.oauth import credentials
 from authserver.oauth.hashers import CredentialHasher
 
@@ -45,7 +48,10 @@ def resource_server_authenticate(*, request: HttpRequest) -> dict[str, Any] | No
     """The authenticated resource server (``client_id``, ``audience``), or None.
 
     The secret's format is checked before the row is read, and the check is one SHA-256: no
-    password hashing on a machine path (DESIGN.md decision 3).
+    password hashing on a machine path (DESIGN.md decision 3). Successful authentications are
+    kept in the in-process cache (authserver.hotcache) under the presented secret's digest, so a
+    resource server calling all day costs no query; any change to a client bumps the revocation
+    generation and drops them (authserver.generation).
     """
     presented = presented_client_credentials(request)
     if presented is None:
@@ -53,25 +59,41 @@ def resource_server_authenticate(*, request: HttpRequest) -> dict[str, Any] | No
     client_id, secret = presented
     if not credentials.is_well_formed(secret, credentials.CLIENT_SECRET) or not 0 < len(client_id) <= 100:
         return None
+    cache_key = f"{client_id}\x00{credentials.digest(secret)}"
+    cached = hotcache.resource_servers.get(cache_key)
+    if cached is not None:
+        return cached
+    gen = generation.current()
     row = (
         get_application_model()
         .objects.filter(client_id=client_id, is_resource_server=True)
         .values("id", "client_id", "audience", "client_secret")
         .first()
     )
-    if row is None or not _hasher.verify(secret, row["client_secret"]):
-        if row is not None and _retired_secret_matches(row["id"], secret):
-            return row
+    if row is None:
         return None
+    if _hasher.verify(secret, row["client_secret"]):
+        until = time.time() + hotcache.TTL
+    else:
+        retired_until = _retired_secret_expiry(row["id"], secret)
+        if retired_until is None:
+            return None
+        until = retired_until.timestamp()
+    hotcache.resource_servers.put(cache_key, row, expires_at=until, gen=gen)
     return row
 
 
-def _retired_secret_matches(client_pk: int, secret: str) -> bool:
+def _retired_secret_expiry(client_pk: int, secret: str) -> datetime | None:
+    """When the rotated-out ``secret`` of the client stops authenticating, or None if it doesn't."""
     from clients.models import RetiredClientSecret
 
-    return RetiredClientSecret.objects.filter(
-        client_id=client_pk, secret=_hasher.encode(secret, ""), expires__gt=timezone.now()
-    ).exists()
+    return (
+        RetiredClientSecret.objects.filter(
+            client_id=client_pk, secret=_hasher.encode(secret, ""), expires__gt=timezone.now()
+        )
+        .values_list("expires", flat=True)
+        .first()
+    )
 
 
 _TOKEN_FIELDS = (
@@ -116,6 +138,7 @@ def introspect_token(*, token: str, audience: str, token_type_hint: str | None =
     row = _access_token_row(token)
     if row is None or row["expires"] <= timezone.now() or audience not in (row["resource"] or []):
         return dict(INACTIVE)
+    token_introspected(row["application__client_id"])  # per-client traffic (authserver.anomaly)
     answer: dict[str, Any] = {
         "active": True,
         "scope": row["scope"],

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from authserver import counters
+from authserver.anomaly.hooks import adaptive_limit
 
 log = logging.getLogger("authserver.ratelimit")
 
@@ -91,6 +92,7 @@ def limit_for(name: str, key: str, *, override: int | None = None) -> Decision:
     """Count one request of ``key`` against policy ``name`` (with an optional per-key limit)."""
     pol = policy(name)
     limit = override or pol.limit
+    limit = adaptive_limit(name, key, limit, pol.window)  # per-credential effective limit (authserver.anomaly)
     now = time.time()
     counter_key = f"{name}:{key}"
     try:

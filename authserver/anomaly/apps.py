@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class AnomalyConfig(AppConfig):
+    name = "authserver.anomaly"
+    label = "anomaly"
+    verbose_name = "Anomalies and adaptive limits"
+    default_auto_field = "django.db.models.BigAutoField"

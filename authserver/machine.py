@@ -1,0 +1,97 @@
+"""The WSGI application: machine endpoints on a lean Django handler, everything else as usual.
+
+Resource servers and clients call ``/oauth/introspect``, ``/oauth/token`` and ``/oauth/revoke``
+with credentials in the request, never with a browser session: those views are CSRF-exempt and
+read no session, user or messages. Running them through the session, CSRF, authentication and
+messages middleware (and WhiteNoise's static-file lookup) costs time on every call for nothing,
+so they go to a second ``WSGIHandler`` whose middleware is ``settings.MIDDLEWARE`` minus those.
+What remains (fail closed, security headers, common, clickjacking) is the same code, so the
+responses are byte-for-byte what the full stack sends (tests/bench/test_machine_handler.py).
+
+Persistent connections are health-checked (``SELECT 1``) by Django at the first query of every
+request, a second round trip on a path that needs one. Here the check is skipped while the
+connection served a request without a database error less than ``HEALTH_CHECK_WINDOW`` seconds
+ago; an idle connection is still checked. If the server went away inside that window the request
+fails closed (503) and Django discards the connection at the end of the request, as it does for
+any database error.
+
+``AUTHSERVER_BENCH_BASELINE=1`` (the bench only) adds ``/bench/bare``: a bare JSON view on the
+same lean handler, the baseline every ratio in ``bench/`` is measured against. It is never
+mounted otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIHandler
+
+MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke"})
+BASELINE_PATH = "/bench/bare"
+
+# Middleware that only browsers need: sessions, CSRF, authentication, messages, static files.
+BROWSER_ONLY_MIDDLEWARE = frozenset({
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+})
+
+HEALTH_CHECK_WINDOW = 1.0
+
+_load_lock = threading.Lock()
+_recent = threading.local()
+
+
+def baseline_enabled() -> bool:
+    return os.environ.get("AUTHSERVER_BENCH_BASELINE", "") == "1"
+
+
+def machine_middleware() -> list[str]:
+    return [path for path in settings.MIDDLEWARE if path not in BROWSER_ONLY_MIDDLEWARE]
+
+
+class MachineHandler(WSGIHandler):
+    """A ``WSGIHandler`` whose middleware chain is :func:`machine_middleware`."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        # BaseHandler.load_middleware reads settings.MIDDLEWARE; give it the lean list for the
+        # duration of the build (once, at start-up, before any request).
+        with _load_lock:
+            full = settings.MIDDLEWARE
+            settings.MIDDLEWARE = machine_middleware()
+            try:
+                super().load_middleware(is_async)
+            finally:
+                settings.MIDDLEWARE = full
+
+    def get_response(self, request: Any) -> Any:
+        from django.db import connection
+
+        if baseline_enabled():
+            request.urlconf = "bench.baseline_urls"
+        if (connection.connection is not None and not connection.health_check_done
+                and time.monotonic() - getattr(_recent, "ok_at", -1e9) < HEALTH_CHECK_WINDOW):
+            connection.health_check_done = True
+        response = super().get_response(request)
+        if connection.connection is not None and not connection.errors_occurred:
+            _recent.ok_at = time.monotonic()
+        return response
+
+
+class Dispatcher:
+    """Route by path: machine endpoints to the lean handler, the rest to the full one."""
+
+    def __init__(self) -> None:
+        self.full = WSGIHandler()
+        self.machine = MachineHandler()
+        self.machine_paths = MACHINE_PATHS | ({BASELINE_PATH} if baseline_enabled() else set())
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        handler = self.machine if environ.get("PATH_INFO") in self.machine_paths else self.full
+        return handler(environ, start_response)

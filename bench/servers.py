@@ -1,0 +1,103 @@
+# ruff: noqa: S108, S603, S607 - a benchmark driver: fixed local commands, reproducible pseudo-random data
+"""Start the WSGI servers the bench measures, as production starts them."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.env import HOST, ROOT, free_port
+
+# The production web role (docker-entrypoint.sh `web`): gunicorn, sync workers. The others are
+# the alternatives the bench compares it with.
+SERVERS = ("gunicorn-sync", "gunicorn-gthread", "granian")
+
+
+def command(kind: str, app: str, port: int, workers: int) -> list[str]:
+    if kind.startswith("gunicorn"):
+        cmd = [sys.executable, "-m", "gunicorn", app, "--bind", f"{HOST}:{port}", "--workers", str(workers),
+               "--keep-alive", "5", "--graceful-timeout", "8", "--worker-tmp-dir", "/dev/shm",
+               "--backlog", "2048"]
+        import gunicorn
+
+        if tuple(gunicorn.version_info[:2]) >= (25, 1):
+            cmd.append("--no-control-socket")
+        if kind == "gunicorn-sync":
+            cmd += ["--worker-class", "sync"]
+        else:
+            cmd += ["--worker-class", "gthread", "--threads", os.environ.get("BENCH_GTHREADS", "4")]
+        return cmd
+    if kind == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", HOST, "--port", str(port),
+                "--workers", str(workers), "--blocking-threads", os.environ.get("BENCH_GRANIAN_THREADS", "1"),
+                "--backlog", "2048", "--no-ws", "--log-level", "warning", app]
+    raise ValueError(kind)
+
+
+@dataclass
+class Server:
+    kind: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False)
+        return [int(x) for x in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def start(kind: str, env: dict[str, str], log_dir: Path, *, workers: int = 2, app: str = "authserver.wsgi:application",
+          cwd: Path = ROOT, python: str | None = None, name: str | None = None) -> Server:
+    port = free_port()
+    cmd = command(kind, app, port, workers)
+    if python:
+        cmd[0] = python
+    log = log_dir / f"{name or kind}-{port}.log"
+    fh = log.open("wb")
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(kind=kind, port=port, proc=proc, log=log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{kind} exited:\n{log.read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=2)
+            conn.request("GET", "/healthz", headers={"X-Forwarded-Proto": "https"})
+            status = conn.getresponse().status
+            conn.close()
+            if status in (200, 404):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        server.stop()
+        raise RuntimeError(f"{kind} did not answer:\n{log.read_text()[-3000:]}")
+    # Warm every worker (imports, first connection) before anything is measured.
+    for _ in range(20 * workers):
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=5)
+            conn.request("GET", "/healthz", headers={"X-Forwarded-Proto": "https"})
+            conn.getresponse().read()
+            conn.close()
+        except OSError:
+            pass
+    return server

@@ -1,0 +1,74 @@
+"""Every hot lookup is an index scan, on a table large enough that the planner has a choice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from authserver.oauth import credentials, selectors
+from authserver.oauth.models import AccessToken
+from clients.models import Client
+from keys.models import ApiKey
+from keys.selectors import _FIELDS as KEY_FIELDS
+
+pytestmark = pytest.mark.django_db
+
+ROWS = 20_000
+
+
+@pytest.fixture
+def big_token_table(service_client):
+    app, _ = service_client
+    now = timezone.now()
+    AccessToken.objects.bulk_create(
+        [AccessToken(token="", token_checksum=credentials.digest(f"bench-explain-{i}"), application=app,
+                     expires=now + timedelta(minutes=10), scope="ai.infer", resource=["https://api.example.test"])
+         for i in range(ROWS)],
+        batch_size=2_000,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return app
+
+
+def _plan(queryset) -> str:
+    return queryset.explain()  # PostgreSQL: EXPLAIN; SQLite: EXPLAIN QUERY PLAN
+
+
+def _assert_index_lookup(plan: str, table: str) -> None:
+    if connection.vendor == "postgresql":
+        assert f"Seq Scan on {table}" not in plan, plan
+        assert "Index Scan" in plan or "Index Only Scan" in plan, plan
+    else:
+        lines = [line for line in plan.splitlines() if table in line]
+        assert lines and all("USING INDEX" in line or "USING INTEGER PRIMARY KEY" in line
+                             or "USING COVERING INDEX" in line for line in lines), plan
+
+
+def test_access_token_lookup_is_an_index_scan(big_token_table):
+    assert AccessToken.objects.count() >= ROWS
+    queryset = AccessToken.objects.filter(token_checksum=credentials.digest("bench-explain-7")).values(
+        *selectors._TOKEN_FIELDS)[:1]
+    _assert_index_lookup(_plan(queryset), "oauth_accesstoken")
+
+
+def test_resource_server_lookup_is_an_index_scan(big_token_table, resource_server):
+    queryset = Client.objects.filter(client_id=resource_server[0].client_id, is_resource_server=True).values(
+        "id", "client_id", "audience", "client_secret")[:1]
+    if connection.vendor == "postgresql":
+        # The clients table is tiny here, so a sequential scan would be the right plan; force the
+        # question the production-sized table asks.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+    _assert_index_lookup(_plan(queryset), "clients_client")
+
+
+def test_api_key_lookup_is_an_index_scan(big_token_table):
+    queryset = ApiKey.objects.filter(digest=credentials.digest("bench-explain-key")).values(*KEY_FIELDS)[:1]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+    _assert_index_lookup(_plan(queryset), "keys_apikey")

@@ -1,0 +1,176 @@
+"""Query budgets of the hot paths (the bench measures their speed; these pin their shape).
+
+Introspection: no query on a cache hit, exactly one on a miss (the token or key row; the resource
+server's authentication is cached too), none for anything malformed. The token endpoint does not
+re-read the token it has just written.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from authserver import generation, hotcache
+from authserver.oauth import credentials
+from clients.services import client_secret_rotate
+from keys.services import api_key_create
+from tests.helpers import client_credentials, introspect
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_resource_servers():
+    hotcache.resource_servers.clear()
+    yield
+    hotcache.resource_servers.clear()
+
+
+@pytest.fixture
+def tokens(client, service_client):
+    app, secret = service_client
+
+    def issue() -> str:
+        response = client_credentials(client, app, secret, scope="ai.infer")
+        assert response.status_code == 200, response.content
+        return response.json()["access_token"]
+
+    return issue
+
+
+def _introspect(client, resource_server, token):
+    rs, rs_secret = resource_server
+    response = introspect(client, rs, rs_secret, token)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _warm(client, resource_server):
+    """Authenticate the resource server once (cached from then on)."""
+    _introspect(client, resource_server, credentials.mint("at"))
+
+
+def test_miss_costs_one_query_and_hit_none(client, resource_server, tokens):
+    token = tokens()
+    _warm(client, resource_server)
+    with CaptureQueriesContext(connection) as miss:
+        assert _introspect(client, resource_server, token)["active"] is True
+    with CaptureQueriesContext(connection) as hit:
+        assert _introspect(client, resource_server, token)["active"] is True
+    assert len(miss) == 1, miss.captured_queries
+    assert len(hit) == 0, hit.captured_queries
+    assert "token_checksum" in miss.captured_queries[0]["sql"]
+
+
+def test_first_call_authenticates_the_resource_server_with_one_more_query(client, resource_server, tokens):
+    token = tokens()
+    with CaptureQueriesContext(connection) as first:
+        assert _introspect(client, resource_server, token)["active"] is True
+    assert len(first) == 2, first.captured_queries
+
+
+@pytest.mark.parametrize("garbage", ["", "at_", "at_short", "at_" + "a" * 49, "x" * 100_000, "rt_" + "a" * 49,
+                                     "ak_" + "a" * 49, "ak_short"],
+                         ids=["empty", "prefix", "short", "bad-checksum", "100k", "refresh-shape", "key-bad-checksum",
+                              "key-short"])
+def test_malformed_tokens_and_keys_cost_zero_queries(client, resource_server, garbage):
+    _warm(client, resource_server)
+    with CaptureQueriesContext(connection) as queries:
+        response = introspect(client, *resource_server, garbage)
+    assert response.status_code in (200, 400)
+    if response.status_code == 200:
+        assert response.json() == {"active": False}
+    assert len(queries) == 0, queries.captured_queries
+
+
+def test_api_key_miss_one_query_hit_none(client, resource_server, service_client):
+    app, _ = service_client
+    _, key = api_key_create(client=app, name="bench", audiences=[resource_server[0].audience])
+    _warm(client, resource_server)
+    with CaptureQueriesContext(connection) as miss:
+        assert _introspect(client, resource_server, key)["active"] is True
+    with CaptureQueriesContext(connection) as hit:
+        assert _introspect(client, resource_server, key)["active"] is True
+    assert len(miss) == 1 and len(hit) == 0, (miss.captured_queries, hit.captured_queries)
+
+
+def test_forged_well_formed_credentials_are_never_cached(client, resource_server):
+    _warm(client, resource_server)
+    forged = credentials.mint("at")
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as queries:
+            assert _introspect(client, resource_server, forged) == {"active": False}
+        assert len(queries) == 1  # looked up every time: fishing can't fill the cache
+
+
+def test_rotated_resource_server_secret_is_not_served_from_the_cache(client, resource_server, tokens):
+    rs, old_secret = resource_server
+    token = tokens()
+    assert _introspect(client, resource_server, token)["active"] is True  # cached authentication
+    _, new_secret = client_secret_rotate(client=rs, grace=timedelta(0))
+    assert introspect(client, rs, old_secret, token).status_code == 401
+    assert introspect(client, rs, new_secret, token).json()["active"] is True
+
+
+def test_retired_secret_inside_its_grace_still_authenticates(client, resource_server, tokens):
+    rs, old_secret = resource_server
+    token = tokens()
+    client_secret_rotate(client=rs, grace=timedelta(hours=1))
+    for _ in range(2):
+        assert introspect(client, rs, old_secret, token).json()["active"] is True
+
+
+def test_deleted_resource_server_is_not_served_from_the_cache(client, resource_server, tokens):
+    rs, secret = resource_server
+    token = tokens()
+    assert _introspect(client, resource_server, token)["active"] is True
+    rs.is_resource_server = False
+    rs.audience = None
+    rs.save()
+    assert introspect(client, rs, secret, token).status_code == 401
+
+
+def test_no_cached_answer_while_the_database_is_unreachable(client, resource_server, tokens, monkeypatch):
+    token = tokens()
+    assert _introspect(client, resource_server, token)["active"] is True
+    monkeypatch.setattr(generation, "_database_reachable", lambda: False)
+    with CaptureQueriesContext(connection) as queries:
+        assert _introspect(client, resource_server, token)["active"] is True
+    assert len(queries) == 2  # resource server and token both read again
+
+
+def test_database_ping_failure_distrusts_the_cache(monkeypatch):
+    generation.reset_for_tests()
+
+    def broken() -> None:
+        raise OSError("server closed the connection")
+
+    monkeypatch.setattr(connection, "ensure_connection", broken)
+    assert generation._database_reachable() is False
+
+
+def test_token_endpoint_does_not_read_back_the_token_it_wrote(client, service_client):
+    app, secret = service_client
+    with CaptureQueriesContext(connection) as queries:
+        assert client_credentials(client, app, secret, scope="ai.infer").status_code == 200
+    reads = [q["sql"] for q in queries.captured_queries
+             if q["sql"].lstrip().upper().startswith("SELECT") and "oauth_accesstoken" in q["sql"]
+             and "token_checksum" in q["sql"]]
+    assert reads == []
+
+
+def test_expired_token_is_inactive_and_not_cached(client, resource_server, tokens):
+    from authserver.oauth.models import AccessToken
+
+    token = tokens()
+    AccessToken.objects.filter(token_checksum=credentials.digest(token)).update(
+        expires=timezone.now() - timedelta(seconds=1))
+    _warm(client, resource_server)
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as queries:
+            assert _introspect(client, resource_server, token) == {"active": False}
+        assert len(queries) == 1
