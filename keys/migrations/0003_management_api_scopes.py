@@ -25,7 +25,7 @@ def remove(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("keys", "0002_schedules"),
-        ("clients", "0002_client_contact_email_client_credentials_revoked_at_and_more"),
+        ("clients", "0001_initial"),
     ]
 
     operations = [migrations.RunPython(create, remove)]
