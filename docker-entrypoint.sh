@@ -24,7 +24,8 @@ case "$role" in
         exec python -m gunicorn authserver.wsgi:application \
             --bind "0.0.0.0:${PORT:-8000}" \
             --workers "${WEB_CONCURRENCY:-2}" \
-            --worker-class sync \
+            --worker-class gthread \
+            --threads "${WEB_THREADS:-4}" \
             --keep-alive 5 \
             --graceful-timeout 8 \
             --worker-tmp-dir /dev/shm \

@@ -9,6 +9,7 @@ always go to the database, so fishing for tokens can't fill the cache.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from typing import Any
@@ -23,6 +24,7 @@ class HotCache:
         self.maxsize = maxsize
         self.ttl = ttl
         self._entries: OrderedDict[str, tuple[int, float, Any]] = OrderedDict()
+        self._lock = threading.Lock()  # web workers run threads (gunicorn gthread)
 
     def get(self, key: str) -> Any | None:
         entry = self._entries.get(key)
@@ -30,23 +32,27 @@ class HotCache:
             return None
         gen = generation.cache_trusted()
         stored_gen, deadline, value = entry
-        if gen is None or stored_gen != gen or deadline <= time.time():
-            self._entries.pop(key, None)
-            return None
-        self._entries.move_to_end(key)
+        with self._lock:
+            if gen is None or stored_gen != gen or deadline <= time.time():
+                self._entries.pop(key, None)
+                return None
+            if key in self._entries:
+                self._entries.move_to_end(key)
         return value
 
     def put(self, key: str, value: Any, *, expires_at: float, gen: int | None) -> None:
         """Store ``value`` under the generation read *before* the database was queried."""
         if gen is None:
             return
-        self._entries[key] = (gen, min(time.time() + self.ttl, expires_at), value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.maxsize:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = (gen, min(time.time() + self.ttl, expires_at), value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
 
 
 access_tokens = HotCache()

@@ -294,7 +294,7 @@ RATE_LIMITS: dict[str, tuple[str, str]] = {
     "token.ip": ("1200/60", "local"),
     "token.client": ("6000/60", "local"),
     "token.auth_failure.ip": ("20/300", "local"),
-    "introspect.rs": ("600000/60", "local"),
+    "introspect.rs": ("600000/60", "process"),
     "revoke.ip": ("600/60", "local"),
     "login.ip": ("30/300", "closed"),
     "login.account": ("10/300", "closed"),

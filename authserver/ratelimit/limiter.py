@@ -5,6 +5,8 @@ Policies are named (``token.client``, ``login.ip``…) with a limit per window a
 
 * ``closed``: if the store can't be reached the request is refused with 503 (login, consent,
   management API: they protect human accounts and admin power);
+* ``process``: always a per-process window, never the shared store (introspection's safety valve:
+  no round trip on the hottest path);
 * ``local``: fall back to a per-process window (the same limit, counted by this worker only), so
   machine endpoints stay available when Redis is down while abuse is still bounded (token,
   introspection, revocation). The README documents the choice.
@@ -31,7 +33,7 @@ class Policy:
     name: str
     limit: int
     window: int
-    on_unavailable: str  # "closed" | "local"
+    on_unavailable: str  # "closed" | "local" | "process"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,13 @@ def limit_for(name: str, key: str, *, override: int | None = None) -> Decision:
     limit = adaptive_limit(name, key, limit, pol.window)  # per-credential effective limit (authserver.anomaly)
     now = time.time()
     counter_key = f"{name}:{key}"
+    if pol.on_unavailable == "process":
+        # A safety valve, not a business limit: counted by this process alone, so the hot path
+        # pays no round trip (the cluster-wide ceiling is the limit times the worker count).
+        count, reset_at = _local_hit(counter_key, limit, pol.window, now)
+        remaining = limit - count
+        return Decision(pol, limit, max(remaining, 0), max(0, int(reset_at - now)), remaining >= 0,
+                        first_refusal=remaining == -1)
     try:
         result = counters.consume(counter_key, quota=None, used_baseline=0, rate_limit=limit, period=pol.window)
         remaining = int(result.rate_limit_remaining if result.rate_limit_remaining is not None else limit)
