@@ -42,16 +42,22 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="personal data (decrypted)")
     def personal_data(self, obj: AuditEvent) -> str:
-        request = getattr(self, "_request", None)
         if not obj.personal:
             return "—"
-        if request is None or not request.user.has_perm("audit.view_personal_data"):
-            return "encrypted (needs the “view personal data” permission)"
         return format_html("<pre>{}</pre>", json.dumps(personal_data(obj), indent=2, sort_keys=True))
 
+    @admin.display(description="personal data")
+    def personal_data_hidden(self, obj: AuditEvent) -> str:
+        return "encrypted (needs the “view personal data” permission)" if obj.personal else "—"
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        self._request = request
-        return super().get_readonly_fields(request, obj)
+        # Decided per request, never stored on the (shared, multi-threaded) admin instance.
+        if request.user.has_perm("audit.view_personal_data"):
+            return self.readonly_fields
+        return tuple("personal_data_hidden" if f == "personal_data" else f for f in self.readonly_fields)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_readonly_fields(request, obj)
 
     @admin.action(description="Export the whole trail as JSON lines")
     def export_jsonl(self, request: HttpRequest, queryset: Any) -> StreamingHttpResponse:
