@@ -16,7 +16,6 @@ from authserver import generation
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
 from authserver.oauth import credentials
-from authserver.oauth.hashers import CredentialHasher
 from clients.models import GRANT_TYPES, Client, RetiredClientSecret, Scope
 
 log = logging.getLogger("authserver.clients")
@@ -125,10 +124,6 @@ def client_secret_rotate(*, client: Client, grace: timedelta | None = None, acto
                      details={"new_hint": locked.client_secret_hint, "grace_seconds": int(grace.total_seconds())})
     log.info("client secret rotated", extra={"client_id": client.client_id, "actor": str(actor or "system")})
     return locked, secret
-
-
-def client_secret_hash(secret: str) -> str:
-    return CredentialHasher().encode(secret, "")
 
 
 def client_revoke_tokens(*, client: Client, actor: Any = None) -> dict[str, int]:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
-from datetime import datetime
 from typing import Any
-from urllib.parse import unquote_plus
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -17,6 +13,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 from authserver import generation, hotcache
 from authserver.anomaly.hooks import token_introspected
 from authserver.oauth import credentials
+from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
 from authserver.oauth.hashers import CredentialHasher
 
 INACTIVE: dict[str, Any] = {"active": False}
@@ -27,17 +24,7 @@ def presented_client_credentials(request: HttpRequest) -> tuple[str, str] | None
     """``(client_id, client_secret)`` from HTTP Basic (RFC 6749 §2.3.1) or the form body."""
     auth = request.META.get("HTTP_AUTHORIZATION", "")
     if auth:
-        scheme, _, encoded = auth.partition(" ")
-        if scheme.lower() != "basic" or len(encoded) > 512:
-            return None
-        try:
-            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        client_id, sep, secret = decoded.partition(":")
-        if not sep:
-            return None
-        return unquote_plus(client_id), unquote_plus(secret)
+        return basic_credentials(auth)
     client_id, secret = request.POST.get("client_id"), request.POST.get("client_secret")
     if client_id and secret:
         return client_id, secret
@@ -75,25 +62,12 @@ def resource_server_authenticate(*, request: HttpRequest) -> dict[str, Any] | No
     if _hasher.verify(secret, row["client_secret"]):
         until = time.time() + hotcache.TTL
     else:
-        retired_until = _retired_secret_expiry(row["id"], secret)
+        retired_until = retired_secret_expiry(row["id"], secret)
         if retired_until is None:
             return None
         until = retired_until.timestamp()
     hotcache.resource_servers.put(cache_key, row, expires_at=until, gen=gen)
     return row
-
-
-def _retired_secret_expiry(client_pk: int, secret: str) -> datetime | None:
-    """When the rotated-out ``secret`` of the client stops authenticating, or None if it doesn't."""
-    from clients.models import RetiredClientSecret
-
-    return (
-        RetiredClientSecret.objects.filter(
-            client_id=client_pk, secret=_hasher.encode(secret, ""), expires__gt=timezone.now()
-        )
-        .values_list("expires", flat=True)
-        .first()
-    )
 
 
 _TOKEN_FIELDS = (

@@ -14,13 +14,10 @@ What it adds to DOT's ``OAuth2Validator``:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import uuid
 from datetime import timedelta
 from typing import Any
-from urllib.parse import unquote_plus
 
 from django.db import transaction
 from django.utils import timezone
@@ -32,6 +29,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challeng
 from authserver import generation
 from authserver.audit.services import audit_record
 from authserver.oauth import credentials
+from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
 from authserver.ratelimit.limiter import enforce
 
 log = logging.getLogger("authserver.oauth")
@@ -41,32 +39,27 @@ RefreshToken = get_refresh_token_model()
 Grant = get_grant_model()
 
 
-def _presented_client_secret(request: Any) -> str | None:
-    """The client secret the request carries (Basic header first, then the body), unvalidated."""
-    auth = request.headers.get("HTTP_AUTHORIZATION") or ""
-    scheme, _, encoded = auth.partition(" ")
-    if scheme == "Basic" and encoded:
-        try:
-            decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return ""
-        _client_id, sep, secret = decoded.partition(":")
-        return unquote_plus(secret) if sep else ""
-    return getattr(request, "client_secret", None)
+def _presented_client(request: Any) -> tuple[str | None, str | None]:
+    """``(client_id, secret)`` the request carries: the Basic header if there is one (a malformed
+    one yields an empty secret, which fails), else the body. Unvalidated."""
+    header = request.headers.get("HTTP_AUTHORIZATION") or ""
+    if header.partition(" ")[0].lower() == "basic":
+        return basic_credentials(header) or (None, "")
+    return getattr(request, "client_id", None), getattr(request, "client_secret", None)
 
 
 class AuthServerValidator(OAuth2Validator):
     # -- Client authentication (RFC 6749 §2.3.1) ----------------------------------------------
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
-        secret = _presented_client_secret(request)
+        client_id, secret = _presented_client(request)
         # A malformed secret fails here, before the client row is read.
         if secret is not None and not credentials.is_well_formed(secret, credentials.CLIENT_SECRET):
             return False
         if super().authenticate_client(request, *args, **kwargs):
             enforce("token.client", request.client.client_id)
             return True
-        if secret and request.client is not None and request.client.client_id == self._presented_id(request):
-            if self._check_retired_secret(request.client, secret):
+        if secret and request.client is not None and request.client.client_id == client_id:
+            if retired_secret_expiry(request.client.pk, secret) is not None:
                 enforce("token.client", request.client.client_id)
                 return True
         return False
@@ -76,27 +69,6 @@ class AuthServerValidator(OAuth2Validator):
             return False
         enforce("token.client", request.client.client_id)
         return True
-
-    @staticmethod
-    def _presented_id(request: Any) -> str | None:
-        auth = request.headers.get("HTTP_AUTHORIZATION") or ""
-        scheme, _, encoded = auth.partition(" ")
-        if scheme == "Basic" and encoded:
-            try:
-                decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            return unquote_plus(decoded.partition(":")[0])
-        return getattr(request, "client_id", None)
-
-    @staticmethod
-    def _check_retired_secret(client: Any, secret: str) -> bool:
-        """A rotated secret still authenticates inside its grace window (decided at rotation)."""
-        from authserver.oauth.hashers import CredentialHasher
-        from clients.models import RetiredClientSecret
-
-        encoded = CredentialHasher().encode(secret, "")
-        return RetiredClientSecret.objects.filter(client=client, secret=encoded, expires__gt=timezone.now()).exists()
 
     def validate_user(self, username: str, password: str, client: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
         # RFC 9700 §2.4: the resource owner password credentials grant MUST NOT be used. oauthlib
