@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpRequest
+from django.views.debug import SafeExceptionReporterFilter
 
 from authserver.oauth.credentials import CREDENTIAL_PATTERN
 
@@ -96,3 +98,17 @@ def install_record_redaction() -> None:
         logging.setLogRecordFactory(_redacting_record_factory)
     if logging.Logger.makeRecord is not _redacting_make_record:
         logging.Logger.makeRecord = _redacting_make_record  # type: ignore[method-assign]
+
+
+class ExceptionReporterFilter(SafeExceptionReporterFilter):
+    """Error reports (DEBUG pages, mailed reports) hide the Authorization header too: it carries
+    Basic client secrets and Bearer tokens, and Django's default pattern does not match its name."""
+
+    hidden_settings = re.compile("API|TOKEN|KEY|SECRET|PASS|SIGNATURE|AUTHORIZATION|COOKIE", flags=re.I)
+
+    def get_safe_request_meta(self, request: Any) -> dict[str, Any]:
+        meta = super().get_safe_request_meta(request)
+        for name in ("HTTP_AUTHORIZATION", "HTTP_COOKIE"):
+            if name in meta:
+                meta[name] = self.cleansed_substitute
+        return meta

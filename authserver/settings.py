@@ -432,6 +432,7 @@ if PRODUCTION:
 # --- Logging ------------------------------------------------------------------------------------
 # Every handler passes through the redaction filter: anything shaped like one of our credentials
 # is masked whatever logger emitted it.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "authserver.logging.ExceptionReporterFilter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

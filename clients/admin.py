@@ -10,14 +10,12 @@ put in a URL, the session, a message or a log entry, and the change form has no 
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
@@ -30,6 +28,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
+from authserver.adminkit import add_form_context, already_done, mark_done, once_token
 from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
 from clients.models import Client, RetiredClientSecret, Scope
 
@@ -45,25 +44,7 @@ admin.site.site_header = admin.site.site_title = "authserver admin"
 # Submissions that showed a secret are remembered (their one-time form token -> client pk) so that
 # reloading the secret page, or going back to it, cannot create a second client or rotate again:
 # the browser resubmits the same token and is sent to the client instead. Never the secret itself.
-DONE_KEY = "authserver_admin_done"
-ONCE_FIELD = "_once"
-
-
-def _once_token() -> str:
-    return secrets.token_urlsafe(16)
-
-
-def _already_done(request: HttpRequest) -> int | None:
-    token = request.POST.get(ONCE_FIELD, "")
-    return request.session.get(DONE_KEY, {}).get(token) if token else None
-
-
-def _mark_done(request: HttpRequest, client: Client) -> None:
-    token = request.POST.get(ONCE_FIELD, "")
-    if token:
-        done = dict(list(request.session.get(DONE_KEY, {}).items())[-49:])
-        done[token] = client.pk
-        request.session[DONE_KEY] = done
+DONE_KEY = "authserver_admin_done"  # see authserver.adminkit
 
 
 def _default_grace_hours() -> int:
@@ -219,7 +200,7 @@ class ClientAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         if request.method == "POST":
-            done = _already_done(request)
+            done = already_done(request, DONE_KEY)
             if done is not None:
                 return self._resubmitted(request, done, "This client was already created")
             form = ClientCreationForm(request.POST)
@@ -228,32 +209,14 @@ class ClientAdmin(admin.ModelAdmin):
                 if registered is not None:
                     client, secret = registered
                     self.log_addition(request, client, [{"added": {}}])
-                    _mark_done(request, client)
+                    mark_done(request, DONE_KEY, client.pk)
                     return self._secret_response(request, client, secret, title="Client created", rotated=False)
         elif request.method == "GET":
             form = ClientCreationForm()
         else:
             return HttpResponseNotAllowed(["GET", "POST"])
 
-        adminform = helpers.AdminForm(form, list(self.add_fieldsets), {}, model_admin=self)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Add client",
-            "subtitle": None,
-            "adminform": adminform,
-            "object_id": None,
-            "original": None,
-            "is_popup": False,
-            "to_field": None,
-            "media": self.media + adminform.media,
-            "inline_admin_formsets": [],
-            "errors": helpers.AdminErrorList(form, []),
-            "preserved_filters": self.get_preserved_filters(request),
-            "once": request.POST.get(ONCE_FIELD) or _once_token(),
-            "show_save_and_add_another": False,
-            "show_save_and_continue": False,
-            **(extra_context or {}),
-        }
+        context = add_form_context(self, request, form, title="Add client", **(extra_context or {}))
         return self.render_change_form(request, context, add=True, form_url=form_url)
 
     # -- change ----------------------------------------------------------------------------------
@@ -304,7 +267,7 @@ class ClientAdmin(admin.ModelAdmin):
             self.message_user(request, "Public clients have no secret to rotate.", messages.ERROR)
             return HttpResponseRedirect(self._change_url(client))
 
-        if request.method == "POST" and _already_done(request) == client.pk:
+        if request.method == "POST" and already_done(request, DONE_KEY) == str(client.pk):
             return self._resubmitted(request, client.pk, "The secret was already rotated")
         form = RotateSecretForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
@@ -315,7 +278,7 @@ class ClientAdmin(admin.ModelAdmin):
                 form.add_error(None, str(exc))
             else:
                 self.log_change(request, client, f"Rotated the client secret (grace period {hours} h).")
-                _mark_done(request, client)
+                mark_done(request, DONE_KEY, client.pk)
                 return self._secret_response(request, client, secret, title="Client secret rotated", rotated=True)
 
         context = {
@@ -325,7 +288,7 @@ class ClientAdmin(admin.ModelAdmin):
             "client": client,
             "original": client,
             "form": form,
-            "once": request.POST.get(ONCE_FIELD) or _once_token(),
+            "once": once_token(request),
             "retired": list(client.retired_secrets.filter(expires__gt=timezone.now()).order_by("-retired")),
             "change_url": self._change_url(client),
         }

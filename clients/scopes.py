@@ -20,7 +20,14 @@ class DatabaseScopes(BaseScopes):
 
         if application is None:
             return list(Scope.objects.values_list("name", flat=True))
-        return list(application.allowed_scopes.values_list("name", flat=True))
+        # oauthlib asks twice per token request (default scopes, then validation): one query.
+        cached = getattr(request, "_authserver_scopes", None)
+        if cached is not None and cached[0] == application.pk:
+            return list(cached[1])
+        names = list(application.allowed_scopes.values_list("name", flat=True))
+        if request is not None:
+            request._authserver_scopes = (application.pk, names)
+        return names
 
     def get_default_scopes(self, application: Any = None, request: Any = None, *args: Any, **kwargs: Any) -> list[str]:
         # A request without ``scope`` gets everything the client is allowed (RFC 6749 §3.3 lets

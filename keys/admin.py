@@ -17,7 +17,6 @@ key, from the key list filtered by client, and as an action on selected keys. It
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +35,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
+from authserver.adminkit import add_form_context, already_done, mark_done, once_token
 from clients.models import Client
 from keys import policy
 from keys.charts import usage_series
@@ -47,25 +47,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # Submissions that showed a key are remembered (one-time form token -> key pk) so that reloading
 # the page that showed it, or going back to it, cannot issue or rotate a second time: the browser
 # resubmits the same token and is sent to the key instead. Never the key itself.
-DONE_KEY = "authserver_admin_keys_done"
-ONCE_FIELD = "_once"
-
-
-def _once_token() -> str:
-    return secrets.token_urlsafe(16)
-
-
-def _already_done(request: HttpRequest) -> str | None:
-    token = request.POST.get(ONCE_FIELD, "")
-    return request.session.get(DONE_KEY, {}).get(token) if token else None
-
-
-def _mark_done(request: HttpRequest, key: ApiKey) -> None:
-    token = request.POST.get(ONCE_FIELD, "")
-    if token:
-        done = dict(list(request.session.get(DONE_KEY, {}).items())[-49:])
-        done[token] = str(key.pk)
-        request.session[DONE_KEY] = done
+DONE_KEY = "authserver_admin_keys_done"  # see authserver.adminkit
 
 
 def _when(value: Any, *, utc: bool = False) -> str:
@@ -445,7 +427,7 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         if request.method == "POST":
-            done = _already_done(request)
+            done = already_done(request, DONE_KEY)
             if done is not None:
                 return self._resubmitted(request, done, "This key was already issued")
             form = ApiKeyCreationForm(request.POST)
@@ -454,7 +436,7 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, admin.ModelAdmin):
                 if issued is not None:
                     key, plaintext = issued
                     self.log_addition(request, key, [{"added": {}}])
-                    _mark_done(request, key)
+                    mark_done(request, DONE_KEY, key.pk)
                     return self._key_response(request, key, plaintext, title="API key issued")
         elif request.method == "GET":
             initial = {}
@@ -465,26 +447,8 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, admin.ModelAdmin):
         else:
             return HttpResponseNotAllowed(["GET", "POST"])
 
-        adminform = helpers.AdminForm(form, list(self.add_fieldsets), {}, model_admin=self)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Issue API key",
-            "subtitle": None,
-            "adminform": adminform,
-            "object_id": None,
-            "original": None,
-            "is_popup": False,
-            "to_field": None,
-            "media": self.media + adminform.media,
-            "inline_admin_formsets": [],
-            "errors": helpers.AdminErrorList(form, []),
-            "preserved_filters": self.get_preserved_filters(request),
-            "once": request.POST.get(ONCE_FIELD) or _once_token(),
-            "show_save_and_add_another": False,
-            "show_save_and_continue": False,
-            "client_policies": self._client_policies(),
-            **(extra_context or {}),
-        }
+        context = add_form_context(self, request, form, title="Issue API key", client_policies=self._client_policies(),
+                                   **(extra_context or {}))
         return self.render_change_form(request, context, add=True, form_url=form_url)
 
     @staticmethod
@@ -618,7 +582,7 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, admin.ModelAdmin):
         if isinstance(key, HttpResponse):
             return key
         if request.method == "POST":
-            done = _already_done(request)
+            done = already_done(request, DONE_KEY)
             if done is not None:
                 return self._resubmitted(request, done, "This key was already rotated")
         css, label = effective_status(key)
@@ -641,7 +605,7 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, admin.ModelAdmin):
                     f"Rotated (grace period {format_duration(int(grace.total_seconds()))}); successor {new.hint}.",
                 )
                 self.log_addition(request, new, [{"added": {}}])
-                _mark_done(request, new)
+                mark_done(request, DONE_KEY, new.pk)
                 return self._key_response(request, new, plaintext, title="API key rotated", previous=old)
 
         context = self._base_context(
@@ -650,7 +614,7 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, admin.ModelAdmin):
             key=key,
             original=key,
             form=form,
-            once=request.POST.get(ONCE_FIELD) or _once_token(),
+            once=once_token(request),
             rate_limit=self.rate_limit_display(key),
             quota=self.quota_display(key),
             lifetime_days=max(1, round((key.expires - key.created).total_seconds() / 86400)),

@@ -20,7 +20,8 @@ class _SessionCapture(logging.Handler):
         except Exception:  # noqa: BLE001 - a broken record must not break the capture
             text = str(record.msg)
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
-        SESSION_LOG.append(f"{record.name} {record.levelname} {text} {extras} {record.exc_text or ''}")
+        trace = record.exc_text or (logging.Formatter().formatException(record.exc_info) if record.exc_info else "")
+        SESSION_LOG.append(f"{record.name} {record.levelname} {text} {extras} {trace}")
 
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}

@@ -42,7 +42,9 @@ _BODY_RE: Final = re.compile(rf"[0-9A-Za-z]{{{BODY_LENGTH}}}")
 _PREFIX_RE: Final = re.compile(r"[a-z][a-z0-9]{0,15}")
 # What our log redaction masks: any of our prefixes followed by a full body.
 # No trailing \b: a credential glued to more characters (a typo, a concatenation) is masked too.
-CREDENTIAL_PATTERN: Final = re.compile(rf"\b([a-z][a-z0-9]{{0,15}})_[0-9A-Za-z]{{{BODY_LENGTH}}}")
+# No leading \b either: a credential glued after a letter, digit, "_" or a %-escape
+# ("code%3Dac_…", "Bearer%20at_…") is masked too. Over-masking a log line is the safe error.
+CREDENTIAL_PATTERN: Final = re.compile(rf"([a-z][a-z0-9]{{0,15}})_[0-9A-Za-z]{{{BODY_LENGTH}}}")
 
 
 def _base62(value: int, width: int) -> str:

@@ -55,14 +55,15 @@ class AuthServerValidator(OAuth2Validator):
         # A malformed secret fails here, before the client row is read.
         if secret is not None and not credentials.is_well_formed(secret, credentials.CLIENT_SECRET):
             return False
-        if super().authenticate_client(request, *args, **kwargs):
-            enforce("token.client", request.client.client_id)
-            return True
-        if secret and request.client is not None and request.client.client_id == client_id:
-            if retired_secret_expiry(request.client.pk, secret) is not None:
-                enforce("token.client", request.client.client_id)
-                return True
-        return False
+        authenticated = super().authenticate_client(request, *args, **kwargs) or bool(
+            secret
+            and request.client is not None
+            and request.client.client_id == client_id
+            and retired_secret_expiry(request.client.pk, secret) is not None
+        )
+        if authenticated:
+            enforce("token.client", request.client.client_id)  # per-client limit, once it is known
+        return authenticated
 
     def authenticate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
         if not super().authenticate_client_id(client_id, request, *args, **kwargs):
@@ -123,7 +124,31 @@ class AuthServerValidator(OAuth2Validator):
         request.scopes = grant.scope.split(" ")
         request.user = grant.user
         request._authserver_token_family = family
+        request._authserver_grant = grant  # oauthlib asks about it again below: no re-reads
         return True
+
+    @staticmethod
+    def _redeemed_grant(code: str, request: Any) -> Any:
+        grant = getattr(request, "_authserver_grant", None)
+        return grant if grant is not None and getattr(request, "code", None) == code else None
+
+    def get_code_challenge(self, code: str, request: Any) -> str | None:
+        grant = self._redeemed_grant(code, request)
+        return (grant.code_challenge or None) if grant is not None else super().get_code_challenge(code, request)
+
+    def get_code_challenge_method(self, code: str, request: Any) -> str | None:
+        grant = self._redeemed_grant(code, request)
+        if grant is None:
+            return super().get_code_challenge_method(code, request)
+        return grant.code_challenge_method or None
+
+    def confirm_redirect_uri(self, client_id: str, code: str, redirect_uri: str, client: Any, *args: Any,
+                             **kwargs: Any) -> bool:
+        request = args[0] if args else kwargs.get("request")
+        grant = self._redeemed_grant(code, request) if request is not None else None
+        if grant is None:
+            return super().confirm_redirect_uri(client_id, code, redirect_uri, client, *args, **kwargs)
+        return grant.redirect_uri_allowed(redirect_uri)
 
     @staticmethod
     def _proves_possession(grant: Any, request: Any) -> bool:
@@ -161,7 +186,8 @@ class AuthServerValidator(OAuth2Validator):
 
     # -- Token persistence ----------------------------------------------------------------------
     def save_bearer_token(self, token: dict[str, Any], request: Any, *args: Any, **kwargs: Any) -> Any:
-        with transaction.atomic():
+        # TokenView already holds the transaction; no savepoint round trip here.
+        with transaction.atomic(savepoint=False):
             result = self._save_bearer_token(token, request, *args, **kwargs)
             client_id = request.client.client_id
             user = getattr(request, "user", None)

@@ -37,7 +37,13 @@ log = logging.getLogger("authserver.oauth")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+# Every POST field of a machine endpoint can carry a credential (code, code_verifier,
+# refresh_token, subject_token, token, client_secret): none may appear in an error report.
+_hide_all_post = method_decorator(sensitive_post_parameters())
+
+
 class TokenView(dot_views.TokenView):
+    @_hide_all_post
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # Limits before any work: per network, then a separate budget of failed client
         # authentications per network (a guessing client is cut off without slowing others);
@@ -60,7 +66,7 @@ class TokenView(dot_views.TokenView):
             response[key] = value
         return response
 
-    @method_decorator(sensitive_post_parameters("password", "client_secret"))
+    @_hide_all_post
     def authorization_flow_token_response(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # DOT re-reads the token it has just saved only to send ``app_authorized``; nothing listens
         # to it here, so the extra query is skipped unless a receiver is connected.
@@ -74,6 +80,7 @@ class TokenView(dot_views.TokenView):
 
 
 class RevokeTokenView(dot_views.RevokeTokenView):
+    @_hide_all_post
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         note(request, enforce("revoke.ip", client_network(request.META.get("REMOTE_ADDR"))))
         with transaction.atomic():
@@ -120,6 +127,7 @@ def _json(data: dict[str, Any], status: int = 200, **headers: str) -> JsonRespon
 
 @csrf_exempt
 @require_POST
+@sensitive_post_parameters()
 def introspect(request: HttpRequest) -> HttpResponse:
     """RFC 7662 token introspection.
 

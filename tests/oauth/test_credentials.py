@@ -114,8 +114,8 @@ MALFORMED = [
 @pytest.mark.parametrize(("value", "kind"), MALFORMED)
 def test_malformed(value, kind):
     assert is_well_formed(value, kind) is False
-    if isinstance(value, str):
-        assert credential_type(value) is None or kind is not None
+    if isinstance(value, str) and kind is None:
+        assert credential_type(value) is None
 
 
 def test_checksum_covers_the_type_prefix():
