@@ -52,6 +52,11 @@ class AuthServerValidator(OAuth2Validator):
     # -- Client authentication (RFC 6749 §2.3.1) ----------------------------------------------
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
         client_id, secret = _presented_client(request)
+        header = request.headers.get("HTTP_AUTHORIZATION") or ""
+        if header.partition(" ")[0].lower() == "basic" and getattr(request, "client_secret", None):
+            # RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request
+            # (oauthlib would answer server_error for the mismatch).
+            raise errors.InvalidRequestError(description="Use one client authentication method.", request=request)
         # A malformed secret fails here, before the client row is read.
         if secret is not None and not credentials.is_well_formed(secret, credentials.CLIENT_SECRET):
             return False
