@@ -10,8 +10,9 @@ responses are byte-for-byte what the full stack sends (tests/bench/test_machine_
 
 Persistent connections are health-checked (``SELECT 1``) by Django at the first query of every
 request, a second round trip on a path that needs one. Here the check is skipped while the
-connection served a request without a database error less than ``HEALTH_CHECK_WINDOW`` seconds
-ago; an idle connection is still checked. If the server went away inside that window the request
+connection served a request that queried it without a database error less than
+``HEALTH_CHECK_WINDOW`` seconds ago; an idle connection is still checked. If the server went away
+inside that window the request
 fails closed (503) and Django discards the connection at the end of the request, as it does for
 any database error.
 
@@ -78,8 +79,17 @@ class MachineHandler(WSGIHandler):
         if (connection.connection is not None and not connection.health_check_done
                 and time.monotonic() - getattr(_recent, "ok_at", -1e9) < HEALTH_CHECK_WINDOW):
             connection.health_check_done = True
-        response = super().get_response(request)
-        if connection.connection is not None and not connection.errors_occurred:
+        queried: list[bool] = []
+
+        def note_query(execute: Any, sql: Any, params: Any, many: Any, context: Any) -> Any:
+            queried.append(True)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(note_query):
+            response = super().get_response(request)
+        # Only a request that really used the connection vouches for it: an answer served from the
+        # in-process cache says nothing about a server that may have restarted meanwhile.
+        if queried and connection.connection is not None and not connection.errors_occurred:
             _recent.ok_at = time.monotonic()
         return response
 
