@@ -100,7 +100,7 @@ class RefreshToken(AbstractRefreshToken):
         super().revoke_family(token_family)
         if token_family:
             AccessToken.objects.filter(token_family=token_family).delete()
-            generation.invalidate()
+            generation.invalidate(settle=True)  # reuse detection is a revocation: seen everywhere first
 
 
 class IDToken(AbstractIDToken):
