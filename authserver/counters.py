@@ -7,10 +7,10 @@ Verification never writes the database (DESIGN.md decision 5). What it must coun
 * quotas and rate limits: synchronous, because they decide access; if the store is unreachable the
   caller fails closed.
 
-Backends: Redis when ``REDIS_URL`` is set (one pipelined round trip per verification); otherwise an
-SQLite file in the data directory, shared by every local process (embedded deployments). Usage on
-the embedded backend is buffered in memory and flushed by a background thread, so the request
-itself does no disk I/O for it.
+Backends: Redis when ``REDIS_URL`` is set; otherwise an SQLite file in the data directory, shared
+by every local process (embedded deployments). Usage is added up in memory and flushed to either
+store by a background thread every second (and at exit), so verification itself does no I/O for
+it; quotas and rate limits are one pipelined round trip, and only for keys that have them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,12 @@ class RedisCounters:
 
         self.redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
-    def record_use(self, key_id: str, ip: str | None, now: float) -> None:
+    def add_usage(self, counts: dict[tuple[str, int], int], last: dict[str, tuple[float, str]]) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hincrby(self.USAGE, f"{key_id}|{_hour(now)}", 1)
-        pipe.hset(self.LAST_USED, key_id, f"{now}|{ip or ''}")
+        for (key_id, hour), n in counts.items():
+            pipe.hincrby(self.USAGE, f"{key_id}|{hour}", n)
+        for key_id, (ts, ip) in last.items():
+            pipe.hset(self.LAST_USED, key_id, f"{ts}|{ip}")
         pipe.execute()
 
     def consume(self, key_id: str, *, quota: int | None, used_baseline: int, rate_limit: int | None,
@@ -180,13 +183,8 @@ class RedisCounters:
 
 
 class EmbeddedCounters:
-    FLUSH_INTERVAL = 1.0
-
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._buffer: list[tuple[str, str | None, float]] = []
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self._local = threading.local()
         with self._connect() as db:
             db.executescript(
@@ -212,39 +210,19 @@ class EmbeddedCounters:
             self._local.db = db
         return db
 
-    def record_use(self, key_id: str, ip: str | None, now: float) -> None:
-        with self._lock:
-            self._buffer.append((key_id, ip, now))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._flush_forever, name="usage-flush", daemon=True)
-                self._thread.start()
-
-    def _flush_forever(self) -> None:
-        while True:
-            time.sleep(self.FLUSH_INTERVAL)
-            try:
-                self.flush()
-            except Exception:  # noqa: BLE001 - usage is a side effect: log and keep going
-                log.exception("usage flush failed")
-
-    def flush(self) -> None:
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-        if not batch:
-            return
+    def add_usage(self, counts: dict[tuple[str, int], int], last: dict[str, tuple[float, str]]) -> None:
         db = self._connect()
         db.execute("BEGIN IMMEDIATE")
         try:
-            for key_id, ip, ts in batch:
-                db.execute(
-                    "INSERT INTO usage VALUES (?, ?, 1) ON CONFLICT (key_id, hour) DO UPDATE SET n = n + 1",
-                    (key_id, _hour(ts)),
-                )
-                db.execute(
-                    "INSERT INTO last_used VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET ts = excluded.ts, "
-                    "ip = excluded.ip WHERE excluded.ts >= last_used.ts",
-                    (key_id, ts, ip or ""),
-                )
+            db.executemany(
+                "INSERT INTO usage VALUES (?, ?, ?) ON CONFLICT (key_id, hour) DO UPDATE SET n = n + excluded.n",
+                [(key_id, hour, n) for (key_id, hour), n in counts.items()],
+            )
+            db.executemany(
+                "INSERT INTO last_used VALUES (?, ?, ?) ON CONFLICT (key_id) DO UPDATE SET ts = excluded.ts, "
+                "ip = excluded.ip WHERE excluded.ts >= last_used.ts",
+                [(key_id, ts, ip) for key_id, (ts, ip) in last.items()],
+            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -279,7 +257,6 @@ class EmbeddedCounters:
         return Limits(quota_remaining, rate_remaining, reset)
 
     def drain(self) -> tuple[dict[tuple[str, int], int], dict[str, tuple[float, str]]]:
-        self.flush()
         db = self._connect()
         db.execute("BEGIN IMMEDIATE")
         usage = {(k, int(h)): int(n) for k, h, n in db.execute("SELECT key_id, hour, n FROM usage")}
@@ -355,16 +332,75 @@ def backend() -> RedisCounters | EmbeddedCounters:
                     _backend = RedisCounters(settings.REDIS_URL)
                 else:
                     _backend = EmbeddedCounters(Path(settings.DATA_DIR) / "counters.sqlite3")
-                    atexit.register(_backend.flush)
     return _backend
 
 
+class _Buffered:
+    """Counts added up in memory and pushed to the store by a background thread every
+    ``interval`` seconds (and at exit). A side effect: if the store is down the batch is logged
+    and dropped, never raised into a request."""
+
+    def __init__(self, name: str, empty: Callable[[], tuple[Any, ...]], push: Callable[..., None],
+                 interval: float = 1.0) -> None:
+        self.name, self._empty, self._push, self.interval = name, empty, push, interval
+        self.lock = threading.Lock()
+        self.state = empty()
+        self._thread: threading.Thread | None = None
+        atexit.register(self.flush)
+
+    def ensure_thread(self) -> None:
+        """Start the flushing thread if it isn't running (call with ``lock`` held)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._forever, name=f"{self.name}-flush", daemon=True)
+            self._thread.start()
+
+    def _forever(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            state, self.state = self.state, self._empty()
+        if not any(state):
+            return
+        try:
+            self._push(*state)
+        except Exception:  # noqa: BLE001 - a side effect: log and drop
+            log.warning("%s counters unavailable; %d counts dropped", self.name, sum(state[0].values()))
+
+    def clear(self) -> None:
+        with self.lock:
+            self.state = self._empty()
+
+
+# Usage: requests per key and hour, and each key's last use (rolled up into the database by a job).
+_usage = _Buffered("usage", lambda: ({}, {}), lambda counts, last: backend().add_usage(counts, last))
+
+
 def record_use(key_id: str, ip: str | None) -> None:
-    """Count one verified use. Never raises: usage is a side effect (fails open)."""
+    """Count one verified use (in memory; flushed within a second). Never raises."""
     try:
-        backend().record_use(key_id, ip, time.time())
+        now = time.time()
+        bucket = (key_id, _hour(now))
+        with _usage.lock:
+            counts, last = _usage.state
+            counts[bucket] = counts.get(bucket, 0) + 1
+            last[key_id] = (now, ip or "")
+            _usage.ensure_thread()
     except Exception:  # noqa: BLE001
         log.warning("usage counter unavailable; one use not counted", extra={"key_id": key_id})
+
+
+def flush_usage() -> None:
+    """Push this process's buffered usage to the shared store now."""
+    _usage.flush()
+
+
+def drain_usage() -> tuple[dict[tuple[str, int], int], dict[str, tuple[float, str]]]:
+    """Take every counted use out of the store (this process's buffer first)."""
+    flush_usage()
+    return backend().drain()
 
 
 def consume(key_id: str, *, quota: int | None, used_baseline: int, rate_limit: int | None,
@@ -398,12 +434,9 @@ def window_count(key_id: str, period: int) -> int:
 # ``effective_limit`` answers from an in-process cache refreshed from the store at most every
 # ``ANOMALY_LIMIT_CACHE_SECONDS``: never a database query, and never an error.
 
-_traffic_lock = threading.Lock()
-_traffic_counts: dict[tuple[str, int], int] = {}
-_traffic_pairs: set[tuple[str, str]] = set()
-_traffic_thread: threading.Thread | None = None
+_traffic = _Buffered("traffic", lambda: ({}, set()), lambda counts, pairs: backend().add_traffic(counts, pairs))
 _limit_cache: dict[str, tuple[float, int | None]] = {}
-TRAFFIC_FLUSH_INTERVAL = 1.0
+_limit_lock = threading.Lock()
 
 
 def _minute(ts: float) -> int:
@@ -412,38 +445,21 @@ def _minute(ts: float) -> int:
 
 def count_minute(series: str, *, pair: tuple[str, str] | None = None, n: int = 1) -> None:
     """Count ``n`` events of ``series`` in the current minute (and remember a key/network pair). Never raises."""
-    global _traffic_thread
     try:
         bucket = (series, _minute(time.time()))
-        with _traffic_lock:
-            _traffic_counts[bucket] = _traffic_counts.get(bucket, 0) + n
-            if pair is not None and len(_traffic_pairs) < 100_000:
-                _traffic_pairs.add(pair)
-            if _traffic_thread is None or not _traffic_thread.is_alive():
-                _traffic_thread = threading.Thread(target=_flush_traffic_forever, name="traffic-flush", daemon=True)
-                _traffic_thread.start()
+        with _traffic.lock:
+            counts, pairs = _traffic.state
+            counts[bucket] = counts.get(bucket, 0) + n
+            if pair is not None and len(pairs) < 100_000:
+                pairs.add(pair)
+            _traffic.ensure_thread()
     except Exception:  # noqa: BLE001 - a side effect
         log.warning("traffic counter unavailable; one event not counted")
 
 
-def _flush_traffic_forever() -> None:
-    while True:
-        time.sleep(TRAFFIC_FLUSH_INTERVAL)
-        flush_traffic()
-
-
 def flush_traffic() -> None:
-    """Push this process's buffered traffic counts to the shared store (drops them if it is down)."""
-    global _traffic_counts, _traffic_pairs
-    with _traffic_lock:
-        counts, pairs = _traffic_counts, _traffic_pairs
-        _traffic_counts, _traffic_pairs = {}, set()
-    if not counts and not pairs:
-        return
-    try:
-        backend().add_traffic(counts, pairs)
-    except Exception:  # noqa: BLE001 - a side effect: log and drop
-        log.warning("traffic counters unavailable; %d counts dropped", sum(counts.values()))
+    """Push this process's buffered traffic counts to the shared store now."""
+    _traffic.flush()
 
 
 def drain_traffic() -> tuple[dict[tuple[str, int], int], set[tuple[str, str]]]:
@@ -456,7 +472,7 @@ def publish_limits(limits: dict[str, int | None]) -> None:
     """Store effective per-minute limits by subject (None removes one). Raises on store errors."""
     if limits:
         backend().set_limits(limits)
-    with _traffic_lock:
+    with _limit_lock:
         for subject in limits:
             _limit_cache.pop(subject, None)
 
@@ -482,9 +498,7 @@ def effective_limit(subject: str) -> int | None:
 
 def reset_for_tests() -> None:
     global _backend
-    if isinstance(_backend, EmbeddedCounters):
-        with _backend._lock:
-            _backend._buffer = []  # its flush thread must not write a previous test's counts later
+    _usage.clear()  # the flush thread must not write a previous test's counts later
     _backend = None
 
 
@@ -498,8 +512,6 @@ def wipe_for_tests() -> None:
             if keys:
                 store.redis.delete(*keys)
     else:
-        with store._lock:
-            store._buffer = []
         db = store._connect()
         db.execute("BEGIN IMMEDIATE")
         for table in ("usage", "last_used", "quota", "rate", "traffic", "keynets", "limits"):

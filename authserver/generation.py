@@ -29,6 +29,7 @@ import select
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
@@ -190,6 +191,14 @@ def cache_trusted() -> int | None:
     if gen is None or not _database_reachable():
         return None
     return gen
+
+
+NOW: Any = object()  # default of the hot selectors' ``trusted`` argument: read cache_trusted() now
+
+
+def trusted_now(trusted: Any) -> int | None:
+    """``trusted`` as given by a caller that read :func:`cache_trusted` for its request, or read now."""
+    return cache_trusted() if trusted is NOW else trusted
 
 
 def reset_database_check_for_tests() -> None:

@@ -2,9 +2,15 @@
 
 Bounded three ways: size (LRU), lifetime (``TTL`` and the credential's own expiry), and the
 revocation generation (authserver.generation): an entry stored under an older generation is never
-served, nor any entry while the generation or the database can't be confirmed. Only live
-credentials (and successful resource-server authentications) are cached; unknown or inactive ones
-always go to the database, so fishing for tokens can't fill the cache.
+served, nor any entry while the generation or the database can't be confirmed. Callers read
+:func:`authserver.generation.cache_trusted` once per request and pass it to :meth:`HotCache.get`.
+
+Live credentials (and successful resource-server authentications) are cached in their own caches.
+Credentials known to be unusable (unknown digests, expired or revoked rows) go to ``absent``, a
+separate cache under the same rules: a client retrying with a stale token costs no query, and
+fishing with made-up tokens can only evict other such entries, never a live one. Nothing becomes
+usable again without bumping the generation (a suspended key's resumption does), and no new
+credential can have the digest of one presented before it was minted (256 random bits).
 """
 
 from __future__ import annotations
@@ -13,8 +19,6 @@ import threading
 import time
 from collections import OrderedDict
 from typing import Any
-
-from authserver import generation
 
 TTL = 30.0
 
@@ -26,11 +30,11 @@ class HotCache:
         self._entries: OrderedDict[str, tuple[int, float, Any]] = OrderedDict()
         self._lock = threading.Lock()  # web workers run threads (gunicorn gthread)
 
-    def get(self, key: str) -> Any | None:
+    def get(self, key: str, gen: int | None) -> Any | None:
+        """The entry for ``key`` if it was stored under ``gen`` (from ``generation.cache_trusted()``)."""
         entry = self._entries.get(key)
         if entry is None:
             return None
-        gen = generation.cache_trusted()
         stored_gen, deadline, value = entry
         with self._lock:
             if gen is None or stored_gen != gen or deadline <= time.time():
@@ -59,3 +63,10 @@ access_tokens = HotCache()
 api_keys = HotCache()
 # Resource servers authenticated by (client_id, digest of the presented secret): only successes.
 resource_servers = HotCache(maxsize=1_000)
+# Digests of access tokens and API keys known to be unusable (the value says why, for counting).
+absent = HotCache(maxsize=50_000)
+
+
+def clear_all() -> None:
+    for cache in (access_tokens, api_keys, resource_servers, absent):
+        cache.clear()

@@ -9,6 +9,7 @@ unless every secret and service it needs is configured explicitly.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -153,6 +154,9 @@ if PRODUCTION and not DATABASE_URL.startswith(("postgres://", "postgresql://")):
     raise ImproperlyConfigured("production requires a PostgreSQL DATABASE_URL")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The hot lookups run as prepared statements on PostgreSQL (authserver/hotsql.py). Set 0 behind a
+# transaction-pooling PgBouncer older than 1.21.
+DB_PREPARED_STATEMENTS = _env_bool("AUTHSERVER_DB_PREPARED_STATEMENTS", True)
 
 # --- Key store (authserver/crypto): where the key-encryption keys live --------------------------
 # file: a 0600 key file in the data directory (created on a fresh install only); pkcs11: an HSM.
@@ -304,7 +308,14 @@ RATE_LIMITS: dict[str, tuple[str, str]] = {
 if os.environ.get("AUTHSERVER_RATE_LIMITS"):
     import json as _json
 
-    RATE_LIMITS.update({k: tuple(v) for k, v in _json.loads(os.environ["AUTHSERVER_RATE_LIMITS"]).items()})
+    # {"name": ["LIMIT/WINDOW", "mode"]}, or {"name": "LIMIT/WINDOW"} to keep the policy's mode.
+    RATE_LIMITS.update({
+        k: (v, RATE_LIMITS[k][1]) if isinstance(v, str) else tuple(v)
+        for k, v in _json.loads(os.environ["AUTHSERVER_RATE_LIMITS"]).items()
+    })
+    for _name, (_limit, _mode) in RATE_LIMITS.items():
+        if _mode not in {"closed", "local", "process"} or not re.fullmatch(r"[1-9][0-9]*/[1-9][0-9]*", _limit):
+            raise ImproperlyConfigured(f"AUTHSERVER_RATE_LIMITS: bad policy {_name}: {_limit!r}, {_mode!r}")
 
 # Compromise-response job tuning (tests shrink these to interrupt a job midway).
 COMPROMISE_BATCH_SIZE = int(os.environ.get("AUTHSERVER_COMPROMISE_BATCH_SIZE", 500))

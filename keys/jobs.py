@@ -131,7 +131,7 @@ def expiry_warnings_send(*, now: datetime | None = None) -> int:
 
 def usage_roll_up() -> dict[str, int]:
     """Move counted usage into hourly rows and last-used fields (one transaction)."""
-    usage, last = counters.backend().drain()
+    usage, last = counters.drain_usage()
     known = set(ApiKey.objects.filter(pk__in={k for k, _ in usage} | set(last)).values_list("pk", flat=True))
     known_ids = {str(pk) for pk in known}
     with transaction.atomic():

@@ -9,6 +9,7 @@ counters (authserver.counters) and a job rolls it up.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from authserver import counters, generation, hotcache
 from authserver.anomaly.hooks import key_refused, key_verified
+from authserver.hotsql import HotQuery
 from authserver.oauth import credentials
 from keys.models import ApiKey, ApiKeyStatus
 from keys.policy import ip_allowed
@@ -40,33 +42,46 @@ def _usable_until(row: dict[str, Any]) -> datetime | None:
     return until if until > timezone.now() else None
 
 
-def api_key_lookup(*, key: str) -> dict[str, Any] | None:
-    """The usable key row for ``key``, from the cache or one query; None if unknown or unusable."""
+_API_KEY = HotQuery(lambda digest: ApiKey.objects.filter(digest=digest).values(*_FIELDS))
+
+
+def api_key_lookup(*, key: str, trusted: Any = generation.NOW) -> dict[str, Any] | None:
+    """The usable key row for ``key``, from the cache or one query; None if unknown or unusable.
+
+    ``trusted`` is this request's ``generation.cache_trusted()`` (None: use no cached answer).
+    """
     if not credentials.is_well_formed(key, credentials.api_key_prefix()):
         return None
+    trusted = generation.trusted_now(trusted)
     digest = credentials.digest(key)
-    row = hotcache.api_keys.get(digest)
+    row = hotcache.api_keys.get(digest, trusted)
     if row is not None:
         return row if _usable_until(row) is not None else None
-    gen = generation.current()
-    row = ApiKey.objects.filter(digest=digest).values(*_FIELDS).first()
-    if row is None:
+    refused = hotcache.absent.get(digest, trusted)
+    if refused is not None:
+        if refused is not True:
+            key_refused(refused)  # still counted, cached or not
         return None
-    until = _usable_until(row)
-    if until is None:
-        key_refused(row)  # revoked/suspended key presented (authserver.anomaly); the answer is unchanged
+    gen = generation.current()
+    row = _API_KEY.one(digest)
+    until = _usable_until(row) if row is not None else None
+    if row is None or until is None:
+        if row is not None:
+            key_refused(row)  # revoked/suspended key presented (authserver.anomaly); the answer is unchanged
+        hotcache.absent.put(digest, row or True, expires_at=time.time() + hotcache.TTL, gen=gen)
         return None
     hotcache.api_keys.put(digest, row, expires_at=until.timestamp(), gen=gen)
     return row
 
 
-def api_key_verify(*, key: str, audience: str, client_ip: str | None) -> dict[str, Any]:
+def api_key_verify(*, key: str, audience: str, client_ip: str | None,
+                   trusted: Any = generation.NOW) -> dict[str, Any]:
     """Introspection of an API key by the resource server ``audience``.
 
     Raises ``counters.CountersUnavailable`` when a key with a quota or rate limit can't be counted:
     the caller answers 503 rather than guess.
     """
-    row = api_key_lookup(key=key)
+    row = api_key_lookup(key=key, trusted=trusted)
     if row is None or audience not in row["audiences"] or not ip_allowed(client_ip, row["allowed_ips"]):
         return dict(INACTIVE)
     key_id = str(row["id"])

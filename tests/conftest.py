@@ -35,8 +35,7 @@ def _fresh_process_caches(request: Any) -> Any:
     from authserver import counters, generation, hotcache
     from authserver.ratelimit import limiter
 
-    hotcache.access_tokens.clear()
-    hotcache.api_keys.clear()
+    hotcache.clear_all()
     generation.reset_for_tests()
     counters.reset_for_tests()
     limiter.reset_for_tests()

@@ -12,6 +12,7 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 
 from authserver import generation, hotcache
 from authserver.anomaly.hooks import token_introspected
+from authserver.hotsql import HotQuery
 from authserver.oauth import credentials
 from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
 from authserver.oauth.hashers import CredentialHasher
@@ -31,14 +32,15 @@ def presented_client_credentials(request: HttpRequest) -> tuple[str, str] | None
     return None
 
 
-def resource_server_authenticate(*, request: HttpRequest) -> dict[str, Any] | None:
+def resource_server_authenticate(*, request: HttpRequest, trusted: Any = generation.NOW) -> dict[str, Any] | None:
     """The authenticated resource server (``client_id``, ``audience``), or None.
 
     The secret's format is checked before the row is read, and the check is one SHA-256: no
     password hashing on a machine path (DESIGN.md decision 3). Successful authentications are
     kept in the in-process cache (authserver.hotcache) under the presented secret's digest, so a
     resource server calling all day costs no query; any change to a client bumps the revocation
-    generation and drops them (authserver.generation).
+    generation and drops them (authserver.generation). ``trusted`` is this request's
+    ``generation.cache_trusted()``.
     """
     presented = presented_client_credentials(request)
     if presented is None:
@@ -47,16 +49,11 @@ def resource_server_authenticate(*, request: HttpRequest) -> dict[str, Any] | No
     if not credentials.is_well_formed(secret, credentials.CLIENT_SECRET) or not 0 < len(client_id) <= 100:
         return None
     cache_key = f"{client_id}\x00{credentials.digest(secret)}"
-    cached = hotcache.resource_servers.get(cache_key)
+    cached = hotcache.resource_servers.get(cache_key, generation.trusted_now(trusted))
     if cached is not None:
         return cached
     gen = generation.current()
-    row = (
-        get_application_model()
-        .objects.filter(client_id=client_id, is_resource_server=True)
-        .values("id", "client_id", "audience", "client_secret")
-        .first()
-    )
+    row = _RESOURCE_SERVER.one(client_id)
     if row is None:
         return None
     if _hasher.verify(secret, row["client_secret"]):
@@ -71,46 +68,51 @@ def resource_server_authenticate(*, request: HttpRequest) -> dict[str, Any] | No
     return row
 
 
-_TOKEN_FIELDS = (
+_RESOURCE_SERVER = HotQuery(lambda client_id: get_application_model().objects.filter(
+    client_id=client_id, is_resource_server=True).values("id", "client_id", "audience", "client_secret"))
+
+_ACCESS_TOKEN = HotQuery(lambda digest: get_access_token_model().objects.filter(token_checksum=digest).values(
     "expires", "created", "scope", "resource", "application__client_id", "application__credentials_revoked_at",
-    "user_id", "user__username",
-)
+    "user_id", "user__username"))
 
 
-def _access_token_row(token: str) -> dict[str, Any] | None:
+def _access_token_row(token: str, trusted: Any = generation.NOW) -> dict[str, Any] | None:
     """The live row for an access token: from the in-process cache, else one indexed query."""
+    trusted = generation.trusted_now(trusted)
     digest = credentials.digest(token)
-    row = hotcache.access_tokens.get(digest)
+    row = hotcache.access_tokens.get(digest, trusted)
     if row is not None:
         return row
-    gen = generation.current()
-    row = get_access_token_model().objects.filter(token_checksum=digest).values(*_TOKEN_FIELDS).first()
-    if row is None or row["expires"] <= timezone.now():
+    if hotcache.absent.get(digest, trusted) is not None:
         return None
-    cutoff = row["application__credentials_revoked_at"]
-    if cutoff is not None and row["created"] <= cutoff:
+    gen = generation.current()
+    row = _ACCESS_TOKEN.one(digest)
+    cutoff = row["application__credentials_revoked_at"] if row is not None else None
+    if row is None or row["expires"] <= timezone.now() or (cutoff is not None and row["created"] <= cutoff):
+        hotcache.absent.put(digest, True, expires_at=time.time() + hotcache.TTL, gen=gen)
         return None
     hotcache.access_tokens.put(digest, row, expires_at=row["expires"].timestamp(), gen=gen)
     return row
 
 
 def introspect_token(*, token: str, audience: str, token_type_hint: str | None = None,
-                     client_ip: str | None = None) -> dict[str, Any]:
+                     client_ip: str | None = None, trusted: Any = generation.NOW) -> dict[str, Any]:
     """RFC 7662 §2.2 answer for ``token`` as seen by the resource server ``audience``.
 
     Anything but a live access token or API key whose audience includes the caller is exactly
     ``{"active": false}``: unknown, malformed, expired, revoked, refresh tokens and credentials
     meant for another API are indistinguishable (RFC 7662 §4). The type is read from the
     credential's own prefix; ``token_type_hint`` can't make a credential pass for another type.
+    ``trusted`` is this request's ``generation.cache_trusted()`` (None: use no cached answer).
     """
     kind = credentials.credential_type(token)
     if kind == credentials.api_key_prefix():
         from keys.selectors import api_key_verify
 
-        return api_key_verify(key=token, audience=audience, client_ip=client_ip)
+        return api_key_verify(key=token, audience=audience, client_ip=client_ip, trusted=trusted)
     if kind != credentials.ACCESS_TOKEN:
         return dict(INACTIVE)
-    row = _access_token_row(token)
+    row = _access_token_row(token, trusted)
     # _access_token_row never returns an expired row: a miss checks it, a hit is bounded by it.
     if row is None or audience not in (row["resource"] or []):
         return dict(INACTIVE)

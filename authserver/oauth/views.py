@@ -25,6 +25,7 @@ from oauth2_provider import views as dot_views
 from oauth2_provider.models import get_application_model
 from oauth2_provider.signals import app_authorized
 
+from authserver import generation
 from authserver.anomaly.hooks import client_auth_failed, introspection_answered
 from authserver.audit.context import actor_label, request_personal
 from authserver.audit.services import audit_record
@@ -137,7 +138,8 @@ def introspect(request: HttpRequest) -> HttpResponse:
     """
     if request.GET:
         return _json({"error": "invalid_request", "error_description": "Parameters belong in the body."}, 400)
-    resource_server = selectors.resource_server_authenticate(request=request)
+    trusted = generation.cache_trusted()  # once per request: may cached answers be served?
+    resource_server = selectors.resource_server_authenticate(request=request, trusted=trusted)
     if resource_server is None:
         client_auth_failed(request.META.get("REMOTE_ADDR"))  # authserver.anomaly
         return _json({"error": "invalid_client"}, 401, **{"WWW-Authenticate": 'Basic realm="introspection"'})
@@ -151,6 +153,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
         token_type_hint=request.POST.get("token_type_hint"),
         # The end caller's address, as the resource server saw it (API-key IP allowlists).
         client_ip=request.POST.get("client_ip"),
+        trusted=trusted,
     )
     introspection_answered(resource_server["client_id"], answer, request)  # authserver.anomaly
     return _json(answer)

@@ -98,13 +98,58 @@ def test_api_key_miss_one_query_hit_none(client, resource_server, service_client
     assert len(miss) == 1 and len(hit) == 0, (miss.captured_queries, hit.captured_queries)
 
 
-def test_forged_well_formed_credentials_are_never_cached(client, resource_server):
+def test_unknown_credentials_cost_one_query_then_none(client, resource_server):
     _warm(client, resource_server)
-    forged = credentials.mint("at")
-    for _ in range(2):
-        with CaptureQueriesContext(connection) as queries:
+    for forged in (credentials.mint("at"), credentials.mint(credentials.api_key_prefix())):
+        with CaptureQueriesContext(connection) as first:
             assert _introspect(client, resource_server, forged) == {"active": False}
-        assert len(queries) == 1  # looked up every time: fishing can't fill the cache
+        with CaptureQueriesContext(connection) as again:
+            assert _introspect(client, resource_server, forged) == {"active": False}
+        assert (len(first), len(again)) == (1, 0), (first.captured_queries, again.captured_queries)
+
+
+def test_expired_token_is_remembered_as_inactive(client, resource_server, tokens):
+    from authserver.oauth.models import AccessToken
+
+    token = tokens()
+    AccessToken.objects.filter(token_checksum=credentials.digest(token)).update(
+        expires=timezone.now() - timedelta(seconds=1))
+    _warm(client, resource_server)
+    with CaptureQueriesContext(connection) as first:
+        assert _introspect(client, resource_server, token) == {"active": False}
+    with CaptureQueriesContext(connection) as again:
+        assert _introspect(client, resource_server, token) == {"active": False}
+    assert (len(first), len(again)) == (1, 0)
+
+
+def test_fishing_evicts_only_other_unknown_credentials(client, resource_server, tokens, monkeypatch):
+    """Unknown credentials have their own bounded cache: a flood of them can't push out a live token."""
+    monkeypatch.setattr(hotcache.absent, "maxsize", 5)
+    token = tokens()
+    _warm(client, resource_server)
+    assert _introspect(client, resource_server, token)["active"] is True  # cached
+    forged = [credentials.mint("at") for _ in range(20)]
+    for value in forged:
+        assert _introspect(client, resource_server, value) == {"active": False}
+    assert len(hotcache.absent._entries) == 5
+    with CaptureQueriesContext(connection) as live:
+        assert _introspect(client, resource_server, token)["active"] is True
+    with CaptureQueriesContext(connection) as evicted:
+        assert _introspect(client, resource_server, forged[0]) == {"active": False}
+    assert (len(live), len(evicted)) == (0, 1)
+
+
+def test_resumed_key_is_not_answered_from_the_inactive_cache(client, resource_server, service_client):
+    from keys.services import api_key_resume, api_key_suspend
+
+    app, _ = service_client
+    key, plaintext = api_key_create(client=app, name="paused", audiences=[resource_server[0].audience])
+    _warm(client, resource_server)
+    api_key_suspend(key=key)
+    for _ in range(2):
+        assert _introspect(client, resource_server, plaintext) == {"active": False}
+    api_key_resume(key=key)
+    assert _introspect(client, resource_server, plaintext)["active"] is True
 
 
 def test_rotated_resource_server_secret_is_not_served_from_the_cache(client, resource_server, tokens):
@@ -161,16 +206,3 @@ def test_token_endpoint_does_not_read_back_the_token_it_wrote(client, service_cl
              if q["sql"].lstrip().upper().startswith("SELECT") and "oauth_accesstoken" in q["sql"]
              and "token_checksum" in q["sql"]]
     assert reads == []
-
-
-def test_expired_token_is_inactive_and_not_cached(client, resource_server, tokens):
-    from authserver.oauth.models import AccessToken
-
-    token = tokens()
-    AccessToken.objects.filter(token_checksum=credentials.digest(token)).update(
-        expires=timezone.now() - timedelta(seconds=1))
-    _warm(client, resource_server)
-    for _ in range(2):
-        with CaptureQueriesContext(connection) as queries:
-            assert _introspect(client, resource_server, token) == {"active": False}
-        assert len(queries) == 1

@@ -38,8 +38,7 @@ CALLER_IP = "203.0.113.9"
 @pytest.fixture(autouse=True)
 def _fresh_counters(settings: Any, tmp_path: Any) -> Any:
     """Empty verification caches and a private usage-counter store for each test."""
-    hotcache.api_keys.clear()
-    hotcache.access_tokens.clear()
+    hotcache.clear_all()
     if not settings.REDIS_URL:
         settings.DATA_DIR = tmp_path
     counters.reset_for_tests()
