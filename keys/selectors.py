@@ -50,8 +50,11 @@ def api_key_lookup(*, key: str, trusted: Any = generation.NOW) -> dict[str, Any]
 
     ``trusted`` is this request's ``generation.cache_trusted()`` (None: use no cached answer).
     """
-    if not credentials.is_well_formed(key, credentials.api_key_prefix()):
+    prefix = credentials.api_key_prefix()
+    if len(key) != len(prefix) + 1 + credentials.BODY_LENGTH:
         return None
+    # Only a value of the right length is hashed; the full format check (pattern and checksum)
+    # runs on a miss, before the query: the caches only ever hold digests of well-formed keys.
     trusted = generation.trusted_now(trusted)
     digest = credentials.digest(key)
     row = hotcache.api_keys.get(digest, trusted)
@@ -61,6 +64,8 @@ def api_key_lookup(*, key: str, trusted: Any = generation.NOW) -> dict[str, Any]
     if refused is not None:
         if refused is not True:
             key_refused(refused)  # still counted, cached or not
+        return None
+    if not credentials.is_well_formed(key, prefix):
         return None
     gen = generation.current()
     row = _API_KEY.one(digest)

@@ -80,16 +80,15 @@ def token_introspected(client_id: str) -> None:
     counters.count_minute(f"client:{client_id}")
 
 
-def introspection_answered(rs_client_id: str, answer: dict[str, Any], request: Any) -> None:
+def introspection_answered(rs_client_id: str, answer: dict[str, Any], address: str | None) -> None:
     """Inactive answers per resource server (token fishing) and per presenting address (invalid tokens).
 
-    The address is the end caller's as the resource server reports it (``client_ip``), else the
+    ``address`` is the end caller's as the resource server reports it (``client_ip``), else the
     resource server's own.
     """
     if answer.get("active") or answer.get("rate_limited"):
         return
     counters.count_minute(f"fishing:{rs_client_id}")
-    address = request.POST.get("client_ip") or request.META.get("REMOTE_ADDR")
     if address:
         counters.count_minute(f"invalid:{_address_unit(address)}")
 

@@ -18,21 +18,23 @@ from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
 from authserver.oauth.hashers import CredentialHasher
 
 INACTIVE: dict[str, Any] = {"active": False}
+_ACCESS_TOKEN_LENGTH = len(credentials.ACCESS_TOKEN) + 1 + credentials.BODY_LENGTH
 _hasher = CredentialHasher()
 
 
-def presented_client_credentials(request: HttpRequest) -> tuple[str, str] | None:
+def presented_client_credentials(request: HttpRequest, form: dict[str, str]) -> tuple[str, str] | None:
     """``(client_id, client_secret)`` from HTTP Basic (RFC 6749 §2.3.1) or the form body."""
     auth = request.META.get("HTTP_AUTHORIZATION", "")
     if auth:
         return basic_credentials(auth)
-    client_id, secret = request.POST.get("client_id"), request.POST.get("client_secret")
+    client_id, secret = form.get("client_id"), form.get("client_secret")
     if client_id and secret:
         return client_id, secret
     return None
 
 
-def resource_server_authenticate(*, request: HttpRequest, trusted: Any = generation.NOW) -> dict[str, Any] | None:
+def resource_server_authenticate(*, request: HttpRequest, form: dict[str, str],
+                                 trusted: Any = generation.NOW) -> dict[str, Any] | None:
     """The authenticated resource server (``client_id``, ``audience``), or None.
 
     The secret's format is checked before the row is read, and the check is one SHA-256: no
@@ -42,16 +44,18 @@ def resource_server_authenticate(*, request: HttpRequest, trusted: Any = generat
     generation and drops them (authserver.generation). ``trusted`` is this request's
     ``generation.cache_trusted()``.
     """
-    presented = presented_client_credentials(request)
+    presented = presented_client_credentials(request, form)
     if presented is None:
         return None
     client_id, secret = presented
-    if not credentials.is_well_formed(secret, credentials.CLIENT_SECRET) or not 0 < len(client_id) <= 100:
+    if not 0 < len(client_id) <= 100 or len(secret) != len(credentials.CLIENT_SECRET) + 1 + credentials.BODY_LENGTH:
         return None
     cache_key = f"{client_id}\x00{credentials.digest(secret)}"
     cached = hotcache.resource_servers.get(cache_key, generation.trusted_now(trusted))
-    if cached is not None:
+    if cached is not None:  # only ever stored for a well-formed secret that verified
         return cached
+    if not credentials.is_well_formed(secret, credentials.CLIENT_SECRET):
+        return None
     gen = generation.current()
     row = _RESOURCE_SERVER.one(client_id)
     if row is None:
@@ -77,13 +81,20 @@ _ACCESS_TOKEN = HotQuery(lambda digest: get_access_token_model().objects.filter(
 
 
 def _access_token_row(token: str, trusted: Any = generation.NOW) -> dict[str, Any] | None:
-    """The live row for an access token: from the in-process cache, else one indexed query."""
+    """The live row for an access token: from the in-process cache, else one indexed query.
+
+    Only a value of the right length is hashed; the full format check (pattern and checksum)
+    runs on a miss, before the query: the caches only ever hold digests of well-formed values.
+    """
+    if len(token) != _ACCESS_TOKEN_LENGTH:
+        return None
     trusted = generation.trusted_now(trusted)
     digest = credentials.digest(token)
     row = hotcache.access_tokens.get(digest, trusted)
     if row is not None:
         return row
-    if hotcache.absent.get(digest, trusted) is not None:
+    if hotcache.absent.get(digest, trusted) is not None or not credentials.is_well_formed(
+            token, credentials.ACCESS_TOKEN):
         return None
     gen = generation.current()
     row = _ACCESS_TOKEN.one(digest)
@@ -105,7 +116,7 @@ def introspect_token(*, token: str, audience: str, token_type_hint: str | None =
     credential's own prefix; ``token_type_hint`` can't make a credential pass for another type.
     ``trusted`` is this request's ``generation.cache_trusted()`` (None: use no cached answer).
     """
-    kind = credentials.credential_type(token)
+    kind = token.partition("_")[0]  # the full format check comes before any query (below)
     if kind == credentials.api_key_prefix():
         from keys.selectors import api_key_verify
 

@@ -56,10 +56,17 @@ class LimiterUnavailable(Exception):
     """The shared store is down and the policy fails closed."""
 
 
+_policies: dict[tuple[str, tuple[str, str]], Policy] = {}
+
+
 def policy(name: str) -> Policy:
-    text, mode = settings.RATE_LIMITS[name]
-    count, _, period = text.partition("/")
-    return Policy(name, int(count), int(period), mode)
+    key = (name, tuple(settings.RATE_LIMITS[name]))
+    found = _policies.get(key)  # parsed once per (name, setting), so tests can still change it
+    if found is None:
+        text, mode = key[1]
+        count, _, period = text.partition("/")
+        found = _policies[key] = Policy(name, int(count), int(period), mode)
+    return found
 
 
 def client_network(ip: str | None) -> str:

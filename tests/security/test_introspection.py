@@ -229,3 +229,49 @@ def test_post_with_query_string_is_400(ctx, query, body):
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
     assert b"active" not in response.content
+
+
+# -- Body encodings (RFC 7662 §2.1: a form; RFC 6749 §3.2: no parameter twice) --------------------
+def _post_raw(client, resource_server, body: bytes, content_type: str):
+    rs, rs_secret = resource_server
+    return client.post(INTROSPECT_URL, body, content_type=content_type,
+                       HTTP_AUTHORIZATION=basic_auth(rs.client_id, rs_secret))
+
+
+def test_urlencoded_and_multipart_bodies_are_both_read(client, resource_server, token):
+    urlencoded = _post_raw(client, resource_server, f"token={token}&token_type_hint=access_token".encode(),
+                           "application/x-www-form-urlencoded; charset=utf-8")
+    multipart = introspect(client, *resource_server, token)  # the test client's default encoding
+    assert urlencoded.status_code == multipart.status_code == 200
+    assert urlencoded.json()["active"] is True and multipart.json()["active"] is True
+    assert urlencoded.content == multipart.content
+
+
+@pytest.mark.parametrize("body", [
+    "token={token}&token={token}",
+    "token={token}&token=at_other",
+    "token={token}&client_ip=10.0.0.1&client_ip=10.0.0.2",
+], ids=["same-token-twice", "two-tokens", "client-ip-twice"])
+def test_repeated_parameters_are_invalid_request(client, resource_server, token, body):
+    response = _post_raw(client, resource_server, body.format(token=token).encode(),
+                         "application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert token.encode() not in response.content
+
+
+def test_repeated_parameters_in_multipart_are_invalid_request(client, resource_server, token):
+    response = introspect(client, *resource_server, token, token_type_hint=["access_token", "refresh_token"])
+    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b"token=%ff%fe", "application/x-www-form-urlencoded"),
+    (b"token=\xff\xfe", "application/x-www-form-urlencoded"),
+    (b'{"token": "x"}', "application/json"),
+    (b"", "application/x-www-form-urlencoded"),
+], ids=["percent-encoded-invalid-utf8", "raw-invalid-utf8", "json-body", "empty"])
+def test_unreadable_bodies_are_invalid_request(client, resource_server, body, content_type):
+    response = _post_raw(client, resource_server, body, content_type)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
