@@ -63,10 +63,12 @@ access_tokens = HotCache()
 api_keys = HotCache()
 # Resource servers authenticated by (client_id, digest of the presented secret): only successes.
 resource_servers = HotCache(maxsize=1_000)
+# Clients at the token endpoint by client_id: their row and allowed scope names (not a credential).
+clients = HotCache(maxsize=10_000)
 # Digests of access tokens and API keys known to be unusable (the value says why, for counting).
 absent = HotCache(maxsize=50_000)
 
 
 def clear_all() -> None:
-    for cache in (access_tokens, api_keys, resource_servers, absent):
+    for cache in (access_tokens, api_keys, resource_servers, clients, absent):
         cache.clear()

@@ -15,18 +15,24 @@ What it adds to DOT's ``OAuth2Validator``:
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_application_model,
+    get_grant_model,
+    get_refresh_token_model,
+)
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from authserver import generation
+from authserver import generation, hotcache
 from authserver.audit.services import audit_record
 from authserver.oauth import credentials
 from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
@@ -37,6 +43,7 @@ log = logging.getLogger("authserver.oauth")
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
 Grant = get_grant_model()
+Client = get_application_model()
 
 
 def _presented_client(request: Any) -> tuple[str | None, str | None]:
@@ -85,9 +92,34 @@ class AuthServerValidator(OAuth2Validator):
         raise errors.UnsupportedGrantTypeError(request=request)
 
     def _load_application(self, client_id: Any, request: Any) -> Any:
+        """The client, from the in-process cache (authserver.hotcache) or DOT's query.
+
+        A cached client is the row and its allowed scope names, stored under the revocation
+        generation: any change to a client, its scopes or the scope registry bumps it
+        (authserver.generation). Each request gets a fresh instance built from the row.
+        """
         if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
             return None
-        return super()._load_application(client_id, request)
+        if request.client is not None:
+            return super()._load_application(client_id, request)
+        cached = hotcache.clients.get(client_id, generation.cache_trusted())
+        if cached is not None:
+            names, values, scopes = cached
+            client = Client.from_db(DEFAULT_DB_ALIAS, names, values)
+            if client.is_usable(request):
+                request.client = client
+                request._authserver_scopes = (client.pk, list(scopes))
+                return client
+            return None
+        gen = generation.current()
+        client = super()._load_application(client_id, request)
+        if client is not None and isinstance(client, Client):
+            scopes = tuple(client.allowed_scopes.values_list("name", flat=True))
+            request._authserver_scopes = (client.pk, list(scopes))
+            names = tuple(field.attname for field in Client._meta.concrete_fields)
+            values = tuple(getattr(client, name) for name in names)
+            hotcache.clients.put(client_id, (names, values, scopes), expires_at=time.time() + hotcache.TTL, gen=gen)
+        return client
 
     # -- Authorization codes --------------------------------------------------------------------
     def save_authorization_code(

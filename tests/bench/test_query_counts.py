@@ -206,3 +206,30 @@ def test_token_endpoint_does_not_read_back_the_token_it_wrote(client, service_cl
              if q["sql"].lstrip().upper().startswith("SELECT") and "oauth_accesstoken" in q["sql"]
              and "token_checksum" in q["sql"]]
     assert reads == []
+
+
+def test_token_endpoint_caches_the_client_and_its_scopes(client, service_client):
+    app, secret = service_client
+    assert client_credentials(client, app, secret, scope="ai.infer").status_code == 200  # loads and caches
+    with CaptureQueriesContext(connection) as queries:
+        assert client_credentials(client, app, secret, scope="ai.infer").status_code == 200
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")
+             and ("clients_client" in q["sql"] or "clients_scope" in q["sql"])]
+    assert reads == []
+
+
+def test_cached_client_follows_scope_and_secret_changes(client, service_client):
+    from clients.models import Scope
+
+    app, secret = service_client
+    assert client_credentials(client, app, secret, scope="ai.admin").status_code == 200  # cached
+    app.allowed_scopes.remove(Scope.objects.get(name="ai.admin"))
+    refused = client_credentials(client, app, secret, scope="ai.admin")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope"
+    assert client_credentials(client, app, secret, scope="ai.infer").status_code == 200
+    _, new_secret = client_secret_rotate(client=app, grace=timedelta(0))
+    assert client_credentials(client, app, secret, scope="ai.infer").status_code == 401
+    assert client_credentials(client, app, new_secret, scope="ai.infer").status_code == 200
+    Scope.objects.filter(name="ai.infer").delete()  # the registry itself (cascades, no m2m signal)
+    gone = client_credentials(client, app, new_secret, scope="ai.infer")
+    assert gone.status_code == 400 and gone.json()["error"] == "invalid_scope"
