@@ -317,6 +317,9 @@ if os.environ.get("AUTHSERVER_RATE_LIMITS"):
         if _mode not in {"closed", "local", "process"} or not re.fullmatch(r"[1-9][0-9]*/[1-9][0-9]*", _limit):
             raise ImproperlyConfigured(f"AUTHSERVER_RATE_LIMITS: bad policy {_name}: {_limit!r}, {_mode!r}")
 
+# The expired-token sweep pauses this many times as long as each batch took (authserver/oauth/services.py).
+CLEANUP_PAUSE_RATIO = float(os.environ.get("AUTHSERVER_CLEANUP_PAUSE_RATIO", 3.0))
+
 # Compromise-response job tuning (tests shrink these to interrupt a job midway).
 COMPROMISE_BATCH_SIZE = int(os.environ.get("AUTHSERVER_COMPROMISE_BATCH_SIZE", 500))
 COMPROMISE_BATCH_PAUSE = float(os.environ.get("AUTHSERVER_COMPROMISE_BATCH_PAUSE", 0))
@@ -404,7 +407,8 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
-    "CLEAR_EXPIRED_TOKENS_BATCH_SIZE": 5000,
+    # Small batches with pauses between them (CLEANUP_PAUSE_RATIO): the sweep never holds the CPU long.
+    "CLEAR_EXPIRED_TOKENS_BATCH_SIZE": int(os.environ.get("AUTHSERVER_CLEANUP_BATCH_SIZE", 1000)),
     # DOT registers the admin for its swapped models itself; these are ours (no secret columns).
     "APPLICATION_ADMIN_CLASS": "clients.admin.ClientAdmin",
     "ACCESS_TOKEN_ADMIN_CLASS": "authserver.oauth.admin.AccessTokenAdmin",

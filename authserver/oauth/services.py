@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,10 +23,14 @@ def _delete_in_batches(queryset: QuerySet[Any], batch_size: int) -> int:
 
     Short transactions keep locks brief, so introspection and token issuance never wait on the
     sweep; a sweep interrupted midway simply resumes where it stopped on the next run.
+    After each batch the sweep pauses ``CLEANUP_PAUSE_RATIO`` times as long as the batch took
+    (at most 2 s): a background job yields the CPU and the disk to the requests that are waiting
+    for them (the bench measures introspection p99 while this runs).
     """
     total = 0
     model = queryset.model
     while True:
+        started = time.monotonic()
         pks = list(queryset.values_list("pk", flat=True)[:batch_size])
         if not pks:
             return total
@@ -34,6 +39,7 @@ def _delete_in_batches(queryset: QuerySet[Any], batch_size: int) -> int:
         total += len(pks)
         if deleted == 0:  # pragma: no cover - defensive: never loop forever
             return total
+        time.sleep(min(2.0, (time.monotonic() - started) * settings.CLEANUP_PAUSE_RATIO))
 
 
 def tokens_cleanup(*, now: datetime | None = None, batch_size: int | None = None) -> dict[str, int]:
