@@ -275,3 +275,23 @@ def test_unreadable_bodies_are_invalid_request(client, resource_server, body, co
     response = _post_raw(client, resource_server, body, content_type)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+
+
+def test_form_reader_agrees_with_parse_qsl(rf):
+    """The introspection endpoint's own form reader decodes exactly what urllib's parse_qsl does
+    (and refuses repeats and undecodable bytes), on random bodies of the troublesome characters."""
+    import random
+    from urllib.parse import parse_qsl
+
+    from authserver.oauth.views import _form
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        body = "".join(rng.choice("ab=&%+2F0x_ \u00e9") for _ in range(rng.randrange(0, 20)))
+        try:
+            pairs = parse_qsl(body, keep_blank_values=True, errors="strict")
+            expected = dict(pairs) if len(dict(pairs)) == len(pairs) else None
+        except UnicodeDecodeError:
+            expected = None
+        request = rf.post(INTROSPECT_URL, body.encode(), content_type="application/x-www-form-urlencoded")
+        assert _form(request) == expected, body
