@@ -21,12 +21,13 @@ case "$role" in
         python manage.py migrate --noinput
         python manage.py collectstatic --noinput --verbosity 0
         export AUTHSERVER_BEHIND_PROXY=1
+        # Sync workers behind the TLS-terminating proxy (gunicorn's recommended setup): measured
+        # by the bench (`python -m bench`, server comparison) well ahead of gthread on the
+        # machine endpoints, whose keep-alive connections pile onto one worker.
         exec python -m gunicorn authserver.wsgi:application \
             --bind "0.0.0.0:${PORT:-8000}" \
             --workers "${WEB_CONCURRENCY:-2}" \
-            --worker-class gthread \
-            --threads "${WEB_THREADS:-4}" \
-            --keep-alive 5 \
+            --worker-class sync \
             --graceful-timeout 8 \
             --worker-tmp-dir /dev/shm \
             --no-control-socket \

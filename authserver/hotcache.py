@@ -28,7 +28,7 @@ class HotCache:
         self.maxsize = maxsize
         self.ttl = ttl
         self._entries: OrderedDict[str, tuple[int, float, Any]] = OrderedDict()
-        self._lock = threading.Lock()  # web workers run threads (gunicorn gthread)
+        self._lock = threading.Lock()  # serve's workers run threads (gunicorn gthread)
 
     def get(self, key: str, gen: int | None) -> Any | None:
         """The entry for ``key`` if it was stored under ``gen`` (from ``generation.cache_trusted()``)."""

@@ -64,3 +64,19 @@ def test_api_key_lookup_is_an_index_scan(big_token_table):
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")
     _assert_index_lookup(key_selectors._API_KEY.explain(credentials.digest("bench-explain-key")), "keys_apikey")
+
+
+def test_credential_digests_have_no_pattern_index_twin():
+    """Only the unique B-tree on each digest: no ``varchar_pattern_ops`` copy competing for the cache."""
+    tables = {"oauth_accesstoken", "oauth_grant", "keys_apikey"}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = current_schema()")
+        else:
+            cursor.execute("SELECT tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        definitions = [(table, sql) for table, sql in cursor.fetchall() if table in tables]
+    columns = ("(token_checksum", "(digest", "(code")
+    digests = [sql for _, sql in definitions if any(column in sql for column in columns)]
+    assert not [sql for sql in digests if "pattern_ops" in sql], digests
+    if connection.vendor == "postgresql":
+        assert len(digests) == 3 and all("UNIQUE" in sql for sql in digests), digests

@@ -228,8 +228,9 @@ class Command(BaseCommand):
             python, "-m", "gunicorn", "authserver.wsgi:application",
             "--bind", bind.gunicorn(),
             "--workers", str(options["workers"]),
-            # Threads keep connections alive between requests (sync workers close every one):
-            # measured by the bench at ~3x the throughput of sync workers on this machine.
+            # serve terminates TLS itself: threads keep connections alive between requests, so a
+            # client doesn't pay a TLS handshake per request (sync workers close every one). The
+            # web role sits behind a TLS proxy and uses sync workers (docker-entrypoint.sh).
             "--worker-class", "gthread",
             "--threads", "4",
             "--keep-alive", "5",
