@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # authserver image. One image, four roles (docker-entrypoint.sh):
-#   web     gunicorn on 0.0.0.0:8000, plain HTTP behind a TLS-terminating proxy (migrates first)
+#   web     granian on 0.0.0.0:8000, plain HTTP behind a TLS-terminating proxy (migrates first)
 #   worker  Celery worker            beat    Celery beat (django-celery-beat's DatabaseScheduler)
 #   serve   everything in one container (manage.py serve: HTTPS on 0.0.0.0:8443, self-signed
 #           certificate in /data/tls unless you mount your own cert.pem/key.pem there)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from bench.env import HOST, ROOT, free_port
 
-# The production web role (docker-entrypoint.sh `web`): gunicorn, sync workers. The others are
-# the alternatives the bench compares it with.
+# The production web role (docker-entrypoint.sh `web`) is granian, chosen on this comparison;
+# manage.py serve runs gunicorn gthread because it terminates TLS itself.
 SERVERS = ("gunicorn-sync", "gunicorn-gthread", "granian")
 
 
