@@ -398,7 +398,7 @@ class Bench:
                 result = self.wrk(srv, "/oauth/introspect", f"scale-{key}", body)
                 res[key].append(result)
                 progress(f"scale round {r + 1}: {key} ({s.scale_small if key == 'small' else s.scale_large:,} "
-                         f"tokens) cold introspection {result.rps:.0f} req/s")
+                         f"tokens stored) introspection {result.rps:.0f} req/s")
         self.stop(small)
         out = {k: {"rps": sum(x.requests for x in v) / sum(x.seconds for x in v),
                    "p99_ms": max(x.p99_ms for x in v), "errors": sum(x.errors for x in v)} for k, v in res.items()}
@@ -625,9 +625,9 @@ def table(report: dict[str, Any]) -> str:
                      f"over {rv['trials']} trials")
     sc = report.get("scale")
     if sc:
-        lines.append(f"{'cold introspection, ' + format(sc['sizes']['small'], ',') + ' tokens':<34} "
+        lines.append(f"{'introspection, ' + format(sc['sizes']['small'], ',') + ' stored':<34} "
                      f"{sc['small']['rps']:>9.0f} {'':>8} {sc['small']['p99_ms']:>8.2f}")
-        lines.append(f"{'cold introspection, ' + format(sc['sizes']['large'], ',') + ' tokens':<34} "
+        lines.append(f"{'introspection, ' + format(sc['sizes']['large'], ',') + ' stored':<34} "
                      f"{sc['large']['rps']:>9.0f} {'':>8} {sc['large']['p99_ms']:>8.2f}  "
                      f"ratio {sc['ratio']:.2f}")
         c = sc.get("cleanup") or {}

@@ -14,6 +14,7 @@ What it adds to DOT's ``OAuth2Validator``:
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import uuid
@@ -105,7 +106,9 @@ class AuthServerValidator(OAuth2Validator):
         cached = hotcache.clients.get(client_id, generation.cache_trusted())
         if cached is not None:
             names, values, scopes = cached
-            client = Client.from_db(DEFAULT_DB_ALIAS, names, values)
+            # JSON fields (lists, dicts) are copied: nothing a request does may reach the cache.
+            client = Client.from_db(DEFAULT_DB_ALIAS, names,
+                                    [copy.deepcopy(v) if isinstance(v, list | dict) else v for v in values])
             if client.is_usable(request):
                 request.client = client
                 request._authserver_scopes = (client.pk, list(scopes))
