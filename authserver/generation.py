@@ -61,16 +61,27 @@ class _Shared:
 
     def read(self) -> int:
         if settings.REDIS_URL:
-            value = self._client().get(_REDIS_KEY)
-            return int(value or 0)
+            client = self._client()
+            value = client.get(_REDIS_KEY)
+            if value is None:  # a new or emptied store: start above anything handed out before
+                client.set(_REDIS_KEY, _fresh_base(), nx=True)
+                value = client.get(_REDIS_KEY)
+            return int(value)
+        path = self._file()
         try:
-            return int(self._file().read_text() or 0)
-        except FileNotFoundError:
-            return 0
+            return int(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return self._file_update(lambda current: current)
 
     def bump(self) -> int:
         if settings.REDIS_URL:
-            return int(self._client().incr(_REDIS_KEY))
+            pipe = self._client().pipeline(transaction=True)
+            pipe.set(_REDIS_KEY, _fresh_base(), nx=True)
+            pipe.incr(_REDIS_KEY)
+            return int(pipe.execute()[1])
+        return self._file_update(lambda current: current + 1)
+
+    def _file_update(self, change: Any) -> int:
         path = self._file()
         # One writer at a time (fcntl lock), atomic replace so readers never see a partial file.
         import fcntl
@@ -78,13 +89,25 @@ class _Shared:
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                current = int(path.read_text() or 0)
-            except FileNotFoundError:
-                current = 0
+                current = int(path.read_text())
+            except (FileNotFoundError, ValueError):
+                current = _fresh_base()
+            value = change(current)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(str(current + 1))
+            tmp.write_text(str(value))
             os.replace(tmp, path)
-            return current + 1
+            return value
+
+
+def _fresh_base() -> int:
+    """Where a new or emptied store starts counting: the clock, in microseconds.
+
+    A generation must never be handed out twice. A Redis restarted without its data (or a
+    deleted file) would otherwise count again from 1, and once revocations had bumped it back to
+    a value some worker saw before the loss, answers that worker cached under that value would be
+    served again. Bumps never outrun a microsecond clock, so this starts above every earlier value.
+    """
+    return time.time_ns() // 1000
 
 
 _shared = _Shared()

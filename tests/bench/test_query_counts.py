@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -233,3 +234,28 @@ def test_cached_client_follows_scope_and_secret_changes(client, service_client):
     Scope.objects.filter(name="ai.infer").delete()  # the registry itself (cascades, no m2m signal)
     gone = client_credentials(client, app, new_secret, scope="ai.infer")
     assert gone.status_code == 400 and gone.json()["error"] == "invalid_scope"
+
+
+def test_generation_never_repeats_after_its_store_is_emptied(client, resource_server, tokens):
+    """A Redis restarted without its data (or a deleted generation file) must not count again from
+    1: a worker that cached an answer under an old value would serve it again once revocations
+    bumped the counter back there. The cached token below is revoked only in the database, as if
+    by another worker before the store was lost; it must not come back active."""
+    from authserver.oauth.models import AccessToken
+
+    token = tokens()
+    _warm(client, resource_server)
+    assert _introspect(client, resource_server, token)["active"] is True  # cached under the current value
+    before = generation.current()
+    if settings.REDIS_URL:
+        generation._shared._client().delete(generation._REDIS_KEY)
+    else:
+        generation._shared._file().unlink()
+    generation.reset_for_tests()  # this process re-reads the (emptied) store
+    values = [generation.current()]
+    for _ in range(5):
+        values.append(generation.bump())
+    assert all(value > before for value in values), (before, values)
+    assert values == sorted(set(values))
+    AccessToken.objects.filter(token_checksum=credentials.digest(token)).delete()  # no bump: another worker's
+    assert _introspect(client, resource_server, token) == {"active": False}
