@@ -50,9 +50,18 @@ def chain_value(previous: str, event: AuditEvent, personal_plaintext: bytes | No
 _EVENT_COLUMNS = ("id", "at", "event", "outcome", "actor", "subject", "details", "personal", "chain")
 
 
+_built: dict[str, tuple[str, str, str]] = {}
+
+
 def _statements(connection: Any) -> tuple[str, str, str]:
     """The three fixed statements of an append (lock and read the head, insert, move the head):
-    built once, so issuing a token doesn't compile three ORM queries for its audit event."""
+    built once per database, so issuing a token doesn't compile three ORM queries for its audit event."""
+    if connection.alias not in _built:
+        _built[connection.alias] = _build_statements(connection)
+    return _built[connection.alias]
+
+
+def _build_statements(connection: Any) -> tuple[str, str, str]:
     ops = connection.ops
     head, events = ops.quote_name(AuditChainHead._meta.db_table), ops.quote_name(AuditEvent._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
