@@ -22,9 +22,9 @@ case "$role" in
         python manage.py collectstatic --noinput --verbosity 0
         export AUTHSERVER_BEHIND_PROXY=1
         # Granian behind the TLS-terminating proxy: the bench's server comparison (`python -m
-        # bench`) measured it ahead of gunicorn sync and gthread workers on every machine endpoint
-        # on the same app and settings (keep-alive handled outside the GIL, one blocking thread per
-        # worker process as with sync workers).
+        # bench`) measured it ahead of gunicorn sync and gthread workers on introspection (hot and
+        # cold) and client_credentials, on the same app and settings (keep-alive handled outside
+        # the GIL, one blocking thread per worker process as with sync workers).
         exec python -m granian \
             --interface wsgi \
             --host 0.0.0.0 \

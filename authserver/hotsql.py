@@ -39,7 +39,18 @@ def _prepared_cursor_class() -> Any:
         class PreparedCursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
             def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None,
                         binary: bool | None = None) -> Any:
-                return super().execute(query, params, prepare=True, binary=binary)
+                # Django turns psycopg's preparation off (threshold None), which refuses even an
+                # explicit prepare=True. Lift it for this statement only: with a threshold, psycopg
+                # would also track every other query on the connection (Django's client-binding
+                # cursors, which never prepare) and drop our statements at each ROLLBACK.
+                connection = self.connection
+                previous = connection.prepare_threshold
+                if previous is None:
+                    connection.prepare_threshold = _NEVER
+                try:
+                    return super().execute(query, params, prepare=True, binary=binary)
+                finally:
+                    connection.prepare_threshold = previous
 
             def _convert_query(self, query: Any, params: Any = None) -> Any:
                 # Keep the statement where Django's query log looks for it (connection.queries,
@@ -58,14 +69,8 @@ def _cursor(connection: Any) -> Any:
     # BaseDatabaseWrapper._cursor(), with a preparing cursor in place of create_cursor()'s.
     connection.close_if_health_check_failed()
     connection.ensure_connection()
-    raw = connection.connection
-    if raw.prepare_threshold is None:
-        # Django turns psycopg's preparation off (None), which refuses even an explicit
-        # prepare=True. A threshold nothing reaches allows explicit preparation and nothing else:
-        # every other query goes through Django's client-binding cursors, which never prepare.
-        raw.prepare_threshold = _NEVER
     with connection.wrap_database_errors:
-        return connection._prepare_cursor(_prepared_cursor_class()(raw))
+        return connection._prepare_cursor(_prepared_cursor_class()(connection.connection))
 
 
 class HotQuery:

@@ -8,10 +8,10 @@ secret is written to disk except the short sample files the load generator reads
 from __future__ import annotations
 
 import hashlib
-import zlib
 from dataclasses import asdict, dataclass, field
 
-ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+from authserver.oauth import credentials  # the one credential format; no settings needed
+
 RS_AUDIENCE = "https://api.bench.test"
 OTHER_AUDIENCE = "https://other.bench.test"
 REDIRECT_URI = "https://app.bench.test/callback"
@@ -50,24 +50,13 @@ class Plan:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def _base62(value: int, width: int) -> str:
-    out = []
-    for _ in range(width):
-        value, rem = divmod(value, 62)
-        out.append(ALPHABET[rem])
-    return "".join(reversed(out))
-
-
 def credential(seed: str, kind: str, namespace: str, i: int) -> str:
     """A well-formed credential of ``kind`` (our format: 43 base62 chars + CRC32 checksum)."""
     raw = hashlib.sha256(f"{seed}|{namespace}|{i}".encode()).digest()
-    random_part = _base62(int.from_bytes(raw, "big"), 43)
-    checksum = _base62(zlib.crc32(f"{kind}_{random_part}".encode("ascii")), 6)
-    return f"{kind}_{random_part}{checksum}"
+    return credentials.assemble(kind, credentials.base62(int.from_bytes(raw, "big"), credentials.RANDOM_LENGTH))
 
 
-def digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+digest = credentials.digest
 
 
 def garbage(seed: str, i: int) -> str:

@@ -38,8 +38,13 @@ def _usable_until(row: dict[str, Any]) -> datetime | None:
     cutoff = row["client__credentials_revoked_at"]
     if cutoff is not None and row["created"] <= cutoff:
         return None
-    until = row["expires"] if row["grace_ends"] is None else min(row["expires"], row["grace_ends"])
+    until = _end(row)
     return until if until > timezone.now() else None
+
+
+def _end(row: dict[str, Any]) -> datetime:
+    """The key's expiry, or the end of its rotation grace if that comes first."""
+    return row["expires"] if row["grace_ends"] is None else min(row["expires"], row["grace_ends"])
 
 
 _API_KEY = HotQuery(lambda digest: ApiKey.objects.filter(digest=digest).values(*_FIELDS))
@@ -58,8 +63,8 @@ def api_key_lookup(*, key: str, trusted: Any = generation.NOW) -> dict[str, Any]
     trusted = generation.trusted_now(trusted)
     digest = credentials.digest(key)
     row = hotcache.api_keys.get(digest, trusted)
-    if row is not None:
-        return row if _usable_until(row) is not None else None
+    if row is not None:  # usable: an entry lives no longer than its key, and status changes bump the generation
+        return row
     refused = hotcache.absent.get(digest, trusted)
     if refused is not None:
         if refused is not True:
@@ -103,8 +108,7 @@ def api_key_verify(*, key: str, audience: str, client_ip: str | None,
         return {"active": False, "rate_limited": True, "retry_after": retry_after,
                 "rate_limit": {"limit": row["rate_limit"], "remaining": 0, "reset": limits.rate_limit_reset}}
     counters.record_use(key_id, client_ip)
-    until = _usable_until(row)
-    assert until is not None  # checked by api_key_lookup an instant ago
+    until = _end(row)  # api_key_lookup returned it usable
     answer: dict[str, Any] = {
         "active": True,
         "token_type": "api_key",

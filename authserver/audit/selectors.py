@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authserver.audit.models import AuditChainHead, AuditEvent
-from authserver.audit.services import GENESIS, chain_value, personal_data
+from authserver.audit.services import GENESIS, chain_value, event_fields, personal_data
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,7 @@ def audit_export(*, with_personal: bool) -> Iterator[str]:
         if not batch:
             return
         for event in batch:
-            row: dict[str, Any] = {
-                "id": event.id,
-                "at": event.at.isoformat(),
-                "event": event.event,
-                "outcome": event.outcome,
-                "actor": event.actor,
-                "subject": event.subject,
-                "details": event.details,
-                "chain": event.chain,
-            }
+            row: dict[str, Any] = {**event_fields(event), "chain": event.chain}
             if with_personal:
                 row["personal"] = personal_data(event)
             yield json.dumps(row, sort_keys=True)

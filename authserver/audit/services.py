@@ -29,17 +29,14 @@ def canonical(event: AuditEvent, personal_plaintext: bytes | None = None) -> byt
     """
     if personal_plaintext is None and event.personal:
         personal_plaintext = sealing.unseal(bytes(event.personal), record_id=event.id)
-    body = {
-        "id": event.id,
-        "at": event.at.isoformat(),
-        "event": event.event,
-        "outcome": event.outcome,
-        "actor": event.actor,
-        "subject": event.subject,
-        "details": event.details,
-        "personal": personal_plaintext.decode() if personal_plaintext else None,
-    }
+    body = {**event_fields(event), "personal": personal_plaintext.decode() if personal_plaintext else None}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def event_fields(event: AuditEvent) -> dict[str, Any]:
+    """An event's clear columns, as the chain and the export write them."""
+    return {"id": event.id, "at": event.at.isoformat(), "event": event.event, "outcome": event.outcome,
+            "actor": event.actor, "subject": event.subject, "details": event.details}
 
 
 def chain_value(previous: str, event: AuditEvent, personal_plaintext: bytes | None = None) -> str:

@@ -47,7 +47,7 @@ _PREFIX_RE: Final = re.compile(r"[a-z][a-z0-9]{0,15}")
 CREDENTIAL_PATTERN: Final = re.compile(rf"([a-z][a-z0-9]{{0,15}})_[0-9A-Za-z]{{{BODY_LENGTH}}}")
 
 
-def _base62(value: int, width: int) -> str:
+def base62(value: int, width: int) -> str:
     out = []
     for _ in range(width):
         value, rem = divmod(value, 62)
@@ -56,14 +56,18 @@ def _base62(value: int, width: int) -> str:
 
 
 def _checksum(prefix: str, random_part: str) -> str:
-    return _base62(zlib.crc32(f"{prefix}_{random_part}".encode("ascii")), CHECKSUM_LENGTH)
+    return base62(zlib.crc32(f"{prefix}_{random_part}".encode("ascii")), CHECKSUM_LENGTH)
 
 
 def mint(kind: str) -> str:
     """A fresh credential of ``kind`` with 256 bits from the OS CSPRNG."""
     if not _PREFIX_RE.fullmatch(kind):
         raise ValueError("credential type must be lowercase alphanumeric")
-    random_part = "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LENGTH))
+    return assemble(kind, "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LENGTH)))
+
+
+def assemble(kind: str, random_part: str) -> str:
+    """``<kind>_<random_part><checksum>``: the credential format around a given random part."""
     return f"{kind}_{random_part}{_checksum(kind, random_part)}"
 
 
