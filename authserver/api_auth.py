@@ -29,7 +29,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from authserver.oauth import credentials
+from authserver import credentials
 from authserver.oauth.selectors import _access_token_row
 from authserver.ratelimit.limiter import enforce
 from authserver.ratelimit.middleware import note

@@ -11,7 +11,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.views.debug import SafeExceptionReporterFilter
 
-from authserver.oauth.credentials import CREDENTIAL_PATTERN
+from authserver.credentials import CREDENTIAL_PATTERN
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 

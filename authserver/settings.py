@@ -226,10 +226,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # Humans: Argon2id. Machines: our credential hasher (SHA-256 of a ≥256-bit random secret, see
-# authserver/oauth/hashers.py); PBKDF2 is deliberately absent (DESIGN.md decision 3).
+# authserver/hashers.py); PBKDF2 is deliberately absent (DESIGN.md decision 3).
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
-    "authserver.oauth.hashers.CredentialHasher",
+    "authserver.hashers.CredentialHasher",
 ]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "/"
@@ -368,10 +368,10 @@ OAUTH2_PROVIDER = {
     "SCOPES_BACKEND_CLASS": "clients.scopes.DatabaseScopes",
     "SCOPES": {"__registry__": "Scopes live in the database (clients.Scope)"},
     "DEFAULT_SCOPES": [],
-    "CLIENT_SECRET_GENERATOR_CLASS": "authserver.oauth.credentials.ClientSecretGenerator",
+    "CLIENT_SECRET_GENERATOR_CLASS": "authserver.credentials.ClientSecretGenerator",
     "CLIENT_SECRET_HASHER": "authserver_sha256",
-    "ACCESS_TOKEN_GENERATOR": "authserver.oauth.credentials.generate_access_token",
-    "REFRESH_TOKEN_GENERATOR": "authserver.oauth.credentials.generate_refresh_token",
+    "ACCESS_TOKEN_GENERATOR": "authserver.credentials.generate_access_token",
+    "REFRESH_TOKEN_GENERATOR": "authserver.credentials.generate_refresh_token",
     "ACCESS_TOKEN_EXPIRE_SECONDS": ACCESS_TOKEN_DEFAULT_SECONDS,
     "REFRESH_TOKEN_EXPIRE_SECONDS": REFRESH_TOKEN_MAX_SECONDS,
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,

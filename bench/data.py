@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 
-from authserver.oauth import credentials  # the one credential format; no settings needed
+from authserver import credentials  # the one credential format; no settings needed
 
 RS_AUDIENCE = "https://api.bench.test"
 OTHER_AUDIENCE = "https://other.bench.test"

@@ -12,10 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
-from authserver import generation
+from authserver import credentials, generation
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
-from authserver.oauth import credentials
 from clients.models import GRANT_TYPES, Client, RetiredClientSecret, Scope
 
 log = logging.getLogger("authserver.clients")

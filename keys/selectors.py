@@ -16,10 +16,9 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from authserver import counters, generation, hotcache
+from authserver import counters, credentials, generation, hotcache
 from authserver.anomaly.hooks import key_refused, key_verified
 from authserver.hotsql import HotQuery
-from authserver.oauth import credentials
 from keys.models import ApiKey, ApiKeyStatus
 from keys.policy import ip_allowed
 

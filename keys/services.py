@@ -12,11 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
-from authserver import generation
+from authserver import credentials, generation
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
 from authserver.jobs import enqueue_on_commit
-from authserver.oauth import credentials
 from clients.models import Client
 from keys import policy
 from keys.models import ApiKey, ApiKeyStatus, CompromiseResponse

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from authserver.oauth import credentials
+from authserver import credentials
 from tests.factories import REDIRECT_URI, RS_AUDIENCE, UserFactory, make_client, make_resource_server
 
 ISSUED: list[str] = []

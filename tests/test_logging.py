@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
+from authserver import credentials
 from authserver.logging import JsonFormatter, redact
-from authserver.oauth import credentials
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from authserver.oauth import credentials
+from authserver import credentials
 from clients.services import client_secret_rotate
 from tests.conftest import ISSUED
 from tests.helpers import authorize, client_credentials, code_from, exchange_code, introspect, pkce_pair, refresh

@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 
 from django.utils import timezone
 
-from authserver.oauth.hashers import CredentialHasher
+from authserver.hashers import CredentialHasher
 
 _hasher = CredentialHasher()
 MAX_BASIC_LENGTH = 512

@@ -14,8 +14,7 @@ from typing import Any
 from django.db import models
 from oauth2_provider.models import AbstractAccessToken, AbstractGrant, AbstractIDToken, AbstractRefreshToken
 
-from authserver import generation
-from authserver.oauth import credentials
+from authserver import credentials, generation
 
 # A value that no digest can equal: what a lookup by a malformed code is turned into.
 _NEVER_MATCHES = "!"

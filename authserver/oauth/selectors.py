@@ -10,12 +10,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
 
-from authserver import generation, hotcache
+from authserver import credentials, generation, hotcache
 from authserver.anomaly.hooks import token_introspected
+from authserver.hashers import CredentialHasher
 from authserver.hotsql import HotQuery
-from authserver.oauth import credentials
 from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
-from authserver.oauth.hashers import CredentialHasher
 
 INACTIVE: dict[str, Any] = {"active": False}
 _ACCESS_TOKEN_LENGTH = len(credentials.ACCESS_TOKEN) + 1 + credentials.BODY_LENGTH

@@ -33,9 +33,8 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from authserver import generation, hotcache
+from authserver import credentials, generation, hotcache
 from authserver.audit.services import audit_record
-from authserver.oauth import credentials
 from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
 from authserver.ratelimit.limiter import enforce
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authserver.oauth import credentials
+from authserver import credentials
 from bench import __main__ as bench_main
 from bench import data
 

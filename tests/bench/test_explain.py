@@ -8,7 +8,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from authserver.oauth import credentials, selectors
+from authserver import credentials
+from authserver.oauth import selectors
 from authserver.oauth.models import AccessToken
 from keys import selectors as key_selectors
 

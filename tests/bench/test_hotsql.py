@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from authserver import hotsql
-from authserver.oauth import credentials, selectors
+from authserver import credentials, hotsql
+from authserver.oauth import selectors
 from authserver.oauth.models import AccessToken
 from keys import selectors as key_selectors
 from keys.models import ApiKey

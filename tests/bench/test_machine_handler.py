@@ -11,8 +11,7 @@ import pytest
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection
 
-from authserver import machine
-from authserver.oauth import credentials
+from authserver import credentials, machine
 from tests.conftest import basic_auth
 
 pytestmark = pytest.mark.django_db

@@ -15,8 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from authserver import generation, hotcache
-from authserver.oauth import credentials
+from authserver import credentials, generation, hotcache
 from clients.services import client_secret_rotate
 from keys.services import api_key_create
 from tests.helpers import client_credentials, introspect

@@ -8,7 +8,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from authserver.oauth import credentials
+from authserver import credentials
 from clients.models import Client
 from clients.services import client_register, scope_create
 from tests.browser.conftest import admin_login, screenshot

@@ -17,8 +17,8 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
+from authserver import credentials
 from authserver.oauth import admin as oauth_admin
-from authserver.oauth import credentials
 from clients import admin as clients_admin
 from clients.models import Client, Scope
 from tests.factories import REDIRECT_URI, RS_AUDIENCE, make_client

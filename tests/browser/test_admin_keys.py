@@ -20,8 +20,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
 
-from authserver import counters, generation, hotcache
-from authserver.oauth import credentials
+from authserver import counters, credentials, generation, hotcache
 from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse
 from keys.selectors import api_key_verify
 from keys.services import api_key_create, api_key_suspend

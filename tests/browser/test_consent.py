@@ -9,7 +9,7 @@ import pytest
 import requests
 from django.conf import settings
 
-from authserver.oauth import credentials
+from authserver import credentials
 from clients.services import client_register, scope_create
 from tests.browser.conftest import screenshot
 from tests.conftest import pkce_pair

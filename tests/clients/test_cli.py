@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from authserver import credentials
 from authserver.cli import parse_duration
-from authserver.oauth import credentials
 from clients.models import Client, RetiredClientSecret, Scope
 from tests.helpers import client_credentials
 

@@ -60,7 +60,7 @@ def test_cleanup_keeps_revoked_refresh_tokens_until_family_deadline(web_client, 
 @pytest.mark.django_db
 def test_cleanup_keeps_used_codes_for_the_retention_window(web_client, user, settings):
     app, _ = web_client
-    from authserver.oauth import credentials
+    from authserver import credentials
 
     grant = Grant.objects.create(application=app, user=user, code=credentials.mint("ac"), redirect_uri="x",
                                  expires=timezone.now() - timedelta(seconds=30), used=timezone.now())

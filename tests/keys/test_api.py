@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import include, path
 from django.utils import timezone
 
+from authserver import credentials
 from authserver import urls as root_urls
 from authserver.api_auth import management_api_audience
-from authserver.oauth import credentials
 from authserver.oauth.models import AccessToken
 from clients.models import Client, Scope
 from keys.api import KEYS_READ, KEYS_WRITE

@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from authserver.oauth import credentials
+from authserver import credentials
 from keys.models import ApiKey, CompromiseResponse
 from keys.selectors import api_key_verify
 from tests.factories import RS_AUDIENCE

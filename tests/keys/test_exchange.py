@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from authserver.oauth import credentials
+from authserver import credentials
 from authserver.oauth.models import AccessToken
 from keys.exchange import API_KEY_TOKEN_TYPE, TOKEN_EXCHANGE
 from keys.models import ApiKey

@@ -27,9 +27,8 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.utils import timezone
 
-from authserver import counters, generation, hotcache
+from authserver import counters, credentials, generation, hotcache
 from authserver.celery import app as celery_app
-from authserver.oauth import credentials
 from authserver.oauth.models import AccessToken, RefreshToken
 from keys import jobs, tasks
 from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse, CompromiseResponseStatus

@@ -9,8 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from authserver import counters, hotcache
-from authserver.oauth import credentials
+from authserver import counters, credentials, hotcache
 from keys.models import ApiKey
 from keys.selectors import api_key_verify
 from keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_suspend

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from authserver.oauth import credentials
-from authserver.oauth.credentials import (
+from authserver import credentials
+from authserver.credentials import (
     ALPHABET,
     BODY_LENGTH,
     CHECKSUM_LENGTH,

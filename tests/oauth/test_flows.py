@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client as HttpClient
 
-from authserver.oauth import credentials
+from authserver import credentials
 from tests.factories import REDIRECT_URI, RS_AUDIENCE
 from tests.helpers import authorize, client_credentials, code_from, exchange_code, introspect, pkce_pair, refresh
 

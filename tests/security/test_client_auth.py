@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from authserver.oauth import credentials
+from authserver import credentials
 from authserver.oauth.models import AccessToken, Grant
 from authserver.oauth.validator import AuthServerValidator
 from tests.factories import PASSWORD, REDIRECT_URI, UserFactory

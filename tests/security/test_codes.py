@@ -13,7 +13,7 @@ from django.db import connections
 from django.test import Client as HttpClient
 from django.utils import timezone
 
-from authserver.oauth import credentials
+from authserver import credentials
 from authserver.oauth.models import AccessToken, Grant, RefreshToken
 from tests.factories import REDIRECT_URI
 from tests.helpers import TOKEN_URL, basic_auth, exchange_code, introspect, obtain_code, refresh

@@ -9,8 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from authserver import hotcache
-from authserver.oauth import credentials
+from authserver import credentials, hotcache
 from authserver.oauth.models import AccessToken
 from tests.helpers import INTROSPECT_URL, REVOKE_URL, basic_auth, client_credentials, introspect, obtain_tokens
 

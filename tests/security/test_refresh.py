@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from authserver.oauth import credentials
+from authserver import credentials
 from authserver.oauth.models import AccessToken, RefreshToken
 from tests.helpers import TOKEN_URL, basic_auth, introspect, obtain_tokens, refresh
 

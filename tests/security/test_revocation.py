@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from authserver.oauth import credentials
+from authserver import credentials
 from authserver.oauth.models import AccessToken, RefreshToken
 from tests.helpers import REVOKE_URL, basic_auth, introspect, obtain_tokens, refresh
 

@@ -15,7 +15,7 @@ from typing import Any
 from django.contrib.auth.hashers import BasePasswordHasher
 from django.utils.translation import gettext_noop as _
 
-from authserver.oauth import credentials
+from authserver import credentials
 
 
 class CredentialHasher(BasePasswordHasher):
