@@ -29,10 +29,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from authserver import credentials
-from authserver.oauth.selectors import _access_token_row
-from authserver.ratelimit.limiter import enforce
-from authserver.ratelimit.middleware import note
+from authserver import credentials, revocation
+from authserver.introspection.service import access_token_row
+from authserver.ratelimit.limiter import enforce, note
 
 REALM = "authserver"
 _MAX_HEADER = 512  # "Bearer " + a token is ~60 characters; anything longer is garbage
@@ -95,7 +94,7 @@ class BearerAccessTokenAuthentication(BaseAuthentication):
     """``Authorization: Bearer <access token>`` for ``MANAGEMENT_API_AUDIENCE``; nothing else.
 
     The format (type prefix and checksum) is checked before any lookup, so garbage costs no
-    database query. The lookup is the introspection hot path's (``_access_token_row``): one
+    database query. The lookup is the introspection hot path's (``access_token_row``): one
     indexed query on the digest, or the in-process cache, which every revocation invalidates.
     """
 
@@ -113,7 +112,7 @@ class BearerAccessTokenAuthentication(BaseAuthentication):
         token = token.strip(" ")
         if len(header) > _MAX_HEADER or not credentials.is_well_formed(token, credentials.ACCESS_TOKEN):
             raise InvalidToken()
-        row = _access_token_row(token)
+        row = access_token_row(token, revocation.request_view())
         if row is None or row["expires"] <= timezone.now():
             raise InvalidToken()
         if management_api_audience() not in (row["resource"] or []):

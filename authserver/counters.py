@@ -458,7 +458,10 @@ def count_minute(series: str, *, pair: tuple[str, str] | None = None, n: int = 1
 
 
 def flush_traffic() -> None:
-    """Push this process's buffered traffic counts to the shared store now."""
+    """Push this process's buffered traffic counts to the shared store now (pending events first)."""
+    from authserver import events
+
+    events.deliver_all()
     _traffic.flush()
 
 

@@ -93,8 +93,8 @@ if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only
 
 MIDDLEWARE = [
-    "authserver.middleware.FailClosedMiddleware",
-    "authserver.ratelimit.middleware.RateLimitMiddleware",
+    "authserver.handlers.FailClosedMiddleware",
+    "authserver.ratelimit.limiter.RateLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -154,7 +154,7 @@ if PRODUCTION and not DATABASE_URL.startswith(("postgres://", "postgresql://")):
     raise ImproperlyConfigured("production requires a PostgreSQL DATABASE_URL")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# The hot lookups run as prepared statements on PostgreSQL (authserver/hotsql.py). Set 0 behind a
+# The hot lookups run as prepared statements on PostgreSQL (authserver/db.py). Set 0 behind a
 # transaction-pooling PgBouncer older than 1.21.
 DB_PREPARED_STATEMENTS = _env_bool("AUTHSERVER_DB_PREPARED_STATEMENTS", True)
 
@@ -363,7 +363,7 @@ def _token_expires_in(request: object) -> int:
 
 
 OAUTH2_PROVIDER = {
-    "OAUTH2_VALIDATOR_CLASS": "authserver.oauth.validator.AuthServerValidator",
+    "OAUTH2_VALIDATOR_CLASS": "authserver.ratelimit.oauth.RateLimitedValidator",
     "OAUTH2_SERVER_CLASS": "authserver.oauth.server.AuthServer",
     "SCOPES_BACKEND_CLASS": "clients.scopes.DatabaseScopes",
     "SCOPES": {"__registry__": "Scopes live in the database (clients.Scope)"},

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from authserver.introspection import endpoint as introspection_endpoint
 from authserver.oauth import views as oauth_views
 
 oauth_patterns = (
@@ -12,7 +13,7 @@ oauth_patterns = (
         path("oauth/authorize", oauth_views.AuthorizationView.as_view(), name="authorize"),
         path("oauth/token", oauth_views.TokenView.as_view(), name="token"),
         path("oauth/revoke", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
-        path("oauth/introspect", oauth_views.introspect, name="introspect"),
+        path("oauth/introspect", introspection_endpoint.introspect, name="introspect"),
         path(
             ".well-known/oauth-authorization-server",
             oauth_views.ServerMetadataView.as_view(),

@@ -1,7 +1,7 @@
 """WSGI entry point (gunicorn ``authserver.wsgi:application``).
 
 Machine endpoints (token, introspection, revocation) run on a lean middleware stack; see
-authserver/machine.py.
+authserver/handlers.py.
 """
 
 import os
@@ -11,6 +11,6 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authserver.settings")
 django.setup(set_prefix=False)
 
-from authserver.machine import Dispatcher  # noqa: E402 - needs the app registry
+from authserver.handlers import Dispatcher  # noqa: E402 - needs the app registry
 
 application = Dispatcher()

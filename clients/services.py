@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
-from authserver import credentials, generation
+from authserver import credentials, revocation
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
 from clients.models import GRANT_TYPES, Client, RetiredClientSecret, Scope
@@ -136,7 +136,7 @@ def client_revoke_tokens(*, client: Client, actor: Any = None) -> dict[str, int]
         grants = get_grant_model().objects.filter(application=client, used__isnull=True).update(
             used=now, expires=now
         )
-        generation.invalidate(settle=True)  # every worker forgets cached answers before we return
+        revocation.invalidate(settle=True)  # every worker forgets cached answers before we return
         audit_record(event="client.tokens_revoked", actor=actor_label(actor), subject=f"client:{client.client_id}",
                      details={"access_tokens": access, "refresh_tokens": refresh, "authorization_codes": grants})
     counts = {"access_tokens": access, "refresh_tokens": refresh, "authorization_codes": grants}

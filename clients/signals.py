@@ -1,7 +1,15 @@
-"""Changes that cached answers depend on: every worker must forget them (authserver.generation).
+"""Changes that cached verification answers depend on: every worker must forget them.
 
-Deleting a client deletes its keys and tokens. A client's allowed scopes and the scope registry
-are cached with the client at the token endpoint (authserver.oauth.validator).
+Registered once, here (the clients app's ``ready``), and handed to the one invalidation API
+(:func:`authserver.revocation.invalidate`):
+
+* a client saved (secret rotated, resource server disabled, scopes or audiences edited): cached
+  resource-server authentications and token-endpoint client rows go;
+* a client deleted: its keys and tokens are deleted with it, a revocation that must fan out or
+  fail;
+* a retired secret deleted (its grace ended): authentications cached under it go;
+* a client's allowed scopes or the scope registry changed: they are cached with the client at the
+  token endpoint (authserver.oauth.validator).
 """
 
 from __future__ import annotations
@@ -11,18 +19,29 @@ from typing import Any
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from authserver import generation
-from clients.models import Client, Scope
+from authserver import revocation
+from clients.models import Client, RetiredClientSecret, Scope
 
 
-@receiver(post_delete, sender=Client)
+@receiver(post_save, sender=Client, dispatch_uid="clients.client_saved")
+def _client_saved(sender: Any, instance: Client, created: bool = False, **kwargs: Any) -> None:
+    if not created:
+        revocation.invalidate(quietly=True)
+
+
+@receiver(post_delete, sender=Client, dispatch_uid="clients.client_deleted")
 def _client_deleted(sender: Any, instance: Client, **kwargs: Any) -> None:
-    generation.invalidate()
+    revocation.invalidate()
 
 
-@receiver(post_save, sender=Scope)
-@receiver(post_delete, sender=Scope)
-@receiver(m2m_changed, sender=Client.allowed_scopes.through)
+@receiver(post_delete, sender=RetiredClientSecret, dispatch_uid="clients.retired_secret_deleted")
+def _retired_secret_deleted(sender: Any, instance: RetiredClientSecret, **kwargs: Any) -> None:
+    revocation.invalidate(quietly=True)
+
+
+@receiver(post_save, sender=Scope, dispatch_uid="clients.scope_saved")
+@receiver(post_delete, sender=Scope, dispatch_uid="clients.scope_deleted")
+@receiver(m2m_changed, sender=Client.allowed_scopes.through, dispatch_uid="clients.allowed_scopes_changed")
 def _scopes_changed(sender: Any, action: str = "post_", **kwargs: Any) -> None:
     if not action.startswith("pre_"):
-        generation.invalidate()
+        revocation.invalidate()

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
-from authserver import credentials, generation
+from authserver import credentials, revocation
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
 from authserver.jobs import enqueue_on_commit
@@ -29,8 +29,8 @@ def _actor_fields(actor: Any) -> dict[str, Any]:
 
 
 def _fan_out_on_commit(*, settle: bool = True) -> None:
-    """Every worker drops cached answers before the revoking call returns (authserver.generation)."""
-    generation.invalidate(settle=settle)
+    """Every worker drops cached answers before the revoking call returns (authserver.revocation)."""
+    revocation.invalidate(settle=settle)
 
 
 def api_key_create(

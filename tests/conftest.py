@@ -32,11 +32,11 @@ credentials.mint = _recording_mint  # every credential minted in this session is
 @pytest.fixture(autouse=True)
 def _fresh_process_caches(request: Any) -> Any:
     """No test sees another's in-process caches, revocation generation, counters or rate limits."""
-    from authserver import counters, generation, hotcache
+    from authserver import counters, revocation
     from authserver.ratelimit import limiter
 
-    hotcache.clear_all()
-    generation.reset_for_tests()
+    revocation.clear_caches()
+    revocation.reset_for_tests()
     counters.reset_for_tests()
     limiter.reset_for_tests()
     counters.wipe_for_tests()

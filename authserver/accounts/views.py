@@ -7,8 +7,8 @@ from typing import Any
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 
-from authserver.ratelimit.limiter import client_network, enforce
-from authserver.ratelimit.middleware import note
+from authserver.netaddr import client_network
+from authserver.ratelimit.limiter import enforce, note
 
 
 class LoginView(auth_views.LoginView):

@@ -6,3 +6,8 @@ class AnomalyConfig(AppConfig):
     label = "anomaly"
     verbose_name = "Anomalies and adaptive limits"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from authserver.anomaly import observers
+
+        observers.connect()

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import models
 from oauth2_provider.models import AbstractAccessToken, AbstractGrant, AbstractIDToken, AbstractRefreshToken
 
-from authserver import credentials, generation
+from authserver import credentials, revocation
 
 # A value that no digest can equal: what a lookup by a malformed code is turned into.
 _NEVER_MATCHES = "!"
@@ -81,7 +81,7 @@ class AccessToken(AbstractAccessToken):
     def revoke(self) -> None:
         """Every revocation path (RFC 7009 endpoint, rotation, admin) ends here: fan it out."""
         super().revoke()
-        generation.invalidate()
+        revocation.invalidate()
 
 
 class RefreshToken(AbstractRefreshToken):
@@ -99,7 +99,7 @@ class RefreshToken(AbstractRefreshToken):
         super().revoke_family(token_family)
         if token_family:
             AccessToken.objects.filter(token_family=token_family).delete()
-            generation.invalidate(settle=True)  # reuse detection is a revocation: seen everywhere first
+            revocation.invalidate(settle=True)  # reuse detection is a revocation: seen everywhere first
 
 
 class IDToken(AbstractIDToken):

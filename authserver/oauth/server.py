@@ -1,7 +1,9 @@
-"""The oauthlib server DOT drives: only the grants we allow, plus API-key token exchange.
+"""The oauthlib server DOT drives: only the grants we allow, plus grants other apps register.
 
 Implicit, password and device grants are removed outright (RFC 9700 §2.1.2, §2.4), on top of
-DOT's gates refusing them.
+DOT's gates refusing them. Apps above this one add grant types through :func:`register_grant`
+in their ``AppConfig.ready`` (the keys app registers RFC 8693 token exchange for API keys), so
+this module imports none of them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,12 @@ from typing import Any
 
 from oauthlib.oauth2 import Server
 
-from keys.exchange import TOKEN_EXCHANGE, ApiKeyExchangeGrant
+_extra_grants: dict[str, Any] = {}
+
+
+def register_grant(grant_type: str, grant_class: Any) -> None:
+    """Serve ``grant_type`` at the token endpoint with ``grant_class(request_validator)``."""
+    _extra_grants[grant_type] = grant_class
 
 
 class AuthServer(Server):
@@ -19,4 +26,5 @@ class AuthServer(Server):
         for grant in ("password", "urn:ietf:params:oauth:grant-type:device_code", "implicit"):
             self._grant_types.pop(grant, None)
         self._response_types.pop("token", None)
-        self._grant_types[TOKEN_EXCHANGE] = ApiKeyExchangeGrant(request_validator)
+        for grant_type, grant_class in _extra_grants.items():
+            self._grant_types[grant_type] = grant_class(request_validator)

@@ -33,10 +33,9 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challenge_method_s256
 
-from authserver import credentials, generation, hotcache
+from authserver import credentials, revocation
 from authserver.audit.services import audit_record
 from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
-from authserver.ratelimit.limiter import enforce
 
 log = logging.getLogger("authserver.oauth")
 
@@ -67,21 +66,12 @@ class AuthServerValidator(OAuth2Validator):
         # A malformed secret fails here, before the client row is read.
         if secret is not None and not credentials.is_well_formed(secret, credentials.CLIENT_SECRET):
             return False
-        authenticated = super().authenticate_client(request, *args, **kwargs) or bool(
+        return bool(super().authenticate_client(request, *args, **kwargs)) or bool(
             secret
             and request.client is not None
             and request.client.client_id == client_id
             and retired_secret_expiry(request.client.pk, secret) is not None
         )
-        if authenticated:
-            enforce("token.client", request.client.client_id)  # per-client limit, once it is known
-        return authenticated
-
-    def authenticate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
-        if not super().authenticate_client_id(client_id, request, *args, **kwargs):
-            return False
-        enforce("token.client", request.client.client_id)
-        return True
 
     def validate_user(self, username: str, password: str, client: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
         # RFC 9700 §2.4: the resource owner password credentials grant MUST NOT be used. oauthlib
@@ -92,17 +82,17 @@ class AuthServerValidator(OAuth2Validator):
         raise errors.UnsupportedGrantTypeError(request=request)
 
     def _load_application(self, client_id: Any, request: Any) -> Any:
-        """The client, from the in-process cache (authserver.hotcache) or DOT's query.
+        """The client, from the in-process cache (authserver.revocation) or DOT's query.
 
         A cached client is the row and its allowed scope names, stored under the revocation
         generation: any change to a client, its scopes or the scope registry bumps it
-        (authserver.generation). Each request gets a fresh instance built from the row.
+        (authserver.revocation). Each request gets a fresh instance built from the row.
         """
         if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
             return None
         if request.client is not None:
             return super()._load_application(client_id, request)
-        cached = hotcache.clients.get(client_id, generation.cache_trusted())
+        cached = revocation.request_view().get(revocation.clients, client_id)
         if cached is not None:
             names, values, scopes = cached
             # JSON fields (lists, dicts) are copied: nothing a request does may reach the cache.
@@ -113,14 +103,15 @@ class AuthServerValidator(OAuth2Validator):
                 request._authserver_scopes = (client.pk, list(scopes))
                 return client
             return None
-        gen = generation.current()
+        generation = revocation.current()
         client = super()._load_application(client_id, request)
         if client is not None and isinstance(client, Client):
             scopes = tuple(client.allowed_scopes.values_list("name", flat=True))
             request._authserver_scopes = (client.pk, list(scopes))
             names = tuple(field.attname for field in Client._meta.concrete_fields)
             values = tuple(getattr(client, name) for name in names)
-            hotcache.clients.put(client_id, (names, values, scopes), expires_at=time.time() + hotcache.TTL, gen=gen)
+            revocation.clients.put(client_id, (names, values, scopes), expires_at=time.time() + revocation.TTL,
+                                   generation=generation)
         return client
 
     # -- Authorization codes --------------------------------------------------------------------
@@ -313,8 +304,8 @@ class AuthServerValidator(OAuth2Validator):
         if credentials.credential_type(token) not in {credentials.ACCESS_TOKEN, credentials.REFRESH_TOKEN}:
             return None
         super().revoke_token(token, token_type_hint, request, *args, **kwargs)
-        # Answer only once every worker has dropped its cached copy (authserver.generation).
-        generation.invalidate(settle=True)
+        # Answer only once every worker has dropped its cached copy (authserver.revocation).
+        revocation.invalidate(settle=True)
         client_id = getattr(request.client, "client_id", "")
         audit_record(
             event="token.revoked",

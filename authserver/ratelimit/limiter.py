@@ -10,20 +10,27 @@ Policies are named (``token.client``, ``login.ip``…) with a limit per window a
 * ``local``: fall back to a per-process window (the same limit, counted by this worker only), so
   machine endpoints stay available when Redis is down while abuse is still bounded (token,
   introspection, revocation). The README documents the choice.
+
+A credential's *effective* limit, learned by anomaly detection, tightens its static one: it is data
+the anomaly job publishes in the counter store (:func:`authserver.counters.effective_limit`), read
+here; the limiter never calls into the anomaly app. :class:`RateLimitMiddleware` turns outcomes
+into HTTP (429 with ``Retry-After`` and RateLimit fields); an unreachable store whose policy fails
+closed raises :class:`LimiterUnavailable`, answered 503 by the fail-closed boundary.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from authserver import counters
-from authserver.anomaly.hooks import adaptive_limit
+from authserver import counters, events
 
 log = logging.getLogger("authserver.ratelimit")
 
@@ -69,17 +76,21 @@ def policy(name: str) -> Policy:
     return found
 
 
-def client_network(ip: str | None) -> str:
-    """The unit an address is limited by: the IPv4 address, or its IPv6 /64 (one subscriber)."""
-    try:
-        address = ipaddress.ip_address((ip or "").strip())
-    except ValueError:
-        return "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
+# Policies that follow a credential's effective limit, and the subject prefix it is published under.
+ADAPTIVE_POLICIES = {"token.client": "client:", "introspect.rs": "rs:"}
+
+
+def _adaptive_limit(name: str, key: str, limit: int, window: int) -> int:
+    """The static limit of ``name`` for ``key``, tightened by its published effective limit."""
+    prefix = ADAPTIVE_POLICIES.get(name)
+    if prefix is None:
+        return limit
+    if name == "token.client":
+        events.token_requested.emit(key)  # attempts, not successes: a refused spike is still seen
+    per_minute = counters.effective_limit(prefix + key)  # never raises: none means the static limit
+    if per_minute is None:
+        return limit
+    return max(1, min(limit, math.ceil(per_minute * window / 60)))
 
 
 _local_lock = threading.Lock()
@@ -101,7 +112,7 @@ def limit_for(name: str, key: str, *, override: int | None = None) -> Decision:
     """Count one request of ``key`` against policy ``name`` (with an optional per-key limit)."""
     pol = policy(name)
     limit = override or pol.limit
-    limit = adaptive_limit(name, key, limit, pol.window)  # per-credential effective limit (authserver.anomaly)
+    limit = _adaptive_limit(name, key, limit, pol.window)
     now = time.time()
     counter_key = f"{name}:{key}"
     if pol.on_unavailable == "process":
@@ -160,6 +171,55 @@ def headers(decisions: list[Decision]) -> dict[str, str]:
     if not tightest.allowed:
         out["Retry-After"] = str(max(1, tightest.reset))
     return out
+
+
+def note(request: HttpRequest, decision: Decision) -> None:
+    """Remember a decision so its RateLimit fields are added to the response."""
+    decisions = getattr(request, "_ratelimit_decisions", None)
+    if decisions is None:
+        decisions = []
+        request._ratelimit_decisions = decisions  # type: ignore[attr-defined]
+    decisions.append(decision)
+
+
+def too_many(request: HttpRequest, decision: Decision) -> HttpResponse:
+    if decision.first_refusal:
+        from authserver.audit.context import request_personal
+        from authserver.audit.services import audit_record
+
+        audit_record(event="rate_limit.exceeded", outcome="failure", actor="ratelimit",
+                     subject=f"policy:{decision.policy.name}",
+                     details={"limit": decision.limit, "window": decision.policy.window},
+                     personal={**request_personal(request), "key": getattr(decision, "key", "")})
+    response = JsonResponse({"error": "rate_limited", "error_description": "Too many requests; retry later."},
+                            status=429)
+    for name, value in headers([decision]).items():
+        response[name] = value
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class RateLimitMiddleware:
+    """429 for a refused request; RateLimit fields on every response that was counted."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            response = self.get_response(request)
+        except RateLimited as exc:
+            return too_many(request, exc.decision)
+        decisions = getattr(request, "_ratelimit_decisions", None)
+        if decisions:
+            for name, value in headers(decisions).items():
+                response.setdefault(name, value)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, RateLimited):
+            return too_many(request, exception.decision)
+        return None
 
 
 def reset_for_tests() -> None:

@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from authserver import credentials
-from authserver.oauth import selectors
+from authserver.introspection import service as selectors
 from authserver.oauth.models import AccessToken
 from keys import selectors as key_selectors
 
@@ -45,7 +45,7 @@ def _assert_index_lookup(plan: str, table: str) -> None:
                              or "USING COVERING INDEX" in line for line in lines), plan
 
 
-# The statements the hot paths run (authserver/hotsql.py), planned as prepared statements are.
+# The statements the hot paths run (authserver/db.py), planned as prepared statements are.
 def test_access_token_lookup_is_an_index_scan(big_token_table):
     assert AccessToken.objects.count() >= ROWS
     _assert_index_lookup(selectors._ACCESS_TOKEN.explain(credentials.digest("bench-explain-7")), "oauth_accesstoken")
@@ -64,7 +64,7 @@ def test_api_key_lookup_is_an_index_scan(big_token_table):
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")
-    _assert_index_lookup(key_selectors._API_KEY.explain(credentials.digest("bench-explain-key")), "keys_apikey")
+    _assert_index_lookup(key_selectors.API_KEY.explain(credentials.digest("bench-explain-key")), "keys_apikey")
 
 
 def test_credential_digests_have_no_pattern_index_twin():

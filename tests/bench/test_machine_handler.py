@@ -11,7 +11,7 @@ import pytest
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection
 
-from authserver import credentials, machine
+from authserver import credentials, handlers
 from tests.conftest import basic_auth
 
 pytestmark = pytest.mark.django_db
@@ -52,20 +52,20 @@ def wsgi_call(app: Any, path: str, body: str = "", auth: str = "", method: str =
 @pytest.fixture
 def app(monkeypatch):
     monkeypatch.delenv("AUTHSERVER_BENCH_BASELINE", raising=False)
-    return machine.Dispatcher()
+    return handlers.Dispatcher()
 
 
 def test_machine_middleware_drops_only_browser_middleware(settings):
-    lean = machine.machine_middleware()
-    assert not set(lean) & machine.BROWSER_ONLY_MIDDLEWARE
-    assert lean == [m for m in settings.MIDDLEWARE if m not in machine.BROWSER_ONLY_MIDDLEWARE]
-    assert "authserver.middleware.FailClosedMiddleware" in lean
+    lean = handlers.machine_middleware()
+    assert not set(lean) & handlers.BROWSER_ONLY_MIDDLEWARE
+    assert lean == [m for m in settings.MIDDLEWARE if m not in handlers.BROWSER_ONLY_MIDDLEWARE]
+    assert "authserver.handlers.FailClosedMiddleware" in lean
     assert "django.middleware.security.SecurityMiddleware" in lean
 
 
 def test_routes(app):
-    assert machine.MACHINE_PATHS == {"/oauth/introspect", "/oauth/token", "/oauth/revoke"}
-    assert machine.BASELINE_PATH not in app.machine_paths
+    assert handlers.MACHINE_PATHS == {"/oauth/introspect", "/oauth/token", "/oauth/revoke"}
+    assert handlers.BASELINE_PATH not in app.machine_paths
 
 
 def _same(a: tuple[int, dict, bytes], b: tuple[int, dict, bytes]) -> None:
@@ -118,11 +118,11 @@ def test_machine_endpoints_set_no_cookies(app, service_client):
 
 
 def test_baseline_view_only_when_the_bench_asks(monkeypatch, app):
-    status, _, _ = wsgi_call(app, machine.BASELINE_PATH, "x=1")
+    status, _, _ = wsgi_call(app, handlers.BASELINE_PATH, "x=1")
     assert status == 404
     monkeypatch.setenv("AUTHSERVER_BENCH_BASELINE", "1")
-    bench_app = machine.Dispatcher()
-    status, headers, body = wsgi_call(bench_app, machine.BASELINE_PATH, "x=1")
+    bench_app = handlers.Dispatcher()
+    status, headers, body = wsgi_call(bench_app, handlers.BASELINE_PATH, "x=1")
     assert status == 200 and body == b'{"active": false}' and headers["cache-control"] == "no-store"
     assert wsgi_call(bench_app, "/healthz", method="GET")[0] == 200
 
@@ -130,18 +130,18 @@ def test_baseline_view_only_when_the_bench_asks(monkeypatch, app):
 def test_health_check_skipped_only_right_after_a_good_request(app, monkeypatch):
     connection.ensure_connection()
     connection.health_check_done = False
-    monkeypatch.setattr(machine._recent, "ok_at", time.monotonic(), raising=False)
+    monkeypatch.setattr(handlers._recent, "ok_at", time.monotonic(), raising=False)
     seen: list[bool] = []
-    original = machine.WSGIHandler.get_response
+    original = handlers.WSGIHandler.get_response
 
     def spy(self: Any, request: Any) -> Any:
         seen.append(connection.health_check_done)
         return original(self, request)
 
-    monkeypatch.setattr(machine.WSGIHandler, "get_response", spy)
+    monkeypatch.setattr(handlers.WSGIHandler, "get_response", spy)
     wsgi_call(app, "/oauth/introspect", "token=x")
     assert seen == [True]
     connection.health_check_done = False
-    monkeypatch.setattr(machine._recent, "ok_at", time.monotonic() - machine.HEALTH_CHECK_WINDOW - 1)
+    monkeypatch.setattr(handlers._recent, "ok_at", time.monotonic() - handlers.HEALTH_CHECK_WINDOW - 1)
     wsgi_call(app, "/oauth/introspect", "token=x")
     assert seen == [True, False]

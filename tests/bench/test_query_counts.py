@@ -15,7 +15,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from authserver import credentials, generation, hotcache
+from authserver import credentials, revocation
+from authserver.revocation.store import REDIS_KEY
 from clients.services import client_secret_rotate
 from keys.services import api_key_create
 from tests.helpers import client_credentials, introspect
@@ -25,9 +26,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _no_cached_resource_servers():
-    hotcache.resource_servers.clear()
+    revocation.resource_servers.clear()
     yield
-    hotcache.resource_servers.clear()
+    revocation.resource_servers.clear()
 
 
 @pytest.fixture
@@ -124,14 +125,14 @@ def test_expired_token_is_remembered_as_inactive(client, resource_server, tokens
 
 def test_fishing_evicts_only_other_unknown_credentials(client, resource_server, tokens, monkeypatch):
     """Unknown credentials have their own bounded cache: a flood of them can't push out a live token."""
-    monkeypatch.setattr(hotcache.absent, "maxsize", 5)
+    monkeypatch.setattr(revocation.unusable, "maxsize", 5)
     token = tokens()
     _warm(client, resource_server)
     assert _introspect(client, resource_server, token)["active"] is True  # cached
     forged = [credentials.mint("at") for _ in range(20)]
     for value in forged:
         assert _introspect(client, resource_server, value) == {"active": False}
-    assert len(hotcache.absent._entries) == 5
+    assert len(revocation.unusable._entries) == 5
     with CaptureQueriesContext(connection) as live:
         assert _introspect(client, resource_server, token)["active"] is True
     with CaptureQueriesContext(connection) as evicted:
@@ -182,20 +183,20 @@ def test_deleted_resource_server_is_not_served_from_the_cache(client, resource_s
 def test_no_cached_answer_while_the_database_is_unreachable(client, resource_server, tokens, monkeypatch):
     token = tokens()
     assert _introspect(client, resource_server, token)["active"] is True
-    monkeypatch.setattr(generation, "_database_reachable", lambda: False)
+    monkeypatch.setattr(revocation, "_database_reachable", lambda: False)
     with CaptureQueriesContext(connection) as queries:
         assert _introspect(client, resource_server, token)["active"] is True
     assert len(queries) == 2  # resource server and token both read again
 
 
 def test_database_ping_failure_distrusts_the_cache(monkeypatch):
-    generation.reset_for_tests()
+    revocation.reset_for_tests()
 
     def broken() -> None:
         raise OSError("server closed the connection")
 
     monkeypatch.setattr(connection, "ensure_connection", broken)
-    assert generation._database_reachable() is False
+    assert revocation._database_reachable() is False
 
 
 def test_token_endpoint_does_not_read_back_the_token_it_wrote(client, service_client):
@@ -245,15 +246,15 @@ def test_generation_never_repeats_after_its_store_is_emptied(client, resource_se
     token = tokens()
     _warm(client, resource_server)
     assert _introspect(client, resource_server, token)["active"] is True  # cached under the current value
-    before = generation.current()
+    before = revocation.current()
     if settings.REDIS_URL:
-        generation._shared._client().delete(generation._REDIS_KEY)
+        revocation._shared._client().delete(REDIS_KEY)
     else:
-        generation._shared._file().unlink()
-    generation.reset_for_tests()  # this process re-reads the (emptied) store
-    values = [generation.current()]
+        revocation._shared._file().unlink()
+    revocation.reset_for_tests()  # this process re-reads the (emptied) store
+    values = [revocation.current()]
     for _ in range(5):
-        values.append(generation.bump())
+        values.append(revocation.bump())
     assert all(value > before for value in values), (before, values)
     assert values == sorted(set(values))
     AccessToken.objects.filter(token_checksum=credentials.digest(token)).delete()  # no bump: another worker's

@@ -20,10 +20,10 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
 
-from authserver import counters, credentials, generation, hotcache
+from authserver import counters, credentials, revocation
 from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse
-from keys.selectors import api_key_verify
 from keys.services import api_key_create, api_key_suspend
+from keys.verification import api_key_verify
 from tests.browser.conftest import admin_login, screenshot
 from tests.factories import RS_AUDIENCE, ScopeFactory, make_client
 
@@ -37,14 +37,14 @@ CALLER_IP = "203.0.113.9"
 @pytest.fixture(autouse=True)
 def _fresh_counters(settings: Any, tmp_path: Any) -> Any:
     """Empty verification caches and a private usage-counter store for each test."""
-    hotcache.clear_all()
+    revocation.clear_caches()
     if not settings.REDIS_URL:
         settings.DATA_DIR = tmp_path
     counters.reset_for_tests()
-    generation.reset_for_tests()
+    revocation.reset_for_tests()
     yield
     counters.reset_for_tests()
-    generation.reset_for_tests()
+    revocation.reset_for_tests()
 
 
 @pytest.fixture

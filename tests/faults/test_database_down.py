@@ -69,7 +69,7 @@ def test_grants_and_introspection_fail_closed_and_recover(server: RunningServer,
 
     postgres.start()
     # Recovery: every worker thread reconnects on its own. A thread whose connection was checked
-    # less than a second before the restart may fail closed once more (authserver/machine.py).
+    # less than a second before the restart may fail closed once more (authserver/handlers.py).
     deadline = time.monotonic() + 20
     answer = issued_again = None
     while time.monotonic() < deadline:

@@ -9,7 +9,7 @@ from django.core.management import call_command
 
 from authserver import credentials
 from keys.models import ApiKey, CompromiseResponse
-from keys.selectors import api_key_verify
+from keys.verification import api_key_verify
 from tests.factories import RS_AUDIENCE
 
 pytestmark = pytest.mark.django_db

@@ -27,13 +27,13 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.utils import timezone
 
-from authserver import counters, credentials, generation, hotcache
+from authserver import counters, credentials, revocation
 from authserver.celery import app as celery_app
 from authserver.oauth.models import AccessToken, RefreshToken
 from keys import jobs, tasks
 from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse, CompromiseResponseStatus
-from keys.selectors import api_key_verify
 from keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_suspend, compromise_response_start
+from keys.verification import api_key_verify
 from tests.factories import RS_AUDIENCE, make_client, make_resource_server
 from tests.helpers import client_credentials, introspect
 from tests.jobs.conftest import WorkerProcess
@@ -113,7 +113,7 @@ def _shared_worker(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactor
             mp.setenv("CELERY_BROKER_URL", private_redis)
         _reset_producers()
         counters.reset_for_tests()
-        generation.reset_for_tests()
+        revocation.reset_for_tests()
         try:
             worker.start()
             yield worker
@@ -124,7 +124,7 @@ def _shared_worker(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactor
             celery_app.conf.broker_transport_options = previous_options
             _reset_producers()
             counters.reset_for_tests()
-            generation.reset_for_tests()
+            revocation.reset_for_tests()
             if private_redis:
                 import redis
 
@@ -229,7 +229,7 @@ def test_compromise_response_survives_a_worker_killed_midway(worker, client):
         assert api_key_verify(key=plaintext, audience=RS_AUDIENCE, client_ip=None)["active"] is True
     for token in issued:
         assert introspect(client, rs, rs_secret, token).json()["active"] is True
-    assert hotcache.api_keys._entries and hotcache.access_tokens._entries
+    assert revocation.api_keys._entries and revocation.access_tokens._entries
 
     response = compromise_response_start(client=victim, actor="incident-response")  # enqueued on commit
     cutoff = CompromiseResponse.objects.get(pk=response.pk).requested

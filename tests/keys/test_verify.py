@@ -9,10 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from authserver import counters, credentials, hotcache
+from authserver import counters, credentials, revocation
 from keys.models import ApiKey
-from keys.selectors import api_key_verify
 from keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_suspend
+from keys.verification import api_key_verify
 from tests.factories import RS_AUDIENCE
 
 pytestmark = pytest.mark.django_db
@@ -149,7 +149,7 @@ def test_rotation_grace_then_job(key_owner):
     assert verify(old_plain, ip="10.0.0.1")["active"] is True
     assert verify(new_plain, ip="10.0.0.1")["active"] is True
     ApiKey.objects.filter(pk=old.pk).update(grace_ends=timezone.now() - timedelta(seconds=1))
-    hotcache.api_keys.clear()  # the edit above stands in for time passing; a cached copy would say the same
+    revocation.api_keys.clear()  # the edit above stands in for time passing; a cached copy would say the same
     assert verify(old_plain, ip="10.0.0.1") == {"active": False}, "grace end is enforced before the job runs"
     assert grace_periods_end()["api_keys_revoked"] == 1
     assert ApiKey.objects.get(pk=old.pk).status == "revoked"

@@ -120,6 +120,6 @@ def test_token_endpoint_falls_back_to_per_process_limits_when_the_store_is_down(
      (None, "unknown")],
 )
 def test_ipv6_is_grouped_by_prefix(address, unit):
-    from authserver.ratelimit.limiter import client_network
+    from authserver.netaddr import client_network
 
     assert client_network(address) == unit

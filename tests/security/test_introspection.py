@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from authserver import credentials, hotcache
+from authserver import credentials, revocation
 from authserver.oauth.models import AccessToken
 from tests.helpers import INTROSPECT_URL, REVOKE_URL, basic_auth, client_credentials, introspect, obtain_tokens
 
@@ -110,7 +110,7 @@ def _expired(ctx):
         expires=timezone.now() - timedelta(seconds=1)
     )
     # The edit stands in for time passing; a cached copy is bounded by the same expiry.
-    hotcache.access_tokens.clear()
+    revocation.access_tokens.clear()
     return ctx["token"]
 
 
@@ -282,7 +282,7 @@ def test_form_reader_agrees_with_parse_qsl(rf):
     import random
     from urllib.parse import parse_qsl
 
-    from authserver.oauth.views import _form
+    from authserver.introspection.endpoint import read_form as _form
 
     rng = random.Random(7)
     for _ in range(3000):

@@ -1,4 +1,10 @@
-"""The WSGI application: machine endpoints on a lean Django handler, everything else as usual.
+"""The WSGI application: machine endpoints on a lean Django handler, everything else as usual;
+and the fail-closed boundary both stacks share.
+
+Fail closed: when a dependency that grants access (the database, Redis, the counter store, a
+rate-limit store whose policy fails closed) is down, every request answers ``503
+temporarily_unavailable`` with ``Retry-After``, never a guess (:class:`FailClosedMiddleware`,
+first in ``settings.MIDDLEWARE``).
 
 Resource servers and clients call ``/oauth/introspect``, ``/oauth/token`` and ``/oauth/revoke``
 with credentials in the request, never with a browser session: those views are CSRF-exempt and
@@ -23,13 +29,29 @@ mounted otherwise.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from authserver.counters import CountersUnavailable
+from authserver.ratelimit.limiter import LimiterUnavailable
+
+log = logging.getLogger("authserver.failclosed")
+
+# redis is always installed (it is only used when REDIS_URL is set).
+DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
+    DatabaseError, RedisConnectionError, RedisTimeoutError, CountersUnavailable, LimiterUnavailable,
+)
 
 MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke"})
 BASELINE_PATH = "/bench/bare"
@@ -72,7 +94,7 @@ class MachineHandler(WSGIHandler):
                 settings.MIDDLEWARE = full
 
     def get_response(self, request: Any) -> Any:
-        from django.db import connection
+        from django.db import connection  # the thread's connection, looked up per request
 
         if baseline_enabled():
             request.urlconf = "bench.baseline_urls"
@@ -105,3 +127,31 @@ class Dispatcher:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         handler = self.machine if environ.get("PATH_INFO") in self.machine_paths else self.full
         return handler(environ, start_response)
+
+
+def unavailable() -> HttpResponse:
+    response = JsonResponse(
+        {"error": "temporarily_unavailable", "error_description": "The server is temporarily unavailable."},
+        status=503,
+    )
+    response["Retry-After"] = "5"
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class FailClosedMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            return self.get_response(request)
+        except DEPENDENCY_ERRORS as exc:
+            log.error("dependency unavailable", extra={"error": type(exc).__name__, "path": request.path})
+            return unavailable()
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, DEPENDENCY_ERRORS):
+            log.error("dependency unavailable", extra={"error": type(exception).__name__, "path": request.path})
+            return unavailable()
+        return None

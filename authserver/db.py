@@ -3,7 +3,7 @@
 A miss of introspection's in-process cache costs one query. Built by the ORM on every call, that
 query costs about as much Python as the rest of the request, and sent the way Django sends
 queries with psycopg 3 (client-side binding, no prepared statements) PostgreSQL parses and plans
-it again each time. A :class:`HotQuery` is written with the ORM once (so table and column names,
+it again each time. A :class:`PreparedLookup` is written with the ORM once (so table and column names,
 joins and value conversions stay Django's), compiled once per database vendor, and run through
 Django's own cursor wrapper (database errors become ``DatabaseError``, so the endpoint fails
 closed with 503; execute wrappers and query logging still see it, so tests count it). On
@@ -73,7 +73,7 @@ def _cursor(connection: Any) -> Any:
         return connection._prepare_cursor(_prepared_cursor_class()(connection.connection))
 
 
-class HotQuery:
+class PreparedLookup:
     """A ``values()`` query on one parameter, fetched as at most one row (a unique column).
 
     ``build(param)`` returns the queryset for ``param``. Rows come back as dicts keyed by the
@@ -94,10 +94,10 @@ class HotQuery:
             compiler = queryset.query.get_compiler(connection=connection)
             sql, params = compiler.as_sql()
             if list(params) != [_PARAM]:
-                raise ValueError(f"a HotQuery takes exactly one parameter, got {params!r}")
+                raise ValueError(f"a PreparedLookup takes exactly one parameter, got {params!r}")
             names = tuple(queryset._fields)  # the values() names, in select order
             if len(names) != len(compiler.select):
-                raise ValueError("a HotQuery selects exactly its values() fields")
+                raise ValueError("a PreparedLookup selects exactly its values() fields")
             converters = [(pos, convs, expr) for pos, (convs, expr) in
                           compiler.get_converters([col for col, _, _ in compiler.select]).items()]
             compiled = (sql, names, converters)

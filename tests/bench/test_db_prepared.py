@@ -1,4 +1,4 @@
-"""The hot lookups' fixed statements (authserver/hotsql.py) answer exactly what the ORM answers,
+"""The hot lookups' fixed statements (authserver/db.py) answer exactly what the ORM answers,
 and on PostgreSQL run as prepared statements."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from authserver import credentials, hotsql
-from authserver.oauth import selectors
+from authserver import credentials, db
+from authserver.introspection import service as selectors
 from authserver.oauth.models import AccessToken
 from keys import selectors as key_selectors
 from keys.models import ApiKey
@@ -43,8 +43,8 @@ def test_api_key_row_matches_the_orm(service_client, resource_server):
     key, plaintext = api_key_create(client=app, name="k", audiences=[resource_server[0].audience],
                                     allowed_ips=["10.0.0.0/8"], rate_limit=(5, 60), quota=9)
     digest = credentials.digest(plaintext)
-    row = key_selectors._API_KEY.one(digest)
-    assert row == ApiKey.objects.filter(pk=key.pk).values(*key_selectors._FIELDS).get()
+    row = key_selectors.API_KEY.one(digest)
+    assert row == ApiKey.objects.filter(pk=key.pk).values(*key_selectors.FIELDS).get()
     assert row["allowed_ips"] == ["10.0.0.0/8"] and row["id"] == key.pk
 
 
@@ -58,8 +58,8 @@ def test_statement_is_prepared_on_postgresql_unless_turned_off(service_client, s
     digest = credentials.digest(credentials.mint("at"))
     selectors._ACCESS_TOKEN.one(digest)
     if connection.vendor != "postgresql":
-        assert hotsql._cursor(connection).cursor.__class__.__name__ != "PreparedCursor"
+        assert db._cursor(connection).cursor.__class__.__name__ != "PreparedCursor"
         return
     assert any("token_checksum" in statement for statement in _prepared_statements())
     settings.DB_PREPARED_STATEMENTS = False
-    assert hotsql._cursor(connection).cursor.__class__.__name__ != "PreparedCursor"
+    assert db._cursor(connection).cursor.__class__.__name__ != "PreparedCursor"

@@ -1,0 +1,28 @@
+"""The per-client limit at the token endpoint, applied at DOT's validator seam.
+
+A client's limit can only be applied once the client is known, which happens inside oauthlib's
+grant handling (client authentication). The OAuth app can't call the limiter (a policy layer
+above it), so this subclass of its validator does, and ``OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"]``
+names it. A refused request raises ``RateLimited`` before any grant work (429).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authserver.oauth.validator import AuthServerValidator
+from authserver.ratelimit.limiter import enforce
+
+
+class RateLimitedValidator(AuthServerValidator):
+    def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+        authenticated = super().authenticate_client(request, *args, **kwargs)
+        if authenticated:
+            enforce("token.client", request.client.client_id)
+        return authenticated
+
+    def authenticate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
+        if not super().authenticate_client_id(client_id, request, *args, **kwargs):
+            return False
+        enforce("token.client", request.client.client_id)
+        return True
