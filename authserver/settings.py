@@ -363,7 +363,7 @@ def _token_expires_in(request: object) -> int:
 
 
 OAUTH2_PROVIDER = {
-    "OAUTH2_VALIDATOR_CLASS": "authserver.ratelimit.oauth.RateLimitedValidator",
+    "OAUTH2_VALIDATOR_CLASS": "authserver.oauth.limits.RateLimitedValidator",
     "OAUTH2_SERVER_CLASS": "authserver.oauth.server.AuthServer",
     "SCOPES_BACKEND_CLASS": "clients.scopes.DatabaseScopes",
     "SCOPES": {"__registry__": "Scopes live in the database (clients.Scope)"},

@@ -8,3 +8,8 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         from authserver.audit import signals  # noqa: F401 - connects login and admin receivers
+        from authserver.audit.services import audit_reencrypt
+        from authserver.crypto import rotation
+
+        # The audit trail keeps its ciphertexts in its own column (its ids order the chain).
+        rotation.register_reencryptor(lambda: ("audit_events_reencrypted", audit_reencrypt()))

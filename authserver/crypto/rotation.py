@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -60,17 +61,25 @@ def _fields() -> list[tuple[Any, Any]]:
     return [(m, f) for m, f in encrypted_fields() if m._meta.db_table in tables]
 
 
-def rotate(*, enqueue: bool = True) -> Rotation:
+def rotate() -> Rotation:
+    """A new KEK version, current from now on, and the job that re-encrypts everything under it
+    (its caller enqueues :func:`run`, or runs it in the foreground)."""
     store = envelope.keystore_ready()
     version = store.create_version()
     rotation = Rotation.objects.create(target_version=version)
     log.info("KEK rotated", extra={"kek_version": version, "rotation": str(rotation.pk)})
-    if enqueue:
-        from authserver.crypto import tasks
-        from authserver.jobs import enqueue_on_commit
-
-        enqueue_on_commit(tasks.rotation_run, str(rotation.pk))
     return rotation
+
+
+# Ciphertexts kept outside encrypted fields, re-encrypted by their owners: each callable moves
+# what it holds to the current KEK version and returns (counter name, how many it moved). The
+# audit trail registers its own (authserver.audit.apps): this package imports no app above it.
+_reencryptors: list[Callable[[], tuple[str, int]]] = []
+
+
+def register_reencryptor(reencrypt: Callable[[], tuple[str, int]]) -> None:
+    if reencrypt not in _reencryptors:
+        _reencryptors.append(reencrypt)
 
 
 def _rewrap_secrets(store: Any, current: int) -> int:
@@ -139,12 +148,10 @@ def run(rotation_id: str) -> dict[str, Any]:
             raise KeyStoreError(f"KEK version {rotation.target_version} is missing from {store.describe()}")
         counts["secrets_rewrapped"] = counts.get("secrets_rewrapped", 0) + _rewrap_secrets(store, current)
         moved = sum(_reencrypt_field(m, f, current, rotation, counts, failed) for m, f in _fields())
-        # The audit trail keeps its ciphertexts in its own column (its ids order the chain).
-        from authserver.audit.services import audit_reencrypt
-
-        audit_moved = audit_reencrypt()
-        counts["audit_events_reencrypted"] = counts.get("audit_events_reencrypted", 0) + audit_moved
-        moved += audit_moved
+        for reencrypt in _reencryptors:
+            name, owner_moved = reencrypt()
+            counts[name] = counts.get(name, 0) + owner_moved
+            moved += owner_moved
         # Other processes may keep writing under the previous version for store.staleness
         # seconds after the rotation: sweep once more after that.
         wait = store.staleness - (time.monotonic() - started)

@@ -138,7 +138,7 @@ def test_key_rotation_reencrypts_personal_data_without_breaking_the_chain():
 
     events = _seed(3)
     before = [bytes(AuditEvent.objects.get(pk=e.pk).personal) for e in events]
-    job = rotation.rotate(enqueue=False)
+    job = rotation.rotate()
     counts = rotation.run(str(job.pk))
     assert counts["audit_events_reencrypted"] == 3
     after = [bytes(AuditEvent.objects.get(pk=e.pk).personal) for e in events]

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from authserver.crypto import envelope, rotation
 
@@ -42,6 +43,7 @@ class Command(BaseCommand):
     def do_rotate(self, options: dict[str, Any]) -> None:
         from authserver.crypto import tasks
         from authserver.crypto.models import Rotation
+        from authserver.jobs import enqueue_on_commit
 
         if options["resume"]:
             job = Rotation.objects.first()
@@ -50,7 +52,10 @@ class Command(BaseCommand):
             if not options["foreground"]:
                 tasks.rotation_run.delay(str(job.pk))
         else:
-            job = rotation.rotate(enqueue=not options["foreground"])
+            with transaction.atomic():
+                job = rotation.rotate()
+                if not options["foreground"]:
+                    enqueue_on_commit(tasks.rotation_run, str(job.pk))
             self.stdout.write(f"KEK version {job.target_version} is now current.")
         if options["foreground"]:
             counts = rotation.run(str(job.pk))

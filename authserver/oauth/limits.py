@@ -1,9 +1,10 @@
 """The per-client limit at the token endpoint, applied at DOT's validator seam.
 
 A client's limit can only be applied once the client is known, which happens inside oauthlib's
-grant handling (client authentication). The OAuth app can't call the limiter (a policy layer
-above it), so this subclass of its validator does, and ``OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"]``
-names it. A refused request raises ``RateLimited`` before any grant work (429).
+grant handling (client authentication). The validator is domain code and can't call the limiter
+(a policy layer above it), so this interface-layer subclass does, beside the token view's own
+per-network limits; ``OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"]`` names it. A refused request
+raises ``RateLimited`` before any grant work (429).
 """
 
 from __future__ import annotations
