@@ -37,7 +37,7 @@ def resource_server_authenticate(*, request: HttpRequest, form: dict[str, str],
     """The authenticated resource server (``client_id``, ``audience``), or None.
 
     The secret's format is checked before the row is read, and the check is one SHA-256: no
-    password hashing on a machine path (DESIGN.md decision 3). Successful authentications are
+    password hashing on a machine path (docs/decisions/0003-no-password-hashing.md). Successful authentications are
     kept in the in-process cache (authserver.hotcache) under the presented secret's digest, so a
     resource server calling all day costs no query; any change to a client bumps the revocation
     generation and drops them (authserver.generation). ``trusted`` is this request's
