@@ -1,6 +1,6 @@
 """Usage counters, quotas and per-key rate limits, off the database's write path.
 
-Verification never writes the database (DESIGN.md decision 5). What it must count goes here:
+Verification never writes the database (docs/decisions/0005-introspection-hot-path.md). What it must count goes here:
 
 * usage (requests per key per hour, last use and address): fire-and-forget, rolled up into the
   database by a job; losing a few counts when a process dies is acceptable (fail open: side effect);

@@ -1,11 +1,11 @@
-"""The one credential format (DESIGN.md decision 1).
+"""The one credential format (docs/decisions/0001-one-credential-format.md).
 
 ``<type>_<43 base62 chars: 256 random bits><6 base62 chars: CRC32 checksum>``, like GitHub's
 tokens: the type prefix lets secret scanners and our log redaction find a leaked credential, and
 the checksum lets every entry point reject a typo or garbage with no cache or database work.
 
 The checksum is an integrity check, not an authenticator: anyone can compute it. What makes a
-credential valid is its SHA-256 digest being present in the database (decision 2).
+credential valid is its SHA-256 digest being present in the database (docs/decisions/0002-hash-only-at-rest.md).
 """
 
 from __future__ import annotations

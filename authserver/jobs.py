@@ -2,7 +2,7 @@
 
 A task is only a way to finish what the request already decided and committed. If the broker is
 down the request still answers; the reconciliation sweeps (beat) find the unfinished work in the
-database and enqueue it again (DESIGN.md decision 8).
+database and enqueue it again (docs/decisions/0008-fail-closed.md).
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ TEMPLATES = [
 DATABASE_URL = _required("DATABASE_URL")
 if DATABASE_URL:
     # Persistent connections with health checks: a connection per request would double the cost
-    # of introspection (DESIGN.md, hot paths).
+    # of introspection (docs/architecture.md, hot paths).
     DATABASES = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
     }
@@ -226,7 +226,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # Humans: Argon2id. Machines: our credential hasher (SHA-256 of a ≥256-bit random secret, see
-# authserver/hashers.py); PBKDF2 is deliberately absent (DESIGN.md decision 3).
+# authserver/hashers.py); PBKDF2 is deliberately absent (docs/decisions/0003-no-password-hashing.md).
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "authserver.hashers.CredentialHasher",
@@ -257,7 +257,7 @@ X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
 # --- Endpoint paths -----------------------------------------------------------------------------
-# The admin lives at an unguessable path by default (DESIGN.md decision 9): defence in depth
+# The admin lives at an unguessable path by default (docs/decisions/0009-unguessable-admin-path.md): defence in depth
 # against scanners, never a substitute for authentication.
 ADMIN_PATH = os.environ.get("AUTHSERVER_ADMIN_PATH", "").strip("/") or (
     "admin-" + read_or_create_secret("admin-path", nbytes=12).replace("_", "").replace("-", "")[:16]
@@ -396,7 +396,7 @@ OAUTH2_PROVIDER = {
         "urn:ietf:params:oauth:grant-type:token-exchange",
     ],
     "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post", "none"],
-    # Every RFC 9700 gate on (DESIGN.md decision 4).
+    # Every RFC 9700 gate on (docs/decisions/0004-secure-defaults.md).
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,

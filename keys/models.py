@@ -1,6 +1,6 @@
 """API keys: long-lived credentials with the same policy as an OAuth client.
 
-A key is stored like every other credential (DESIGN.md decision 2): a SHA-256 digest in a unique
+A key is stored like every other credential (docs/decisions/0002-hash-only-at-rest.md): a SHA-256 digest in a unique
 index, plus a display hint. The plaintext exists once, in the response that created it.
 """
 

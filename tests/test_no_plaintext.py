@@ -1,4 +1,4 @@
-"""No credential is ever stored or logged in plaintext (DESIGN.md decision 2).
+"""No credential is ever stored or logged in plaintext (docs/decisions/0002-hash-only-at-rest.md).
 
 Runs last. It issues one of every credential kind itself (so the dump below certainly holds
 rows derived from them), then checks a full dump of the database and every log record captured

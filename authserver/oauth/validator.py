@@ -2,7 +2,7 @@
 
 What it adds to DOT's ``OAuth2Validator``:
 
-* credential format checks before any cache or database work (DESIGN.md decision 1);
+* credential format checks before any cache or database work (docs/decisions/0001-one-credential-format.md);
 * client secrets verified with a microsecond hash, plus a grace window for rotated secrets;
 * authorization codes minted in our format, single-use, and replay revoking what they issued
   (RFC 6749 §4.1.2, RFC 9700 §4.5.3);

@@ -1,4 +1,4 @@
-"""The one credential format: ``<type>_<43 base62 random><6 base62 CRC32>`` (DESIGN.md decision 1)."""
+"""The one credential format: ``<type>_<43 base62 random><6 base62 CRC32>`` (docs/decisions/0001-one-credential-format.md)."""
 
 from __future__ import annotations
 
