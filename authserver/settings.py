@@ -356,12 +356,6 @@ EMAIL_FILE_PATH = DATA_DIR / "outbox"
 DEFAULT_FROM_EMAIL = os.environ.get("AUTHSERVER_FROM_EMAIL", "authserver@localhost")
 
 
-def _token_expires_in(request: object) -> int:
-    from authserver.oauth.lifetimes import access_token_lifetime
-
-    return access_token_lifetime(request)
-
-
 OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "authserver.oauth.limits.RateLimitedValidator",
     "OAUTH2_SERVER_CLASS": "authserver.oauth.server.AuthServer",
@@ -387,7 +381,6 @@ OAUTH2_PROVIDER = {
     "REQUEST_APPROVAL_PROMPT": "force",
     "OIDC_ENABLED": False,
     "OIDC_ISS_ENDPOINT": ISSUER,
-    "EXTRA_SERVER_KWARGS": {"token_expires_in": _token_expires_in},
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
     "OAUTH2_GRANT_TYPES_SUPPORTED": [
         "authorization_code",

@@ -58,7 +58,7 @@ def authenticate_resource_server(*, authorization: str, form: dict[str, str],
     """The authenticated resource server (``id``, ``client_id``, ``audience``), or None.
 
     The secret's format is checked before the row is read, and the check is one SHA-256: no
-    password hashing on a machine path (docs/decisions/0003-no-password-hashing-on-machine-paths.md).
+    password hashing on a machine path (docs/decisions/0003-no-password-hashing.md).
     Successes are cached under the digest of the credentials exactly as presented (the
     ``Authorization`` value, or the form's pair), so a resource server calling all day costs one
     hash and no query; any change to a client invalidates them (clients.signals).

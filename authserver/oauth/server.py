@@ -12,6 +12,8 @@ from typing import Any
 
 from oauthlib.oauth2 import Server
 
+from authserver.oauth.lifetimes import access_token_lifetime
+
 _extra_grants: dict[str, Any] = {}
 
 
@@ -22,6 +24,8 @@ def register_grant(grant_type: str, grant_class: Any) -> None:
 
 class AuthServer(Server):
     def __init__(self, request_validator: Any, *args: Any, **kwargs: Any) -> None:
+        # Each token's lifetime is the client's (bounded by the server maximum) or a grant's cap.
+        kwargs["token_expires_in"] = access_token_lifetime
         super().__init__(request_validator, *args, **kwargs)
         for grant in ("password", "urn:ietf:params:oauth:grant-type:device_code", "implicit"):
             self._grant_types.pop(grant, None)
