@@ -16,9 +16,10 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from authserver import counters, credentials, generation, hotcache
+from authserver import credentials, generation, hotcache
 from authserver.anomaly.hooks import key_refused, key_verified
 from authserver.hotsql import HotQuery
+from keys import usage
 from keys.models import ApiKey, ApiKeyStatus
 from keys.policy import ip_allowed
 
@@ -87,7 +88,7 @@ def api_key_verify(*, key: str, audience: str, client_ip: str | None,
                    trusted: Any = generation.NOW) -> dict[str, Any]:
     """Introspection of an API key by the resource server ``audience``.
 
-    Raises ``counters.CountersUnavailable`` when a key with a quota or rate limit can't be counted:
+    Raises ``authserver.counters.CountersUnavailable`` when a key with a quota or rate limit can't be counted:
     the caller answers 503 rather than guess.
     """
     row = api_key_lookup(key=key, trusted=trusted)
@@ -95,8 +96,8 @@ def api_key_verify(*, key: str, audience: str, client_ip: str | None,
         return dict(INACTIVE)
     key_id = str(row["id"])
     row = key_verified(row, key_id, client_ip)  # traffic + effective limit (authserver.anomaly)
-    limits = counters.consume(key_id, quota=row["quota"], used_baseline=row["uses"], rate_limit=row["rate_limit"],
-                              period=row["rate_limit_period"])
+    limits = usage.consume(key_id, quota=row["quota"], used_baseline=row["uses"], rate_limit=row["rate_limit"],
+                           period=row["rate_limit_period"])
     if limits.out_of_quota:
         return dict(INACTIVE)
     if limits.rate_limited:
@@ -106,7 +107,7 @@ def api_key_verify(*, key: str, audience: str, client_ip: str | None,
         retry_after = max(1, int((limits.rate_limit_reset or 0) - timezone.now().timestamp()))
         return {"active": False, "rate_limited": True, "retry_after": retry_after,
                 "rate_limit": {"limit": row["rate_limit"], "remaining": 0, "reset": limits.rate_limit_reset}}
-    counters.record_use(key_id, client_ip)
+    usage.record_use(key_id, client_ip)
     until = _end(row)  # api_key_lookup returned it usable
     answer: dict[str, Any] = {
         "active": True,

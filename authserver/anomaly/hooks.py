@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from authserver import counters
+from authserver.anomaly import traffic
 
 log = logging.getLogger("authserver.anomaly")
 
@@ -32,7 +33,7 @@ def adaptive_limit(name: str, key: str, limit: int, window: int) -> int:
     try:
         subject = prefix + key
         if prefix == "client:":
-            counters.count_minute(subject)
+            traffic.count_minute(subject)
         per_minute = counters.effective_limit(subject)
         if per_minute is None:
             return limit
@@ -52,7 +53,7 @@ def key_verified(row: dict[str, Any], key_id: str, client_ip: str | None) -> dic
         from authserver.anomaly.detection import key_network
 
         network = key_network(client_ip) if client_ip else None
-        counters.count_minute(f"key:{key_id}", pair=(key_id, network) if network else None)
+        traffic.count_minute(f"key:{key_id}", pair=(key_id, network) if network else None)
         per_minute = counters.effective_limit(f"key:{key_id}")
         if per_minute is None:
             return row
@@ -70,14 +71,14 @@ def key_refused(row: dict[str, Any]) -> None:
     try:
         cutoff = row.get("client__credentials_revoked_at")
         if row.get("status") in _REVOKED_STATES or (cutoff is not None and row["created"] <= cutoff):
-            counters.count_minute(f"revoked:key:{row['id']}")
+            traffic.count_minute(f"revoked:key:{row['id']}")
     except Exception:  # noqa: BLE001
         log.warning("revoked-use hook failed", exc_info=True)
 
 
 def token_introspected(client_id: str) -> None:
     """A live access token of ``client_id`` was introspected."""
-    counters.count_minute(f"client:{client_id}")
+    traffic.count_minute(f"client:{client_id}")
 
 
 def introspection_answered(rs_client_id: str, answer: dict[str, Any], address: str | None) -> None:
@@ -88,14 +89,14 @@ def introspection_answered(rs_client_id: str, answer: dict[str, Any], address: s
     """
     if answer.get("active") or answer.get("rate_limited"):
         return
-    counters.count_minute(f"fishing:{rs_client_id}")
+    traffic.count_minute(f"fishing:{rs_client_id}")
     if address:
-        counters.count_minute(f"invalid:{_address_unit(address)}")
+        traffic.count_minute(f"invalid:{_address_unit(address)}")
 
 
 def client_auth_failed(address: str | None) -> None:
     """A failed client authentication (token endpoint, introspection) from ``address``."""
-    counters.count_minute(f"authfail:{_address_unit(address)}")
+    traffic.count_minute(f"authfail:{_address_unit(address)}")
 
 
 def _address_unit(address: str | None) -> str:
