@@ -24,7 +24,7 @@ from oauth2_provider.models import get_application_model
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
-from authserver import counters
+from keys import usage
 from keys.policy import ip_allowed
 from keys.selectors import api_key_lookup
 
@@ -62,7 +62,7 @@ class ApiKeyExchangeGrant(GrantTypeBase):
         token = token_handler.create_token(request, refresh_token=False)
         token["issued_token_type"] = ACCESS_TOKEN_TYPE
         self.request_validator.save_token(token, request)
-        counters.record_use(request._authserver_api_key_id, request.headers.get("REMOTE_ADDR"))
+        usage.record_use(request._authserver_api_key_id, request.headers.get("REMOTE_ADDR"))
         return headers, json.dumps(token), 200
 
     def validate_token_request(self, request: Any) -> None:
@@ -78,8 +78,8 @@ class ApiKeyExchangeGrant(GrantTypeBase):
             raise errors.InvalidGrantError(request=request)
         self._authenticate(request, row["client__client_id"])
         self._narrow_scope_and_audience(request, row)
-        limits = counters.consume(str(row["id"]), quota=row["quota"], used_baseline=row["uses"],
-                                  rate_limit=row["rate_limit"], period=row["rate_limit_period"])
+        limits = usage.consume(str(row["id"]), quota=row["quota"], used_baseline=row["uses"],
+                               rate_limit=row["rate_limit"], period=row["rate_limit_period"])
         if limits.out_of_quota:
             raise errors.InvalidGrantError(request=request)
         if limits.rate_limited:

@@ -22,10 +22,10 @@ from django.db.models import F
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
-from authserver import counters
 from authserver.crypto import secret
 from clients.services import retired_secrets_purge
 from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse, CompromiseResponseStatus
+from keys.usage import drain_usage
 
 log = logging.getLogger("authserver.keys.jobs")
 BATCH = 500
@@ -131,7 +131,7 @@ def expiry_warnings_send(*, now: datetime | None = None) -> int:
 
 def usage_roll_up() -> dict[str, int]:
     """Move counted usage into hourly rows and last-used fields (one transaction)."""
-    usage, last = counters.drain_usage()
+    usage, last = drain_usage()
     known = set(ApiKey.objects.filter(pk__in={k for k, _ in usage} | set(last)).values_list("pk", flat=True))
     known_ids = {str(pk) for pk in known}
     with transaction.atomic():

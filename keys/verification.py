@@ -16,6 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from authserver import counters, events
+from keys import usage
 from authserver.revocation import RequestView
 from keys.policy import ip_allowed
 from keys.selectors import api_key_lookup
@@ -42,7 +43,7 @@ def api_key_verify(*, key: str, audience: str, client_ip: str | None,
                    view: RequestView | None = None) -> dict[str, Any]:
     """Introspection of an API key by the resource server ``audience``.
 
-    Raises ``counters.CountersUnavailable`` when a key with a quota or rate limit can't be counted:
+    Raises ``authserver.counters.CountersUnavailable`` when a key with a quota or rate limit can't be counted:
     the endpoint answers 503 rather than guess.
     """
     row = api_key_lookup(key=key, view=view)
@@ -51,7 +52,7 @@ def api_key_verify(*, key: str, audience: str, client_ip: str | None,
     key_id = str(row["id"])
     events.api_key_verified.emit((key_id, client_ip))
     row = _with_effective_limit(row, key_id)
-    limits = counters.consume(key_id, quota=row["quota"], used_baseline=row["uses"], rate_limit=row["rate_limit"],
+    limits = usage.consume(key_id, quota=row["quota"], used_baseline=row["uses"], rate_limit=row["rate_limit"],
                               period=row["rate_limit_period"])
     if limits.out_of_quota:
         return dict(INACTIVE)
@@ -62,7 +63,7 @@ def api_key_verify(*, key: str, audience: str, client_ip: str | None,
         retry_after = max(1, int((limits.rate_limit_reset or 0) - timezone.now().timestamp()))
         return {"active": False, "rate_limited": True, "retry_after": retry_after,
                 "rate_limit": {"limit": row["rate_limit"], "remaining": 0, "reset": limits.rate_limit_reset}}
-    counters.record_use(key_id, client_ip)
+    usage.record_use(key_id, client_ip)
     until = api_key_end(expires=row["expires"], grace_ends=row["grace_ends"])  # api_key_lookup: usable
     answer: dict[str, Any] = {
         "active": True,

@@ -16,10 +16,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from authserver import counters
 from authserver.anomaly import detection
 from authserver.anomaly.models import Baseline, Cursor, KeyNetwork, Signal, TrafficMinute
 from authserver.anomaly.services import anomaly_record, baseline_for, baseline_refresh, limits_publish
+from authserver.anomaly.traffic import drain_traffic
 
 log = logging.getLogger("authserver.anomaly.jobs")
 
@@ -47,7 +47,7 @@ def _at(minute: int) -> datetime:
 def traffic_minute(*, now: datetime | None = None) -> dict[str, int]:
     """One run: what the beat schedule calls every minute."""
     now = now or timezone.now()
-    counts, pairs = counters.drain_traffic()
+    counts, pairs = drain_traffic()
     stored, networks = _store(counts)
     result = {"series": len({s for s, _ in counts}), "events": sum(counts.values())}
     result["bursts"] = _check_bursts(counts, networks, now=now)

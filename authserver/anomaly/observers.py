@@ -11,28 +11,29 @@ from collections import Counter
 from collections.abc import Hashable
 from typing import Any
 
-from authserver import counters, events
+from authserver import events
 from authserver.anomaly.detection import key_network
+from authserver.anomaly.traffic import count_minute
 
 
 def _per_client(batch: Counter[Hashable]) -> None:
     """Live access tokens introspected, and token requests (attempts), per client."""
     for client_id, n in batch.items():
-        counters.count_minute(f"client:{client_id}", n=n)
+        count_minute(f"client:{client_id}", n=n)
 
 
 def _introspection_inactive(batch: Counter[Hashable]) -> None:
     """Inactive answers per resource server (token fishing) and per presenting network (invalid tokens)."""
     for payload, n in batch.items():
         rs_client_id, network = payload  # type: ignore[misc]
-        counters.count_minute(f"fishing:{rs_client_id}", n=n)
+        count_minute(f"fishing:{rs_client_id}", n=n)
         if network:
-            counters.count_minute(f"invalid:{network}", n=n)
+            count_minute(f"invalid:{network}", n=n)
 
 
 def _client_auth_failed(batch: Counter[Hashable]) -> None:
     for network, n in batch.items():
-        counters.count_minute(f"authfail:{network}", n=n)
+        count_minute(f"authfail:{network}", n=n)
 
 
 def _api_key_verified(batch: Counter[Hashable]) -> None:
@@ -40,12 +41,12 @@ def _api_key_verified(batch: Counter[Hashable]) -> None:
     for payload, n in batch.items():
         key_id, address = payload  # type: ignore[misc]
         network = key_network(address) if address else None
-        counters.count_minute(f"key:{key_id}", pair=(key_id, network) if network else None, n=n)
+        count_minute(f"key:{key_id}", pair=(key_id, network) if network else None, n=n)
 
 
 def _api_key_refused(batch: Counter[Hashable]) -> None:
     for key_id, n in batch.items():
-        counters.count_minute(f"revoked:key:{key_id}", n=n)
+        count_minute(f"revoked:key:{key_id}", n=n)
 
 
 SUBSCRIPTIONS: tuple[tuple[events.Topic, Any], ...] = (

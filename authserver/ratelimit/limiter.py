@@ -123,9 +123,9 @@ def limit_for(name: str, key: str, *, override: int | None = None) -> Decision:
         return Decision(pol, limit, max(remaining, 0), max(0, int(reset_at - now)), remaining >= 0,
                         first_refusal=remaining == -1)
     try:
-        result = counters.consume(counter_key, quota=None, used_baseline=0, rate_limit=limit, period=pol.window)
-        remaining = int(result.rate_limit_remaining if result.rate_limit_remaining is not None else limit)
-        reset_at = int(result.rate_limit_reset or now + pol.window)
+        result = counters.consume(counter_key, period=pol.window)
+        remaining = limit - int(result.window_count or 0)
+        reset_at = int(result.window_reset or now + pol.window)
     except counters.CountersUnavailable:
         if pol.on_unavailable == "closed":
             log.error("rate-limit store unavailable; refusing (fails closed)", extra={"policy": name})

@@ -11,6 +11,7 @@ from django.core import mail
 from authserver import counters
 from authserver.anomaly import jobs
 from authserver.anomaly.models import Action, Anomaly, AnomalyPolicy, Baseline, KeyNetwork, Signal, TrafficMinute
+from authserver.anomaly.traffic import TRAFFIC
 from authserver.audit.models import AuditEvent
 from authserver.audit.services import audit_record
 from keys.models import ApiKeyStatus
@@ -27,7 +28,8 @@ def _minute0() -> int:
 
 def run_minute(minute: int, counts: dict[str, int], pairs: set[tuple[str, str]] = frozenset()) -> dict:
     """Count one synthetic minute into the store, then run the job just after that minute ends."""
-    counters.backend().add_traffic({(series, minute): n for series, n in counts.items() if n}, set(pairs))
+    counters.backend().add(TRAFFIC, counters.Batch(counts={(series, minute): n for series, n in counts.items() if n},
+                                                   pairs=set(pairs)))
     return jobs.traffic_minute(now=datetime.fromtimestamp(minute + 61, UTC))
 
 

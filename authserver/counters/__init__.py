@@ -1,0 +1,140 @@
+"""The counter store: counts and published limits off the database's write path (platform layer).
+
+Verification never writes the database (DESIGN.md decision 5); what it must count goes here. The
+store is Redis when ``REDIS_URL`` is set, otherwise an SQLite file in the data directory, shared by
+every local process (embedded deployments). What the counts mean belongs to their owners:
+API-key usage and quotas to :mod:`keys.usage`, per-minute traffic to
+:mod:`authserver.anomaly.traffic`, request rate limits to :mod:`authserver.ratelimit`.
+
+The effective limits the anomaly job learns are kept here as data (:func:`publish_limits`,
+:func:`effective_limit`): the rate limiter reads them without importing the policy that computed
+them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from django.conf import settings
+
+from authserver.counters.buffer import Buffer
+from authserver.counters.redis_store import RedisStore
+from authserver.counters.sqlite_store import SQLiteStore
+from authserver.counters.store import Batch, CounterStore, CountersUnavailable, Hit, Tally
+
+__all__ = [
+    "Batch", "Buffer", "CounterStore", "CountersUnavailable", "Hit", "Tally", "backend", "buffered", "consume",
+    "drain", "effective_limit", "publish_limits", "reset_for_tests", "window_count", "wipe_for_tests",
+]
+
+log = logging.getLogger("authserver.counters")
+
+_backend: CounterStore | None = None
+_backend_lock = threading.Lock()
+_buffers: dict[Tally, Buffer] = {}
+_buffers_lock = threading.Lock()
+
+
+def backend() -> CounterStore:
+    """The configured store, made on first use."""
+    global _backend
+    if _backend is None:
+        with _backend_lock:
+            if _backend is None:
+                if settings.REDIS_URL:
+                    _backend = RedisStore(settings.REDIS_URL)
+                else:
+                    _backend = SQLiteStore(Path(settings.DATA_DIR) / "counters.sqlite3")
+    return _backend
+
+
+# -- Tallies: buffered in memory, pushed every second, drained by a job ----------------------------
+def buffered(tally: Tally) -> Buffer:
+    """This process's buffer for ``tally`` (one per tally, flushed to the configured store)."""
+    with _buffers_lock:
+        if tally not in _buffers:
+            _buffers[tally] = Buffer(tally, backend)
+        return _buffers[tally]
+
+
+def drain(tally: Tally) -> Batch:
+    """Take everything counted for ``tally`` out of the store (this process's buffer first)."""
+    buffered(tally).flush()
+    return backend().drain(tally)
+
+
+# -- Hits: synchronous, because they decide access -------------------------------------------------
+def consume(name: str, *, baseline: int | None = None, period: int | None = None, now: float | None = None) -> Hit:
+    """Count one hit of ``name`` on its running total (started at ``baseline``) and/or its current
+    ``period``-second window. Raises CountersUnavailable: the caller decides whether to fail closed."""
+    try:
+        return backend().consume(name, baseline=baseline, period=period, now=time.time() if now is None else now)
+    except CountersUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any store failure means: can't decide
+        raise CountersUnavailable(str(exc)) from exc
+
+
+def window_count(name: str, period: int, *, now: float | None = None) -> int:
+    """How many hits the current window of ``name`` has, without counting one. Raises CountersUnavailable."""
+    try:
+        return backend().window_count(name, period=period, now=time.time() if now is None else now)
+    except CountersUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise CountersUnavailable(str(exc)) from exc
+
+
+# -- Published limits: the anomaly job writes them, the rate limiter reads them ---------------------
+# ``effective_limit`` is on hot paths: it answers from an in-process cache refreshed from the store
+# at most every ``ANOMALY_LIMIT_CACHE_SECONDS``; never a database query, and never an error.
+_limit_cache: dict[str, tuple[float, int | None]] = {}
+_limit_lock = threading.Lock()
+
+
+def publish_limits(limits: Mapping[str, int | None]) -> None:
+    """Store effective per-minute limits by subject (None removes one). Raises on store errors."""
+    if limits:
+        backend().set_limits(limits)
+    with _limit_lock:
+        for subject in limits:
+            _limit_cache.pop(subject, None)
+
+
+def effective_limit(subject: str) -> int | None:
+    """The published per-minute limit of ``subject`` (None: none), cached in-process. Never raises."""
+    now = time.monotonic()
+    cached = _limit_cache.get(subject)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    ttl = float(getattr(settings, "ANOMALY_LIMIT_CACHE_SECONDS", 30))
+    try:
+        value = backend().get_limit(subject)
+    except Exception:  # noqa: BLE001 - no adaptive limit rather than no answer
+        log.warning("effective limits unavailable; static limits apply")
+        value = None
+    if ttl > 0:
+        if len(_limit_cache) > 100_000:
+            _limit_cache.clear()
+        _limit_cache[subject] = (now + ttl, value)
+    return value
+
+
+# -- Tests ------------------------------------------------------------------------------------------
+def reset_for_tests() -> None:
+    """Forget this process's buffers, cached limits and store (settings may have changed)."""
+    global _backend
+    for buffer in list(_buffers.values()):
+        buffer.clear()  # the flush thread must not write a previous test's counts later
+    with _limit_lock:
+        _limit_cache.clear()
+    _backend = None
+
+
+def wipe_for_tests() -> None:
+    """Forget every count (tallies, totals, rate windows) and limit in whichever store is configured."""
+    backend().wipe(list(_buffers))

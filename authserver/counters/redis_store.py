@@ -1,0 +1,114 @@
+"""The counter store on Redis (``REDIS_URL`` set): shared by every process of every host.
+
+Key names are those earlier releases used (``authserver:usage``, ``authserver:quota:<id>``,
+``authserver:rl:<name>:<window>``, ...), so a rolling deploy keeps its counts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+
+import redis
+
+from authserver.counters.store import Batch, CountersUnavailable, Hit, Tally, window_start
+
+PREFIX = "authserver:"
+LIMITS = PREFIX + "limits"
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        # Short timeouts: a hung Redis must turn into CountersUnavailable (a 503 or the
+        # per-process fallback) within a second, not hold a request thread.
+        self.redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+    def add(self, tally: Tally, batch: Batch) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for (name, bucket), n in batch.counts.items():
+            pipe.hincrby(PREFIX + tally.counts, f"{name}|{bucket}", n)
+        if tally.latest:
+            for name, (ts, text) in batch.latest.items():
+                pipe.hset(PREFIX + tally.latest, name, f"{ts}|{text}")
+        if tally.pairs and batch.pairs:
+            pipe.sadd(PREFIX + tally.pairs, *(f"{a}|{b}" for a, b in batch.pairs))
+        pipe.execute()
+
+    def drain(self, tally: Tally) -> Batch:
+        batch = Batch()
+        suffix = uuid.uuid4().hex
+        for source in tally.names:
+            tmp = f"{PREFIX}{source}:draining:{suffix}"
+            try:
+                self.redis.rename(PREFIX + source, tmp)  # atomic: new counts go to a fresh key
+            except redis.RedisError:  # the key does not exist: nothing to drain
+                continue
+            if source == tally.counts:
+                for field, value in self.redis.hgetall(tmp).items():
+                    name, _, bucket = field.decode().rpartition("|")
+                    batch.count(name, int(bucket), int(value))
+            elif source == tally.latest:
+                for field, value in self.redis.hgetall(tmp).items():
+                    ts, _, text = value.decode().partition("|")
+                    batch.latest[field.decode()] = (float(ts), text)
+            else:
+                for member in self.redis.smembers(tmp):
+                    a, _, b = member.decode().partition("|")
+                    batch.pairs.add((a, b))
+            self.redis.delete(tmp)
+        return batch
+
+    def consume(self, name: str, *, baseline: int | None, period: int | None, now: float) -> Hit:
+        # One MULTI/EXEC: the total and the window move together, in one round trip.
+        pipe = self.redis.pipeline(transaction=True)
+        if baseline is not None:
+            total_key = f"{PREFIX}quota:{name}"
+            pipe.set(total_key, baseline, nx=True)  # a lost counter restarts from the rolled-up count
+            pipe.incr(total_key)
+        reset = None
+        if period:
+            window = window_start(now, period)
+            reset = window + period
+            window_key = f"{PREFIX}rl:{name}:{window}"
+            pipe.incr(window_key)
+            pipe.expire(window_key, period + 5)
+        try:
+            results = pipe.execute()
+        except redis.RedisError as exc:
+            raise CountersUnavailable(str(exc)) from exc
+        total = int(results[1]) if baseline is not None else None
+        count = int(results[2 if baseline is not None else 0]) if period else None
+        return Hit(total, count, reset)
+
+    def total(self, name: str) -> int | None:
+        value = self.redis.get(f"{PREFIX}quota:{name}")
+        return int(value) if value is not None else None
+
+    def window_count(self, name: str, *, period: int, now: float) -> int:
+        try:
+            value = self.redis.get(f"{PREFIX}rl:{name}:{window_start(now, period)}")
+        except redis.RedisError as exc:
+            raise CountersUnavailable(str(exc)) from exc
+        return int(value or 0)
+
+    def set_limits(self, limits: Mapping[str, int | None]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        keep = {subject: int(value) for subject, value in limits.items() if value is not None}
+        drop = [subject for subject, value in limits.items() if value is None]
+        if keep:
+            pipe.hset(LIMITS, mapping=keep)
+        if drop:
+            pipe.hdel(LIMITS, *drop)
+        pipe.execute()
+
+    def get_limit(self, subject: str) -> int | None:
+        value = self.redis.hget(LIMITS, subject)
+        return int(value) if value is not None else None
+
+    def wipe(self, tallies: Iterable[Tally]) -> None:
+        patterns = [f"{PREFIX}rl:*", f"{PREFIX}quota:*", f"{LIMITS}*"]
+        patterns += [f"{PREFIX}{name}*" for tally in tallies for name in tally.names]
+        for pattern in patterns:
+            keys = list(self.redis.scan_iter(pattern, count=1000))
+            if keys:
+                self.redis.delete(*keys)

@@ -1,0 +1,147 @@
+"""The counter store in an SQLite file (no ``REDIS_URL``): shared by every process of one host.
+
+WAL mode lets readers run beside the one writer; every write is a ``BEGIN IMMEDIATE`` transaction,
+so increments from many processes and threads serialise instead of losing updates. Table names are
+those earlier releases used and tally rows are written by position, so an existing file keeps its
+counts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from authserver.counters.store import Batch, CountersUnavailable, Hit, Tally, window_start
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS quota (key_id TEXT PRIMARY KEY, used INTEGER);
+CREATE TABLE IF NOT EXISTS rate (key_id TEXT, window INTEGER, n INTEGER, PRIMARY KEY (key_id, window));
+CREATE TABLE IF NOT EXISTS limits (subject TEXT PRIMARY KEY, lim INTEGER);
+"""
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()  # sqlite3 connections are not shared between threads
+        self._tables_lock = threading.Lock()
+        self._tallies_ready: set[Tally] = set()
+        self._connect().executescript(_SCHEMA)  # its own transaction: executescript commits first
+        path.chmod(0o600)
+
+    def _connect(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; any SQLite failure becomes CountersUnavailable."""
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise CountersUnavailable(str(exc)) from exc
+
+    def _tables(self, tally: Tally) -> None:
+        """Create the tally's tables the first time this store meets it."""
+        if tally in self._tallies_ready:
+            return
+        with self._tables_lock, self._write() as db:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {tally.counts} "
+                       "(name TEXT, bucket INTEGER, n INTEGER, PRIMARY KEY (name, bucket))")
+            if tally.latest:
+                db.execute(f"CREATE TABLE IF NOT EXISTS {tally.latest} (name TEXT PRIMARY KEY, ts REAL, value TEXT)")
+            if tally.pairs:
+                db.execute(f"CREATE TABLE IF NOT EXISTS {tally.pairs} (a TEXT, b TEXT, PRIMARY KEY (a, b))")
+            self._tallies_ready.add(tally)
+
+    # Table names below come from a validated Tally (letters and underscores), never from input.
+    def add(self, tally: Tally, batch: Batch) -> None:
+        self._tables(tally)
+        with self._write() as db:
+            db.executemany(f"INSERT INTO {tally.counts} VALUES (?, ?, ?) "  # noqa: S608
+                           "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                           [(name, bucket, n) for (name, bucket), n in batch.counts.items()])
+            if tally.latest:
+                db.executemany(f"INSERT INTO {tally.latest} VALUES (?, ?, ?) "  # noqa: S608
+                               f"ON CONFLICT DO UPDATE SET ts = excluded.ts, value = excluded.value "
+                               f"WHERE excluded.ts >= {tally.latest}.ts",
+                               [(name, ts, text) for name, (ts, text) in batch.latest.items()])
+            if tally.pairs:
+                db.executemany(f"INSERT OR IGNORE INTO {tally.pairs} VALUES (?, ?)",  # noqa: S608
+                               sorted(batch.pairs))
+
+    def drain(self, tally: Tally) -> Batch:
+        self._tables(tally)
+        batch = Batch()
+        with self._write() as db:
+            for name, bucket, n in db.execute(f"SELECT * FROM {tally.counts}"):  # noqa: S608
+                batch.count(name, int(bucket), int(n))
+            db.execute(f"DELETE FROM {tally.counts}")  # noqa: S608
+            if tally.latest:
+                for name, ts, text in db.execute(f"SELECT * FROM {tally.latest}"):  # noqa: S608
+                    batch.latest[name] = (float(ts), text)
+                db.execute(f"DELETE FROM {tally.latest}")  # noqa: S608
+            if tally.pairs:
+                batch.pairs = {(a, b) for a, b in db.execute(f"SELECT * FROM {tally.pairs}")}  # noqa: S608
+                db.execute(f"DELETE FROM {tally.pairs}")  # noqa: S608
+        return batch
+
+    def consume(self, name: str, *, baseline: int | None, period: int | None, now: float) -> Hit:
+        total = count = reset = None
+        with self._write() as db:
+            if baseline is not None:
+                # A lost counter restarts from the rolled-up count.
+                db.execute("INSERT OR IGNORE INTO quota VALUES (?, ?)", (name, baseline))
+                (total,) = db.execute("UPDATE quota SET used = used + 1 WHERE key_id = ? RETURNING used",
+                                      (name,)).fetchone()
+            if period:
+                window = window_start(now, period)
+                reset = window + period
+                db.execute("DELETE FROM rate WHERE key_id = ? AND window < ?", (name, window))
+                (count,) = db.execute("INSERT INTO rate VALUES (?, ?, 1) ON CONFLICT (key_id, window) "
+                                      "DO UPDATE SET n = n + 1 RETURNING n", (name, window)).fetchone()
+        return Hit(total, count, reset)
+
+    def total(self, name: str) -> int | None:
+        row = self._connect().execute("SELECT used FROM quota WHERE key_id = ?", (name,)).fetchone()
+        return int(row[0]) if row else None
+
+    def window_count(self, name: str, *, period: int, now: float) -> int:
+        try:
+            row = self._connect().execute("SELECT n FROM rate WHERE key_id = ? AND window = ?",
+                                          (name, window_start(now, period))).fetchone()
+        except sqlite3.Error as exc:
+            raise CountersUnavailable(str(exc)) from exc
+        return int(row[0]) if row else 0
+
+    def set_limits(self, limits: Mapping[str, int | None]) -> None:
+        with self._write() as db:
+            db.executemany("INSERT INTO limits VALUES (?, ?) ON CONFLICT (subject) DO UPDATE SET lim = excluded.lim",
+                           [(subject, int(value)) for subject, value in limits.items() if value is not None])
+            db.executemany("DELETE FROM limits WHERE subject = ?",
+                           [(subject,) for subject, value in limits.items() if value is None])
+
+    def get_limit(self, subject: str) -> int | None:
+        row = self._connect().execute("SELECT lim FROM limits WHERE subject = ?", (subject,)).fetchone()
+        return int(row[0]) if row else None
+
+    def wipe(self, tallies: Iterable[Tally]) -> None:
+        with self._write() as db:
+            tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                db.execute(f'DELETE FROM "{table}"')  # noqa: S608 - names read from the file's own schema

@@ -1,0 +1,108 @@
+"""What every counter store does: the contract Redis and the embedded SQLite file both keep.
+
+Three kinds of data live here, none of them in the database (verification never writes it:
+DESIGN.md decision 5):
+
+* tallies: counts each process adds up in memory (:mod:`authserver.counters.buffer`), pushes here
+  about every second, and a job drains: ``(name, bucket) -> n``, optionally each name's latest
+  ``(time, text)`` and a set of ``(a, b)`` pairs. A side effect: losing a few counts is acceptable;
+* hits: a running total and/or a fixed-window count per name, counted synchronously because they
+  decide access (quotas, rate limits). A store that can't count raises :class:`CountersUnavailable`
+  and the caller fails closed;
+* published limits: per-subject values one job computes and hot paths read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Tally names become Redis keys and SQLite table names: plain words only, so they can't inject anything.
+_NAME = re.compile(r"[a-z][a-z_]*\Z")
+
+
+class CountersUnavailable(Exception):
+    """The counter store can't be reached: access decisions that need it must fail closed."""
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Where one owner's buffered counts live: the names of its count hash, latest values and pairs."""
+
+    counts: str
+    latest: str | None = None
+    pairs: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in (self.counts, self.latest, self.pairs):
+            if name is not None and not _NAME.match(name):
+                raise ValueError(f"tally name {name!r}: lowercase letters and underscores only")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name in (self.counts, self.latest, self.pairs) if name)
+
+
+@dataclass
+class Batch:
+    """Counts of one tally: what a process pushes and what a drain returns."""
+
+    counts: dict[tuple[str, int], int] = field(default_factory=dict)
+    latest: dict[str, tuple[float, str]] = field(default_factory=dict)
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+
+    def count(self, name: str, bucket: int, n: int = 1) -> None:
+        self.counts[(name, bucket)] = self.counts.get((name, bucket), 0) + n
+
+    @property
+    def events(self) -> int:
+        return sum(self.counts.values())
+
+    def __bool__(self) -> bool:
+        return bool(self.counts or self.latest or self.pairs)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One counted hit: the running total and the current window's count, this hit included."""
+
+    total: int | None  # None: no total kept (no baseline given)
+    window_count: int | None  # None: no window (no period given)
+    window_reset: int | None  # unix time the current window ends
+
+
+def window_start(now: float, period: int) -> int:
+    """Fixed windows aligned to the epoch, so every process and store agrees where one ends."""
+    return int(now // period * period)
+
+
+class CounterStore(Protocol):
+    def add(self, tally: Tally, batch: Batch) -> None:
+        """Add ``batch`` to what is stored (counts add up; a name's latest keeps the newest time)."""
+
+    def drain(self, tally: Tally) -> Batch:
+        """Take everything stored for ``tally`` out: each count is returned by exactly one drain."""
+
+    def consume(self, name: str, *, baseline: int | None, period: int | None, now: float) -> Hit:
+        """Count one hit of ``name``, atomically, in one round trip.
+
+        With ``baseline``: on its running total, which a lost counter restarts from. With ``period``:
+        on its current ``period``-second window. Raises :class:`CountersUnavailable`.
+        """
+
+    def total(self, name: str) -> int | None:
+        """The running total of ``name`` (None: never counted)."""
+
+    def window_count(self, name: str, *, period: int, now: float) -> int:
+        """Hits of ``name`` in its current window, without counting one. Raises :class:`CountersUnavailable`."""
+
+    def set_limits(self, limits: Mapping[str, int | None]) -> None:
+        """Publish per-subject limits (None removes one)."""
+
+    def get_limit(self, subject: str) -> int | None:
+        """The published limit of ``subject`` (None: none)."""
+
+    def wipe(self, tallies: Iterable[Tally]) -> None:
+        """Forget everything: tallies, totals, windows and limits (tests only)."""

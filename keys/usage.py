@@ -1,0 +1,85 @@
+"""API-key usage, quotas and per-key rate limits, counted in the counter store (never the database).
+
+* usage (requests per key and hour, last use and address): buffered in memory and pushed to the
+  store every second (:mod:`authserver.counters.buffer`); :func:`keys.jobs.usage_roll_up` drains it
+  into ``ApiKeyUsage`` rows and the key's ``uses``/``last_used`` fields. Losing a few counts when a
+  process dies is acceptable: it decides nothing (fail open);
+* quotas and rate limits: counted synchronously, one atomic round trip and only for keys that have
+  them, because they decide access; if the store can't count, :exc:`CountersUnavailable` reaches the
+  caller, which fails closed (503, or an inactive answer).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from authserver import counters
+
+log = logging.getLogger("authserver.counters")
+
+# Requests per (key id, hour), and each key's latest (time, address).
+USAGE = counters.Tally(counts="usage", latest="lastused")
+_buffer = counters.buffered(USAGE)
+
+
+@dataclass(frozen=True)
+class Limits:
+    quota_remaining: int | None
+    rate_limit_remaining: int | None
+    rate_limit_reset: int | None  # unix time the current window ends
+
+    @property
+    def out_of_quota(self) -> bool:
+        return self.quota_remaining is not None and self.quota_remaining < 0
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.rate_limit_remaining is not None and self.rate_limit_remaining < 0
+
+
+def _hour(ts: float) -> int:
+    return int(ts // 3600 * 3600)
+
+
+def record_use(key_id: str, ip: str | None, *, now: float | None = None) -> None:
+    """Count one verified use (in memory; flushed within a second). Never raises."""
+    try:
+        now = time.time() if now is None else now
+        with _buffer.adding() as batch:
+            batch.count(key_id, _hour(now))
+            batch.latest[key_id] = (now, ip or "")
+    except Exception:  # noqa: BLE001 - a side effect
+        log.warning("usage counter unavailable; one use not counted", extra={"key_id": key_id})
+
+
+def flush_usage() -> None:
+    """Push this process's buffered usage to the shared store now."""
+    _buffer.flush()
+
+
+def drain_usage() -> tuple[dict[tuple[str, int], int], dict[str, tuple[float, str]]]:
+    """Take every counted use out of the store (this process's buffer first):
+    ``(key id, hour) -> requests`` and ``key id -> (last use, address)``."""
+    batch = counters.drain(USAGE)
+    return batch.counts, batch.latest
+
+
+def consume(key_id: str, *, quota: int | None, used_baseline: int, rate_limit: int | None,
+            period: int | None, now: float | None = None) -> Limits:
+    """Count one use against the key's quota and rate limit. Raises CountersUnavailable.
+
+    ``used_baseline`` is the use count already rolled up into the database: a quota counter the
+    store lost (a Redis restart, a deleted file) restarts from it rather than from zero.
+    """
+    if quota is None and rate_limit is None:
+        return Limits(None, None, None)
+    windowed = rate_limit is not None and bool(period)
+    hit = counters.consume(key_id, baseline=used_baseline if quota is not None else None,
+                           period=period if windowed else None, now=now)
+    return Limits(
+        quota - hit.total if quota is not None and hit.total is not None else None,
+        rate_limit - hit.window_count if rate_limit is not None and hit.window_count is not None else None,
+        hit.window_reset,
+    )
