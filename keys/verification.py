@@ -16,8 +16,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from authserver import counters, events
-from keys import usage
 from authserver.revocation import RequestView
+from keys import usage
 from keys.policy import ip_allowed
 from keys.selectors import api_key_lookup
 from keys.usability import api_key_end

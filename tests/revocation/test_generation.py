@@ -1,0 +1,99 @@
+"""The revocation generation: one request view per request, invalidation everywhere, never repeated."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.db import transaction
+
+from authserver import revocation
+from authserver.revocation.store import REDIS_KEY
+
+
+@pytest.fixture(autouse=True)
+def fresh():
+    revocation.reset_for_tests()
+    yield
+    revocation.reset_for_tests()
+
+
+@pytest.mark.django_db
+def test_request_view_trusts_the_current_generation():
+    view = revocation.request_view()
+    assert view.generation is not None
+    assert view.generation == revocation.current()
+
+
+@pytest.mark.django_db
+def test_a_bump_drops_what_was_cached_before_it():
+    generation = revocation.current()
+    revocation.access_tokens.put("d", {"row": 1}, expires_at=time.time() + 60, generation=generation)
+    assert revocation.request_view().get(revocation.access_tokens, "d") == {"row": 1}
+    assert revocation.bump() > generation
+    assert revocation.request_view().get(revocation.access_tokens, "d") is None
+
+
+@pytest.mark.django_db
+def test_another_process_bump_is_seen_within_the_check_interval():
+    before = revocation.current()
+    revocation._shared.bump()  # as another process would: this process's copy is now stale
+    time.sleep(revocation.CHECK_INTERVAL + 0.02)
+    assert revocation.current() > before
+
+
+@pytest.mark.django_db
+def test_an_unreadable_store_trusts_nothing(monkeypatch):
+    def down() -> int:
+        raise OSError("store down")
+
+    monkeypatch.setattr(revocation._shared, "read", down)
+    assert revocation.current() is None
+    assert revocation.request_view().generation is None
+
+
+@pytest.mark.django_db
+def test_an_unreachable_database_trusts_nothing(monkeypatch):
+    monkeypatch.setattr(revocation, "_database_reachable", lambda: False)
+    assert revocation.request_view().generation is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_invalidate_bumps_now_and_again_after_commit():
+    start = revocation.current()
+    with transaction.atomic():
+        revocation.invalidate()
+        inside = revocation.current()
+        assert inside > start
+    assert revocation.current() > inside
+
+
+@pytest.mark.django_db(transaction=True)
+def test_settled_invalidation_waits_before_returning():
+    started = time.monotonic()
+    with transaction.atomic():
+        revocation.invalidate(settle=True)
+    assert time.monotonic() - started >= revocation.CHECK_INTERVAL
+
+
+@pytest.mark.django_db
+def test_invalidate_raises_when_it_cannot_fan_out_unless_quiet(monkeypatch):
+    def down() -> int:
+        raise OSError("store down")
+
+    monkeypatch.setattr(revocation._shared, "bump", down)
+    with pytest.raises(OSError):
+        revocation.invalidate()
+    revocation.invalidate(quietly=True)  # logged, not raised: readers trust no cache while it is down
+
+
+@pytest.mark.django_db
+def test_the_generation_never_repeats_after_the_store_is_emptied(settings):
+    revocation.current()
+    before = revocation.bump()
+    if settings.REDIS_URL:  # a Redis restarted without its data
+        revocation._shared._client().delete(REDIS_KEY)
+    else:  # a deleted file
+        revocation._shared._file().unlink()
+    revocation.reset_for_tests()
+    assert revocation.current() > before
