@@ -19,8 +19,9 @@ from django.utils import timezone
 from authserver import counters, credentials, generation, hotcache
 from authserver.anomaly.hooks import key_refused, key_verified
 from authserver.hotsql import HotQuery
-from keys.models import ApiKey, ApiKeyStatus
+from keys.models import ApiKey
 from keys.policy import ip_allowed
+from keys.usability import api_key_end, api_key_usable_until
 
 INACTIVE: dict[str, Any] = {"active": False}
 
@@ -31,19 +32,15 @@ _FIELDS = (
 
 
 def _usable_until(row: dict[str, Any]) -> datetime | None:
-    """When a key row stops being usable, or None if it is not usable now."""
-    if row["status"] != ApiKeyStatus.ACTIVE:
-        return None
-    cutoff = row["client__credentials_revoked_at"]
-    if cutoff is not None and row["created"] <= cutoff:
-        return None
-    until = _end(row)
-    return until if until > timezone.now() else None
+    """When a key row stops being usable, or None if it is not usable now (keys.usability)."""
+    return api_key_usable_until(status=row["status"], expires=row["expires"], grace_ends=row["grace_ends"],
+                                created=row["created"], client_cutoff=row["client__credentials_revoked_at"],
+                                now=timezone.now())
 
 
 def _end(row: dict[str, Any]) -> datetime:
     """The key's expiry, or the end of its rotation grace if that comes first."""
-    return row["expires"] if row["grace_ends"] is None else min(row["expires"], row["grace_ends"])
+    return api_key_end(expires=row["expires"], grace_ends=row["grace_ends"])
 
 
 _API_KEY = HotQuery(lambda digest: ApiKey.objects.filter(digest=digest).values(*_FIELDS))
