@@ -42,7 +42,8 @@ def _delete_in_batches(queryset: QuerySet[Any], batch_size: int) -> int:
         time.sleep(min(2.0, (time.monotonic() - started) * settings.CLEANUP_PAUSE_RATIO))
 
 
-def tokens_cleanup(*, now: datetime | None = None, batch_size: int | None = None) -> dict[str, int]:
+def tokens_cleanup(*, now: datetime | None = None, batch_size: int | None = None,
+                   actor: Any = "job:authserver.oauth.cleanup_expired_credentials") -> dict[str, int]:
     """Delete expired tokens, dead refresh-token families, old codes and retired secrets.
 
     Idempotent. Revoked refresh tokens are kept until their family's absolute deadline: reuse
@@ -65,7 +66,7 @@ def tokens_cleanup(*, now: datetime | None = None, batch_size: int | None = None
             get_grant_model().objects.filter(expires__lte=now - timedelta(seconds=settings.GRANT_RETENTION_SECONDS)),
             batch,
         ),
-        "retired_client_secrets": retired_secrets_purge(now=now),
+        "retired_client_secrets": retired_secrets_purge(now=now, actor=actor),
     }
     log.info("expired credentials cleaned up", extra=counts)
     return counts
