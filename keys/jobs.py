@@ -69,7 +69,7 @@ def _post_webhook(url: str, payload: dict[str, Any]) -> bool:
     return 200 <= response.status_code < 300
 
 
-def expiry_warnings_send(*, now: datetime | None = None) -> int:
+def expiry_warnings_send(*, now: datetime | None = None, actor: Any = "job:keys.expiry_warnings") -> int:
     """Warn each owner once, ahead of expiry, by signed webhook and e-mail (side effects: fail open)."""
     now = now or timezone.now()
     horizon = now + timedelta(seconds=settings.API_KEY_EXPIRY_WARNING_SECONDS)
@@ -109,7 +109,7 @@ def expiry_warnings_send(*, now: datetime | None = None) -> int:
                 log.warning("expiry e-mail failed", extra={"key_id": str(key.id)})
         channels = [name for name, target in (("webhook", client.webhook_url), ("email", client.contact_email))
                     if target]
-        if services.api_key_expiry_warned(key=key, at=now, channels=channels):
+        if services.api_key_expiry_warned(key=key, at=now, channels=channels, actor=actor):
             warned += 1
     return warned
 

@@ -249,8 +249,7 @@ def api_keys_expire(*, now: datetime | None = None, actor: Any = "job:keys.expir
                         event="api_key.expired")
 
 
-def api_key_expiry_warned(*, key: ApiKey, at: datetime, channels: list[str],
-                          actor: Any = "job:keys.expiry_warnings") -> bool:
+def api_key_expiry_warned(*, key: ApiKey, at: datetime, channels: list[str], actor: Any) -> bool:
     """Record that the owner of ``key`` was warned of its expiry (once: False if already recorded)."""
     with transaction.atomic():
         if not ApiKey.objects.filter(pk=key.pk, expiry_warned__isnull=True).update(expiry_warned=at):

@@ -37,7 +37,7 @@ def keys_expire() -> int:
 
 @shared_task(name="keys.expiry_warnings", time_limit=600, soft_time_limit=570, **COMMON)
 def expiry_warnings() -> int:
-    return jobs.expiry_warnings_send()
+    return jobs.expiry_warnings_send(actor="job:keys.expiry_warnings")
 
 
 @shared_task(name="keys.usage_roll_up", time_limit=300, soft_time_limit=270, **COMMON)
