@@ -30,6 +30,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from authserver import credentials, revocation
+from authserver.errors import Conflict, DependencyUnavailable, DomainError, NotFound, PolicyViolation
 from authserver.introspection.service import access_token_row
 from authserver.ratelimit.limiter import enforce, note
 
@@ -178,10 +179,28 @@ def _flatten(detail: Any, prefix: str = "") -> list[str]:
     return [f"{prefix}: {detail}" if prefix else str(detail)]
 
 
+# The domain's refusal families (authserver.errors) as HTTP: the only place they are mapped for the
+# management API. The message of a domain error is written to be shown.
+_DOMAIN_STATUS: tuple[tuple[type[DomainError], int, str], ...] = (
+    (PolicyViolation, 400, "invalid_request"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+)
+
+
+def _domain_error(exc: DomainError) -> Response:
+    if isinstance(exc, DependencyUnavailable):  # fail closed, like authserver.middleware
+        response = _error(503, "temporarily_unavailable", "The server is temporarily unavailable.")
+        response["Retry-After"] = "5"
+        return response
+    for family, status, code in _DOMAIN_STATUS:
+        if isinstance(exc, family):
+            return _error(status, code, str(exc))
+    return _error(400, "invalid_request", str(exc))
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every refusal as ``{"error", "error_description"}``; anything else propagates (500/503)."""
-    from keys.policy import KeyPolicyError
-
     if isinstance(exc, TokenInQuery):
         return _error(400, "invalid_request", str(exc.detail),
                       www_authenticate=_bearer_challenge("invalid_request", "token in URL"))
@@ -195,8 +214,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, InsufficientScope):
         return _error(403, "insufficient_scope", str(exc.detail),
                       www_authenticate=_bearer_challenge("insufficient_scope", scope=exc.scope))
-    if isinstance(exc, KeyPolicyError):
-        return _error(400, "invalid_request", str(exc))
+    if isinstance(exc, DomainError):
+        return _domain_error(exc)
     if isinstance(exc, exceptions.ValidationError):
         lines = _flatten(exc.detail)
         return _error(400, "invalid_request", "; ".join(lines) or "Invalid request.", fields=exc.detail)

@@ -1,7 +1,9 @@
 """Shared plumbing for the JSON command-line interface.
 
 Every command prints exactly one JSON object on stdout; errors go to stderr as one JSON object
-and exit non-zero (2 for usage errors, 1 for refused operations).
+and exit non-zero (2 for usage errors, 1 for refused operations). A domain error
+(authserver.errors) or a model validation error raised by a service is turned into that here, in
+one place, for every command.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+
+from authserver.errors import DomainError
 
 _DURATION_RE = re.compile(r"^(\d{1,9})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -41,3 +46,7 @@ class JsonCommand(BaseCommand):
             return super().execute(*args, **options)
         except CommandError as exc:
             self.fail(str(exc), getattr(exc, "returncode", 1) or 1)
+        except DomainError as exc:
+            self.fail(str(exc))
+        except ValidationError as exc:
+            self.fail("; ".join(exc.messages))

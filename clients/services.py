@@ -15,20 +15,14 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 from authserver import credentials, revocation
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
+from authserver.errors import PolicyViolation
 from clients.models import GRANT_TYPES, Client, RetiredClientSecret, Scope
 
 log = logging.getLogger("authserver.clients")
 
 
-class ClientError(Exception):
+class ClientError(PolicyViolation):
     """A client could not be created or changed; the message is safe to show."""
-
-
-def scope_create(*, name: str, description: str = "", actor: Any = None) -> tuple[Scope, bool]:
-    """Idempotent: an existing scope is returned unchanged (with ``created=False``)."""
-    scope = Scope(name=name, description=description)
-    scope.full_clean(validate_unique=False)
-    return Scope.objects.get_or_create(name=name, defaults={"description": description})
 
 
 def client_register(
@@ -144,7 +138,33 @@ def client_revoke_tokens(*, client: Client, actor: Any = None) -> dict[str, int]
     return counts
 
 
-def retired_secrets_purge(*, now: Any = None) -> int:
-    """Delete retired secrets past their grace (idempotent; run by the expiry job)."""
-    deleted, _ = RetiredClientSecret.objects.filter(expires__lte=now or timezone.now()).delete()
+def retired_secrets_purge(*, now: Any = None, actor: Any = "job:keys.grace_periods_end") -> int:
+    """Delete retired secrets past their grace (idempotent; run by the expiry jobs).
+
+    One audit event per run that deleted something (count and ids), none for a run with nothing
+    to do: the decision was recorded at rotation (``client.secret_rotated``), this only ends it.
+    """
+    with transaction.atomic():
+        ended = list(RetiredClientSecret.objects.filter(expires__lte=now or timezone.now())
+                     .values_list("pk", "client__client_id"))
+        if not ended:
+            return 0
+        deleted, _ = RetiredClientSecret.objects.filter(pk__in=[pk for pk, _ in ended]).delete()
+        audit_record(event="client.retired_secrets_purged", actor=actor_label(actor), subject="client_secrets",
+                     details={"count": deleted, "ids": [pk for pk, _ in ended],
+                              "client_ids": sorted({client_id for _, client_id in ended})})
     return deleted
+
+
+def scope_create(*, name: str, description: str = "", actor: Any = None) -> tuple[Scope, bool]:
+    """Idempotent: an existing scope is returned unchanged (with ``created=False``, and no audit event)."""
+    scope = Scope(name=name, description=description)
+    scope.full_clean(validate_unique=False)
+    with transaction.atomic():
+        scope, created = Scope.objects.get_or_create(name=name, defaults={"description": description})
+        if created:
+            audit_record(event="scope.created", actor=actor_label(actor), subject=f"scope:{scope.name}",
+                         details={"description": scope.description})
+    if created:
+        log.info("scope created", extra={"scope": scope.name, "actor": actor_label(actor)})
+    return scope, created

@@ -3,7 +3,8 @@
 Authenticated only by OAuth access tokens of this server whose audience includes
 ``MANAGEMENT_API_AUDIENCE`` (authserver/api_auth.py). A token carrying the scopes below was issued
 to an admin client: it manages every key. Writes go through keys.services, like the CLI and the
-admin, with the actor recorded as ``api:<client_id>``.
+admin, with the actor recorded as ``api:<client_id>``. Services refuse with domain errors
+(authserver.errors); the management API's exception handler (authserver.api_auth) answers them.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status as http
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from authserver.api_auth import ManagementAPIMixin
+from authserver.errors import NotFound
 from clients.models import Client
 from keys import services
 from keys.models import ApiKey, ApiKeyUsage

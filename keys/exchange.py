@@ -9,7 +9,8 @@ call. If the request also carries client credentials they must be valid and belo
 client. Everything the key's policy says applies: scopes and audiences can only narrow, the IP
 allowlist is checked against the caller's address, quota and rate limit are counted, and the
 token lives at most ``API_KEY_EXCHANGE_TOKEN_SECONDS`` and never past the key's own end. Revoking
-or suspending the key deletes the tokens it was exchanged for.
+or suspending the key, or rotating it without grace, deletes the tokens it was exchanged for; a
+rotation with grace cuts them off when the grace ends.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 from keys import usage
 from keys.policy import ip_allowed
 from keys.selectors import api_key_lookup
+from keys.usability import api_key_end
 
 log = logging.getLogger("authserver.keys.exchange")
 
@@ -85,7 +87,7 @@ class ApiKeyExchangeGrant(GrantTypeBase):
         if limits.rate_limited:
             retry_after = max(1, int((limits.rate_limit_reset or 0) - timezone.now().timestamp()))
             raise RateLimited(retry_after=retry_after, request=request)
-        until = row["expires"] if row["grace_ends"] is None else min(row["expires"], row["grace_ends"])
+        until = api_key_end(expires=row["expires"], grace_ends=row["grace_ends"])
         remaining = int((until - timezone.now()).total_seconds())
         request._authserver_max_lifetime = max(1, min(settings.API_KEY_EXCHANGE_TOKEN_SECONDS, remaining))
         request._authserver_api_key_id = str(row["id"])

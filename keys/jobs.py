@@ -1,8 +1,8 @@
-"""What the API-key jobs do (the Celery tasks in keys/tasks.py are thin wrappers over these).
+"""The API-key jobs' side effects: signed webhooks, expiry e-mails, the usage roll-up.
 
-None of them decides security on its own: grace ends and expiries were fixed when the key was
-rotated or created, and verification already refuses a key past either; these only record it.
-Each is idempotent and works in bounded batches.
+The state changes the jobs make (grace ends, expiries, finishing a compromise response, the
+"owner warned" mark) are services in keys.services, audited like every other change; the Celery
+tasks in keys/tasks.py call those directly. Nothing here decides security on its own.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from authserver.crypto import secret
 from clients.services import retired_secrets_purge
+from keys import services
 from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse, CompromiseResponseStatus
 from keys.usage import drain_usage
 
@@ -31,35 +31,18 @@ log = logging.getLogger("authserver.keys.jobs")
 BATCH = 500
 
 
+# The state changes these jobs used to make live in keys.services now (audited, through the one
+# retire path); these names stay for the callers that still import them from here.
 def grace_periods_end(*, now: datetime | None = None) -> dict[str, int]:
-    now = now or timezone.now()
-    keys = 0
-    while True:
-        pks = list(
-            ApiKey.objects.filter(status=ApiKeyStatus.ACTIVE, grace_ends__lte=now).values_list("pk", flat=True)[:BATCH]
-        )
-        if not pks:
-            break
-        keys += ApiKey.objects.filter(pk__in=pks, status=ApiKeyStatus.ACTIVE).update(
-            status=ApiKeyStatus.REVOKED, revoked=F("grace_ends"), version=F("version") + 1
-        )
-    return {"api_keys_revoked": keys, "client_secrets_retired": retired_secrets_purge(now=now)}
+    return {"api_keys_revoked": services.api_keys_grace_end(now=now),
+            "client_secrets_retired": retired_secrets_purge(now=now)}
 
 
 def keys_expire(*, now: datetime | None = None) -> int:
-    now = now or timezone.now()
-    total = 0
-    while True:
-        pks = list(
-            ApiKey.objects.filter(
-                status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED], expires__lte=now
-            ).values_list("pk", flat=True)[:BATCH]
-        )
-        if not pks:
-            return total
-        total += ApiKey.objects.filter(pk__in=pks, status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED]).update(
-            status=ApiKeyStatus.EXPIRED, version=F("version") + 1
-        )
+    return services.api_keys_expire(now=now)
+
+
+compromise_response_finish = services.compromise_response_finish
 
 
 def webhook_signing_key() -> bytes:
@@ -86,7 +69,7 @@ def _post_webhook(url: str, payload: dict[str, Any]) -> bool:
     return 200 <= response.status_code < 300
 
 
-def expiry_warnings_send(*, now: datetime | None = None) -> int:
+def expiry_warnings_send(*, now: datetime | None = None, actor: Any = "job:keys.expiry_warnings") -> int:
     """Warn each owner once, ahead of expiry, by signed webhook and e-mail (side effects: fail open)."""
     now = now or timezone.now()
     horizon = now + timedelta(seconds=settings.API_KEY_EXPIRY_WARNING_SECONDS)
@@ -124,8 +107,10 @@ def expiry_warnings_send(*, now: datetime | None = None) -> int:
                 )
             except Exception:  # noqa: BLE001 - a side effect: log, the webhook may still have gone out
                 log.warning("expiry e-mail failed", extra={"key_id": str(key.id)})
-        ApiKey.objects.filter(pk=key.pk, expiry_warned__isnull=True).update(expiry_warned=now)
-        warned += 1
+        channels = [name for name, target in (("webhook", client.webhook_url), ("email", client.contact_email))
+                    if target]
+        if services.api_key_expiry_warned(key=key, at=now, channels=channels, actor=actor):
+            warned += 1
     return warned
 
 
@@ -150,74 +135,6 @@ def usage_roll_up() -> dict[str, int]:
                 )
     counted = {k: n for k, n in usage.items() if k[0] in known_ids}  # keys deleted since are dropped
     return {"keys": len({k for k, _ in counted}), "requests": sum(counted.values())}
-
-
-def compromise_response_finish(*, response_id: str) -> dict[str, int]:
-    """Revoke, in batches, every key and token of the client created up to the decision.
-
-    Resumable: each batch is its own transaction and only touches what is still live, so a
-    worker killed midway leaves a consistent state and a rerun picks up where it stopped; a run
-    on a finished response changes nothing. Credentials created after the decision are not
-    touched.
-    """
-    response = CompromiseResponse.objects.select_related("client").get(pk=response_id)
-    if response.status == CompromiseResponseStatus.DONE:
-        return dict(response.counts)
-    CompromiseResponse.objects.filter(pk=response.pk).update(
-        status=CompromiseResponseStatus.RUNNING, heartbeat=timezone.now()
-    )
-    client, cutoff = response.client, response.requested
-    counts = dict(response.counts or {})
-    pause = float(getattr(settings, "COMPROMISE_BATCH_PAUSE", 0))
-
-    def step(name: str, queryset: Any, action: Any) -> None:
-        while True:
-            pks = list(queryset.values_list("pk", flat=True)[: BATCH_SIZE()])
-            if not pks:
-                return
-            with transaction.atomic():
-                done = action(pks)
-                counts[name] = counts.get(name, 0) + done
-                CompromiseResponse.objects.filter(pk=response.pk).update(heartbeat=timezone.now(), counts=counts)
-            if pause:
-                time.sleep(pause)  # test hook: lets a test kill the worker between batches
-
-    now = timezone.now()
-    step(
-        "api_keys",
-        ApiKey.objects.filter(
-            client=client, created__lte=cutoff, status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED]
-        ),
-        lambda pks: ApiKey.objects.filter(pk__in=pks).update(
-            status=ApiKeyStatus.REVOKED, revoked=now, version=F("version") + 1
-        ),
-    )
-    refresh = get_refresh_token_model()
-    step(
-        "refresh_tokens",
-        refresh.objects.filter(application=client, created__lte=cutoff, revoked__isnull=True),
-        lambda pks: refresh.objects.filter(pk__in=pks).update(revoked=now, access_token=None),
-    )
-    access = get_access_token_model()
-    step(
-        "access_tokens",
-        access.objects.filter(application=client, created__lte=cutoff),
-        lambda pks: access.objects.filter(pk__in=pks).delete()[0],
-    )
-    grant = get_grant_model()
-    step(
-        "authorization_codes",
-        grant.objects.filter(application=client, created__lte=cutoff, used__isnull=True),
-        lambda pks: grant.objects.filter(pk__in=pks).update(used=now, expires=now),
-    )
-    CompromiseResponse.objects.filter(pk=response.pk).update(
-        status=CompromiseResponseStatus.DONE, finished=timezone.now(), counts=counts
-    )
-    return counts
-
-
-def BATCH_SIZE() -> int:  # noqa: N802 - read at call time so tests can shrink it
-    return int(getattr(settings, "COMPROMISE_BATCH_SIZE", BATCH))
 
 
 def compromise_responses_stalled(*, stale_after: int = 60) -> list[str]:

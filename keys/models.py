@@ -7,10 +7,13 @@ index, plus a display hint. The plaintext exists once, in the response that crea
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from keys.usability import api_key_end, api_key_usable_until
 
 
 class ApiKeyStatus(models.TextChoices):
@@ -61,6 +64,20 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hint})"
+
+    @property
+    def end(self) -> datetime:
+        """The expiry, or the end of the rotation grace if that comes first (keys.usability)."""
+        return api_key_end(expires=self.expires, grace_ends=self.grace_ends)
+
+    def usable_until(self, *, client_cutoff: datetime | None, now: datetime) -> datetime | None:
+        """When this key stops being usable, None if it isn't at ``now`` (keys.usability).
+
+        ``client_cutoff`` is the owning client's ``credentials_revoked_at``, passed in so that a
+        caller holding it doesn't pay a query for ``self.client``.
+        """
+        return api_key_usable_until(status=self.status, expires=self.expires, grace_ends=self.grace_ends,
+                                    created=self.created, client_cutoff=client_cutoff, now=now)
 
 
 class ApiKeyUsage(models.Model):

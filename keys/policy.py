@@ -8,10 +8,12 @@ from datetime import timedelta
 
 from django.conf import settings
 
+from authserver.errors import PolicyViolation
+from authserver.netaddr import normalise_ip
 from clients.models import Client
 
 
-class KeyPolicyError(ValueError):
+class KeyPolicyError(PolicyViolation, ValueError):
     """The requested policy is not acceptable; the message is safe to show."""
 
 
@@ -30,22 +32,6 @@ def parse_networks(cidrs: Iterable[str]) -> list[str]:
         if str(network) not in out:
             out.append(str(network))
     return out
-
-
-def normalise_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The caller's address as the resource server reported it, IPv4-mapped IPv6 unwrapped."""
-    if not value or len(value) > 64:
-        return None
-    try:
-        address = ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address.scope_id:
-            return None
-    return address
 
 
 def ip_allowed(address: str | None, networks: list[str]) -> bool:

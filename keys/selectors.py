@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from authserver import credentials, events, revocation
 from authserver.db import PreparedLookup
+from authserver.oauth.usability import before_client_cutoff
 from authserver.revocation import RequestView
 from keys.models import ApiKey, ApiKeyStatus
 from keys.usability import api_key_usable_until
@@ -35,8 +36,8 @@ def usable_until(row: dict[str, Any]) -> Any:
 
 def _refused(row: dict[str, Any]) -> None:
     """A key that exists but can't be used was presented: telemetry if it was revoked or cut off."""
-    cutoff = row["client__credentials_revoked_at"]
-    if row["status"] in _REFUSED_STATES or (cutoff is not None and row["created"] <= cutoff):
+    if row["status"] in _REFUSED_STATES or before_client_cutoff(created=row["created"],
+                                                                client_cutoff=row["client__credentials_revoked_at"]):
         events.api_key_refused.emit(str(row["id"]))
 
 

@@ -1,16 +1,25 @@
-"""Writes on API keys. Revocation is decided here, synchronously; jobs only finish it."""
+"""Writes on API keys. Revocation is decided here, synchronously; jobs only finish it.
+
+Every way a key stops working (rotation without grace, revocation, suspension, the end of a
+rotation grace, expiry) goes through :func:`_api_key_retire`, so the access tokens exchanged for
+the key (RFC 8693, keys.exchange) die with it on every path, and each change writes one audit
+event in its own transaction. The beat jobs call the ``api_keys_*`` services below with an actor
+``job:<task name>``.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model
+from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from authserver import credentials, revocation
 from authserver.audit.context import actor_label
@@ -18,7 +27,7 @@ from authserver.audit.services import audit_record
 from authserver.jobs import enqueue_on_commit
 from clients.models import Client
 from keys import policy
-from keys.models import ApiKey, ApiKeyStatus, CompromiseResponse
+from keys.models import ApiKey, ApiKeyStatus, CompromiseResponse, CompromiseResponseStatus
 
 log = logging.getLogger("authserver.keys")
 
@@ -95,15 +104,13 @@ def api_key_rotate(*, key: ApiKey, grace: timedelta | None = None, actor: Any = 
     with transaction.atomic():
         old = ApiKey.objects.select_for_update().get(pk=key.pk)
         cutoff = Client.objects.filter(pk=old.client_id).values_list("credentials_revoked_at", flat=True).first()
-        usable = (old.status == ApiKeyStatus.ACTIVE and old.grace_ends is None and old.expires > timezone.now()
-                  and (cutoff is None or old.created > cutoff))
-        if not usable:
+        now = timezone.now()
+        if old.grace_ends is not None or old.usable_until(client_cutoff=cutoff, now=now) is None:
             # A successor inherits trust: only a key that verifies right now may have one (an
             # expired key, or one caught by a compromise response, must not be revived this way).
             raise policy.KeyPolicyError("only an active key that is not already rotated can be rotated")
         lifetime = min(old.expires - old.created, timedelta(seconds=settings.API_KEY_MAX_LIFETIME_SECONDS))
         plaintext = credentials.mint(credentials.api_key_prefix())
-        now = timezone.now()
         new = ApiKey.objects.create(
             client=old.client, name=old.name, digest=credentials.digest(plaintext), hint=credentials.hint(plaintext),
             scope=old.scope, audiences=old.audiences, allowed_ips=old.allowed_ips, rate_limit=old.rate_limit,
@@ -111,16 +118,52 @@ def api_key_rotate(*, key: ApiKey, grace: timedelta | None = None, actor: Any = 
             **_actor_fields(actor),
         )
         old.grace_ends = min(now + grace, old.expires)
-        old.version += 1
+        details = {"successor": str(new.id), "successor_hint": new.hint, "grace_ends": old.grace_ends.isoformat()}
         if grace == timedelta(0):
-            old.status, old.revoked = ApiKeyStatus.REVOKED, now
-        old.save(update_fields=["grace_ends", "version", "status", "revoked"])
-        _fan_out_on_commit()
-        audit_record(event="api_key.rotated", actor=actor_label(actor), subject=f"key:{old.id}",
-                     details={"successor": str(new.id), "successor_hint": new.hint,
-                              "grace_ends": old.grace_ends.isoformat()})
+            _api_key_retire(old, status=ApiKeyStatus.REVOKED, stamp="revoked", at=now, actor=actor,
+                            event="api_key.rotated", details=details, fields=["grace_ends"])
+        else:
+            # The old key works until its grace ends, and so do the tokens exchanged for it: none
+            # may outlive the grace (the grace job then retires the key through the same path).
+            details["exchanged_tokens_cut_to_grace"] = _access_tokens().filter(
+                source_api_key=old.pk, expires__gt=old.grace_ends).update(expires=old.grace_ends)
+            old.version += 1
+            old.save(update_fields=["grace_ends", "version"])
+            _fan_out_on_commit()
+            audit_record(event="api_key.rotated", actor=actor_label(actor), subject=f"key:{old.id}", details=details)
     log.info("api key rotated", extra={"key_id": str(old.id), "successor_id": str(new.id)})
     return new, plaintext
+
+
+def _access_tokens() -> Any:
+    return get_access_token_model().objects
+
+
+def _api_key_retire(key: ApiKey, *, status: str, stamp: str | None, at: datetime, actor: Any, event: str,
+                    details: dict[str, Any] | None = None, fields: Iterable[str] = (),
+                    settle: bool | None = True) -> int:
+    """Take a locked ``key`` out of service; returns how many exchanged tokens died with it.
+
+    The one retire path: the status (revoked, expired, or suspended: the reversible form), the
+    version that tells cached answers apart, the access tokens exchanged for the key (RFC 8693:
+    a token never outlives the key it was exchanged for, and resuming a suspended key does not
+    bring them back), the fan-out of the revocation to every worker, and the audit event, all in
+    the caller's transaction. ``settle=None`` skips the fan-out: the jobs only record what
+    verification already refuses (a key past its end; its exchanged tokens never outlive that end).
+    """
+    key.status = status
+    key.version += 1
+    update = ["status", "version", *fields]
+    if stamp:
+        setattr(key, stamp, at)
+        update.append(stamp)
+    key.save(update_fields=update)
+    exchanged, _ = _access_tokens().filter(source_api_key=key.pk).delete()
+    if settle is not None:
+        _fan_out_on_commit(settle=settle)
+    audit_record(event=event, actor=actor_label(actor), subject=f"key:{key.id}",
+                 details={"hint": key.hint, **(details or {}), "exchanged_tokens_revoked": exchanged})
+    return exchanged
 
 
 def _set_status(key: ApiKey, status: str, *, allowed_from: set[str], stamp: str | None, actor: Any = None,
@@ -131,20 +174,15 @@ def _set_status(key: ApiKey, status: str, *, allowed_from: set[str], stamp: str 
             return locked  # idempotent
         if locked.status not in allowed_from:
             raise policy.KeyPolicyError(f"a {locked.status} key cannot become {status}")
+        if status != ApiKeyStatus.ACTIVE:
+            _api_key_retire(locked, status=status, stamp=stamp, at=timezone.now(), actor=actor, event=event)
+            return locked
         locked.status = status
         locked.version += 1
-        fields = ["status", "version"]
-        if stamp:
-            setattr(locked, stamp, timezone.now())
-            fields.append(stamp)
-        locked.save(update_fields=fields)
-        exchanged = 0
-        if status != ApiKeyStatus.ACTIVE:
-            # Tokens exchanged for the key (RFC 8693) die with it.
-            exchanged, _ = get_access_token_model().objects.filter(source_api_key=locked.pk).delete()
+        locked.save(update_fields=["status", "version"])
         _fan_out_on_commit()
-        audit_record(event=event or f"api_key.{status}", actor=actor_label(actor), subject=f"key:{locked.id}",
-                     details={"hint": locked.hint, "exchanged_tokens_revoked": exchanged})
+        audit_record(event=event, actor=actor_label(actor), subject=f"key:{locked.id}",
+                     details={"hint": locked.hint, "exchanged_tokens_revoked": 0})
     return locked
 
 
@@ -170,6 +208,57 @@ def api_key_resume(*, key: ApiKey, actor: Any = None) -> ApiKey:
     return resumed
 
 
+# -- What the beat jobs record (keys.tasks) -------------------------------------------------------
+JOB_BATCH = 500
+
+
+def _retire_each(queryset: Any, *, status: str, stamp: str | None, at: Any, actor: Any, event: str) -> int:
+    """Retire every key of ``queryset``, each in its own short transaction (bounded, resumable).
+
+    Each key is locked and checked again before it changes, so a key revoked or resumed by hand
+    meanwhile is left alone, and a run that dies midway is picked up by the next one.
+    """
+    done = 0
+    while True:
+        pks = list(queryset.values_list("pk", flat=True)[:JOB_BATCH])
+        if not pks:
+            return done
+        for pk in pks:
+            with transaction.atomic():
+                key = queryset.select_for_update().filter(pk=pk).first()
+                if key is None:
+                    continue  # changed since the batch was read; it no longer matches
+                when = at(key)
+                _api_key_retire(key, status=status, stamp=stamp, at=when, actor=actor, event=event,
+                                details={"at": when.isoformat()}, settle=None)
+                done += 1
+
+
+def api_keys_grace_end(*, now: datetime | None = None, actor: Any = "job:keys.grace_periods_end") -> int:
+    """Revoke, as of its grace end, every rotated key whose grace has passed (verification already refuses it)."""
+    ended = ApiKey.objects.filter(status=ApiKeyStatus.ACTIVE, grace_ends__lte=now or timezone.now())
+    return _retire_each(ended, status=ApiKeyStatus.REVOKED, stamp="revoked", at=lambda key: key.grace_ends,
+                        actor=actor, event="api_key.grace_ended")
+
+
+def api_keys_expire(*, now: datetime | None = None, actor: Any = "job:keys.expire") -> int:
+    """Mark expired every active or suspended key past its expiry (verification already refuses it)."""
+    now = now or timezone.now()
+    past = ApiKey.objects.filter(status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED], expires__lte=now)
+    return _retire_each(past, status=ApiKeyStatus.EXPIRED, stamp=None, at=lambda key: key.expires, actor=actor,
+                        event="api_key.expired")
+
+
+def api_key_expiry_warned(*, key: ApiKey, at: datetime, channels: list[str], actor: Any) -> bool:
+    """Record that the owner of ``key`` was warned of its expiry (once: False if already recorded)."""
+    with transaction.atomic():
+        if not ApiKey.objects.filter(pk=key.pk, expiry_warned__isnull=True).update(expiry_warned=at):
+            return False
+        audit_record(event="api_key.expiry_warned", actor=actor_label(actor), subject=f"key:{key.id}",
+                     details={"hint": key.hint, "expires": key.expires.isoformat(), "channels": channels})
+    return True
+
+
 def compromise_response_start(*, client: Client, actor: Any = None) -> CompromiseResponse:
     """Revoke every API key and token of ``client`` now; a job finishes the bookkeeping.
 
@@ -179,7 +268,7 @@ def compromise_response_start(*, client: Client, actor: Any = None) -> Compromis
     if a worker dies midway the reconciliation sweep re-enqueues it, and running it again is a
     no-op.
     """
-    from keys.tasks import compromise_response_finish
+    from keys import tasks  # the interface layer's task: enqueued after commit, swept if lost
 
     with transaction.atomic():
         now = timezone.now()
@@ -190,7 +279,84 @@ def compromise_response_start(*, client: Client, actor: Any = None) -> Compromis
         _fan_out_on_commit()
         audit_record(event="client.compromise_response", actor=actor_label(actor), subject=f"client:{client.client_id}",
                      details={"response_id": str(response.pk), "effective": now.isoformat()})
-        enqueue_on_commit(compromise_response_finish, str(response.pk))
+        enqueue_on_commit(tasks.compromise_response_finish, str(response.pk))
     log.warning("compromise response started", extra={"client_id": client.client_id,
                                                       "response_id": str(response.pk)})
     return response
+
+
+def compromise_response_finish(*, response_id: str,
+                                actor: Any = "job:keys.compromise_response_finish") -> dict[str, int]:
+    """Revoke, in batches, every key and token of the client created up to the decision.
+
+    Resumable: each batch is its own transaction and only touches what is still live, so a
+    worker killed midway leaves a consistent state and a rerun picks up where it stopped; a run
+    on a finished response changes nothing. Credentials created after the decision are not
+    touched. Each batch writes one audit event (what it changed: kind, count, ids) in its own
+    transaction, and the end of the response one more.
+    """
+    response = CompromiseResponse.objects.select_related("client").get(pk=response_id)
+    if response.status == CompromiseResponseStatus.DONE:
+        return dict(response.counts)
+    CompromiseResponse.objects.filter(pk=response.pk).update(
+        status=CompromiseResponseStatus.RUNNING, heartbeat=timezone.now()
+    )
+    client, cutoff = response.client, response.requested
+    counts = dict(response.counts or {})
+    pause = float(getattr(settings, "COMPROMISE_BATCH_PAUSE", 0))
+
+    def step(name: str, queryset: Any, action: Any) -> None:
+        while True:
+            pks = list(queryset.values_list("pk", flat=True)[:_compromise_batch_size()])
+            if not pks:
+                return
+            with transaction.atomic():
+                done = action(pks)
+                counts[name] = counts.get(name, 0) + done
+                CompromiseResponse.objects.filter(pk=response.pk).update(heartbeat=timezone.now(), counts=counts)
+                audit_record(event="client.compromise_response_batch", actor=actor_label(actor),
+                             subject=f"client:{client.client_id}",
+                             details={"response_id": str(response.pk), "kind": name, "count": done,
+                                      "ids": [str(pk) for pk in pks]})
+            if pause:
+                time.sleep(pause)  # test hook: lets a test kill the worker between batches
+
+    now = timezone.now()
+    step(
+        "api_keys",
+        ApiKey.objects.filter(
+            client=client, created__lte=cutoff, status__in=[ApiKeyStatus.ACTIVE, ApiKeyStatus.SUSPENDED]
+        ),
+        lambda pks: ApiKey.objects.filter(pk__in=pks).update(
+            status=ApiKeyStatus.REVOKED, revoked=now, version=F("version") + 1
+        ),
+    )
+    refresh = get_refresh_token_model()
+    step(
+        "refresh_tokens",
+        refresh.objects.filter(application=client, created__lte=cutoff, revoked__isnull=True),
+        lambda pks: refresh.objects.filter(pk__in=pks).update(revoked=now, access_token=None),
+    )
+    access = get_access_token_model()
+    step(
+        "access_tokens",
+        access.objects.filter(application=client, created__lte=cutoff),
+        lambda pks: access.objects.filter(pk__in=pks).delete()[0],
+    )
+    grant = get_grant_model()
+    step(
+        "authorization_codes",
+        grant.objects.filter(application=client, created__lte=cutoff, used__isnull=True),
+        lambda pks: grant.objects.filter(pk__in=pks).update(used=now, expires=now),
+    )
+    with transaction.atomic():
+        CompromiseResponse.objects.filter(pk=response.pk).update(
+            status=CompromiseResponseStatus.DONE, finished=timezone.now(), counts=counts
+        )
+        audit_record(event="client.compromise_response_done", actor=actor_label(actor),
+                     subject=f"client:{client.client_id}", details={"response_id": str(response.pk), **counts})
+    return counts
+
+
+def _compromise_batch_size() -> int:
+    return int(getattr(settings, "COMPROMISE_BATCH_SIZE", JOB_BATCH))  # read at call time so tests can shrink it

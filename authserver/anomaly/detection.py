@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+from authserver.netaddr import network_of
 
 
 @dataclass(frozen=True)
@@ -157,16 +158,7 @@ class Detector:
 
 def key_network(ip: str | None) -> str | None:
     """The unit of "a new network" for API keys: the IPv4 /24 or IPv6 /48 (mapped IPv4 as IPv4)."""
-    try:
-        address = ipaddress.ip_address((ip or "").strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        else:
-            return str(ipaddress.ip_network(f"{address}/48", strict=False))
-    return str(ipaddress.ip_network(f"{address}/24", strict=False))
+    return network_of(ip, ipv4_prefix=24, ipv6_prefix=48)
 
 
 def network_digest(network: str, key: bytes) -> str:

@@ -6,7 +6,7 @@ values themselves are never stored) and are left out entirely: not listed, not s
 the detail page. Rows are identified by their ``hint`` (type and last four characters).
 
 Nothing here can be added, edited or deleted; the only write is the "revoke selected" action,
-which needs the model's change permission.
+which needs the model's change permission and goes through authserver.oauth.services (audited).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import ngettext
-from oauth2_provider.models import revoke_access_token
+
+from authserver.oauth.services import access_tokens_revoke, grants_revoke, refresh_tokens_revoke
 
 USER_SEARCH = f"user__{get_user_model().USERNAME_FIELD}"
 
@@ -102,13 +102,7 @@ class AccessTokenAdmin(ReadOnlyCredentialAdmin):
 
     @admin.action(description="Revoke selected access tokens", permissions=["revoke"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        revoked = 0
-        with transaction.atomic():
-            for token in queryset.select_related(None):
-                # DOT's shared revoke path: revokes the bound refresh token too, so it cannot
-                # mint a replacement.
-                revoke_access_token(token)
-                revoked += 1
+        revoked = access_tokens_revoke(pks=queryset.values_list("pk", flat=True), actor=request.user)
         self.message_user(request, ngettext("Revoked %d access token.", "Revoked %d access tokens.", revoked) % revoked)
 
 
@@ -150,11 +144,7 @@ class RefreshTokenAdmin(ReadOnlyCredentialAdmin):
 
     @admin.action(description="Revoke selected refresh tokens", permissions=["revoke"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        revoked = 0
-        for token in queryset.filter(revoked__isnull=True).select_related(None):
-            # Revokes the bound access token too and keeps the row as a revoked tombstone.
-            token.revoke()
-            revoked += 1
+        revoked = refresh_tokens_revoke(pks=queryset.values_list("pk", flat=True), actor=request.user)
         self.message_user(
             request, ngettext("Revoked %d refresh token.", "Revoked %d refresh tokens.", revoked) % revoked
         )
@@ -193,9 +183,7 @@ class GrantAdmin(ReadOnlyCredentialAdmin):
 
     @admin.action(description="Revoke selected authorization codes", permissions=["revoke"])
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        now = timezone.now()
-        # Same as clients.services.client_revoke_tokens: an unused code becomes used and expired.
-        revoked = queryset.filter(used__isnull=True).update(used=now, expires=now)
+        revoked = grants_revoke(pks=queryset.values_list("pk", flat=True), actor=request.user)
         self.message_user(
             request,
             ngettext("Revoked %d authorization code.", "Revoked %d authorization codes.", revoked) % revoked,

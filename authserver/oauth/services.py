@@ -1,9 +1,10 @@
-"""Writes on tokens and codes that are not protocol exchanges: cleanup."""
+"""Writes on tokens and codes that are not protocol exchanges: revocation by hand (admin), cleanup."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,11 +12,71 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_refresh_token_model,
+    revoke_access_token,
+)
 
+from authserver.audit.context import actor_label
+from authserver.audit.services import audit_record
 from clients.services import retired_secrets_purge
 
 log = logging.getLogger("authserver.oauth")
+
+
+def _audit_bulk(event: str, *, actor: Any, rows: list[tuple[Any, str]]) -> None:
+    """One event for one bulk action: how many, and which (ids and display hints, never a value)."""
+    audit_record(event=event, actor=actor_label(actor), subject=event.partition(".")[0],
+                 details={"count": len(rows), "ids": [str(pk) for pk, _ in rows], "hints": [h for _, h in rows]})
+
+
+def access_tokens_revoke(*, pks: Iterable[Any], actor: Any) -> int:
+    """Revoke access tokens by hand; returns how many. One audit event for the whole action.
+
+    DOT's shared revoke path revokes the bound refresh token too, so it can't mint a replacement
+    (RFC 7009 §2.1); each revocation fans out to every worker (AccessToken.revoke).
+    """
+    with transaction.atomic():
+        tokens = list(get_access_token_model().objects.filter(pk__in=list(pks)))
+        rows = [(token.pk, token.hint) for token in tokens]  # before: a revoked access token is deleted
+        for token in tokens:
+            revoke_access_token(token)
+        if rows:
+            _audit_bulk("access_tokens.revoked", actor=actor, rows=rows)
+    return len(rows)
+
+
+def refresh_tokens_revoke(*, pks: Iterable[Any], actor: Any) -> int:
+    """Revoke refresh tokens by hand (their bound access tokens with them); one audit event.
+
+    The rows stay as revoked tombstones: reuse detection needs them (RFC 9700 §4.14.2).
+    """
+    with transaction.atomic():
+        tokens = list(get_refresh_token_model().objects.filter(pk__in=list(pks), revoked__isnull=True))
+        for token in tokens:
+            token.revoke()
+        if tokens:
+            _audit_bulk("refresh_tokens.revoked", actor=actor, rows=[(t.pk, t.hint) for t in tokens])
+    return len(tokens)
+
+
+def grants_revoke(*, pks: Iterable[Any], actor: Any) -> int:
+    """Revoke unused authorization codes by hand: each becomes used and expired; one audit event.
+
+    Same as clients.services.client_revoke_tokens: a used code presented again is refused (and
+    treated as a replay, RFC 6749 §4.1.2).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        model = get_grant_model()
+        rows = list(model.objects.select_for_update().filter(pk__in=list(pks), used__isnull=True)
+                    .values_list("pk", "hint"))
+        revoked = model.objects.filter(pk__in=[pk for pk, _ in rows]).update(used=now, expires=now)
+        if rows:
+            _audit_bulk("authorization_codes.revoked", actor=actor, rows=rows)
+    return revoked
 
 
 def _delete_in_batches(queryset: QuerySet[Any], batch_size: int) -> int:
@@ -42,7 +103,8 @@ def _delete_in_batches(queryset: QuerySet[Any], batch_size: int) -> int:
         time.sleep(min(2.0, (time.monotonic() - started) * settings.CLEANUP_PAUSE_RATIO))
 
 
-def tokens_cleanup(*, now: datetime | None = None, batch_size: int | None = None) -> dict[str, int]:
+def tokens_cleanup(*, now: datetime | None = None, batch_size: int | None = None,
+                   actor: Any = "job:authserver.oauth.cleanup_expired_credentials") -> dict[str, int]:
     """Delete expired tokens, dead refresh-token families, old codes and retired secrets.
 
     Idempotent. Revoked refresh tokens are kept until their family's absolute deadline: reuse
@@ -65,7 +127,7 @@ def tokens_cleanup(*, now: datetime | None = None, batch_size: int | None = None
             get_grant_model().objects.filter(expires__lte=now - timedelta(seconds=settings.GRANT_RETENTION_SECONDS)),
             batch,
         ),
-        "retired_client_secrets": retired_secrets_purge(now=now),
+        "retired_client_secrets": retired_secrets_purge(now=now, actor=actor),
     }
     log.info("expired credentials cleaned up", extra=counts)
     return counts

@@ -19,4 +19,4 @@ from authserver.oauth.services import tokens_cleanup
     retry_backoff=True,
 )
 def cleanup_expired_credentials() -> dict[str, int]:
-    return tokens_cleanup()
+    return tokens_cleanup(actor="job:authserver.oauth.cleanup_expired_credentials")

@@ -36,6 +36,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challeng
 from authserver import credentials, revocation
 from authserver.audit.services import audit_record
 from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
+from authserver.oauth.usability import before_client_cutoff
 
 log = logging.getLogger("authserver.oauth")
 
@@ -296,8 +297,8 @@ class AuthServerValidator(OAuth2Validator):
         instance = request.refresh_token_instance
         if instance.family_expires is not None and instance.family_expires <= timezone.now():
             return False
-        cutoff = request.client.credentials_revoked_at
-        return cutoff is None or instance.created > cutoff  # compromise response (keys.services)
+        # Compromise response (keys.services): nothing issued before the client's cut-off is usable.
+        return not before_client_cutoff(created=instance.created, client_cutoff=request.client.credentials_revoked_at)
 
     def revoke_token(self, token: str, token_type_hint: str | None, request: Any, *args: Any, **kwargs: Any) -> None:
         # RFC 7009 §2.2: unknown and malformed tokens answer 200 just the same.

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
-
 from authserver.cli import JsonCommand
 from clients.services import scope_create
 
@@ -20,8 +18,5 @@ class Command(JsonCommand):
         create.add_argument("--description", default="")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            scope, created = scope_create(name=options["name"], description=options["description"], actor="cli")
-        except ValidationError as exc:
-            self.fail("; ".join(exc.messages))
+        scope, created = scope_create(name=options["name"], description=options["description"], actor="cli")
         self.emit({"name": scope.name, "description": scope.description, "created": created})

@@ -1,4 +1,7 @@
-"""``manage.py apikey create|rotate|revoke|suspend|resume|list|revoke-all`` — one JSON object on stdout."""
+"""``manage.py apikey create|rotate|revoke|suspend|resume|list|revoke-all`` — one JSON object on stdout.
+
+Refusals (domain errors, validation errors) are answered by :class:`authserver.cli.JsonCommand`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from authserver.cli import JsonCommand, parse_duration
+from authserver.errors import NotFound
 from clients.models import Client
 from keys import policy, services
 from keys.models import ApiKey
@@ -61,38 +65,33 @@ class Command(JsonCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
-        try:
-            if action == "create":
-                self._create(options)
-            elif action == "rotate":
-                grace = parse_duration(options["grace"]) if options["grace"] else None
-                new, plaintext = services.api_key_rotate(key=self._key(options["key_id"]), grace=grace, actor="cli")
-                old = ApiKey.objects.get(pk=options["key_id"])
-                self.emit({**describe(new), "key": plaintext, "previous_id": str(old.id),
-                           "previous_valid_until": old.grace_ends.isoformat() if old.grace_ends else None})
-            elif action in {"revoke", "suspend", "resume"}:
-                change = {"revoke": services.api_key_revoke, "suspend": services.api_key_suspend,
-                          "resume": services.api_key_resume}[action]
-                self.emit(describe(change(key=self._key(options["key_id"]), actor="cli")))
-            elif action == "list":
-                keys = ApiKey.objects.select_related("client").order_by("created")
-                if options["client"]:
-                    keys = keys.filter(client__client_id=options["client"])
-                self.emit({"keys": [describe(key) for key in keys]})
-            elif action == "revoke-all":
-                response = services.compromise_response_start(client=self._client(options["client"]), actor="cli")
-                self.emit({"client_id": options["client"], "response_id": str(response.pk),
-                           "effective": response.requested.isoformat(), "status": response.status})
-        except policy.KeyPolicyError as exc:
-            self.fail(str(exc))
-        except ValidationError as exc:
-            self.fail("; ".join(exc.messages))
+        if action == "create":
+            self._create(options)
+        elif action == "rotate":
+            grace = parse_duration(options["grace"]) if options["grace"] else None
+            new, plaintext = services.api_key_rotate(key=self._key(options["key_id"]), grace=grace, actor="cli")
+            old = ApiKey.objects.get(pk=options["key_id"])
+            self.emit({**describe(new), "key": plaintext, "previous_id": str(old.id),
+                       "previous_valid_until": old.grace_ends.isoformat() if old.grace_ends else None})
+        elif action in {"revoke", "suspend", "resume"}:
+            change = {"revoke": services.api_key_revoke, "suspend": services.api_key_suspend,
+                      "resume": services.api_key_resume}[action]
+            self.emit(describe(change(key=self._key(options["key_id"]), actor="cli")))
+        elif action == "list":
+            keys = ApiKey.objects.select_related("client").order_by("created")
+            if options["client"]:
+                keys = keys.filter(client__client_id=options["client"])
+            self.emit({"keys": [describe(key) for key in keys]})
+        elif action == "revoke-all":
+            response = services.compromise_response_start(client=self._client(options["client"]), actor="cli")
+            self.emit({"client_id": options["client"], "response_id": str(response.pk),
+                       "effective": response.requested.isoformat(), "status": response.status})
 
     def _client(self, client_id: str) -> Client:
         client = Client.objects.filter(client_id=client_id).first()
         if client is None:
-            self.fail("no such client")
-        return client  # type: ignore[return-value]
+            raise NotFound("no such client")
+        return client
 
     def _key(self, key_id: str) -> ApiKey:
         try:
@@ -100,8 +99,8 @@ class Command(JsonCommand):
         except ValidationError:
             key = None
         if key is None:
-            self.fail("no such key")
-        return key  # type: ignore[return-value]
+            raise NotFound("no such key")
+        return key
 
     def _create(self, options: dict[str, Any]) -> None:
         client = self._client(options["client"])
