@@ -12,14 +12,20 @@ from typing import Any
 
 from django.db import transaction
 
+from authserver.celery import app
+
 log = logging.getLogger("authserver.jobs")
 
 
 def enqueue_on_commit(task: Any, *args: Any) -> None:
+    """Enqueue ``task`` (a task, or a registered task's name: how domain code names the tasks of
+    the interface layer above it) with ``args`` once the surrounding transaction commits."""
     def send() -> None:
         try:
-            task.apply_async(args=args, retry=False)
+            target = app.tasks[task] if isinstance(task, str) else task
+            target.apply_async(args=args, retry=False)
         except Exception:  # noqa: BLE001 - the sweep will catch up; the decision is committed
-            log.warning("broker unavailable; task left for the reconciliation sweep", extra={"task": task.name})
+            log.warning("broker unavailable; task left for the reconciliation sweep",
+                        extra={"task": task if isinstance(task, str) else task.name})
 
     transaction.on_commit(send)

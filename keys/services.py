@@ -268,8 +268,6 @@ def compromise_response_start(*, client: Client, actor: Any = None) -> Compromis
     if a worker dies midway the reconciliation sweep re-enqueues it, and running it again is a
     no-op.
     """
-    from keys import tasks  # the interface layer's task: enqueued after commit, swept if lost
-
     with transaction.atomic():
         now = timezone.now()
         Client.objects.filter(pk=client.pk).update(credentials_revoked_at=now)
@@ -279,7 +277,8 @@ def compromise_response_start(*, client: Client, actor: Any = None) -> Compromis
         _fan_out_on_commit()
         audit_record(event="client.compromise_response", actor=actor_label(actor), subject=f"client:{client.client_id}",
                      details={"response_id": str(response.pk), "effective": now.isoformat()})
-        enqueue_on_commit(tasks.compromise_response_finish, str(response.pk))
+        # The task (keys.tasks, the interface layer) by name: enqueued after commit, swept if lost.
+        enqueue_on_commit("keys.compromise_response_finish", str(response.pk))
     log.warning("compromise response started", extra={"client_id": client.client_id,
                                                       "response_id": str(response.pk)})
     return response
