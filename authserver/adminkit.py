@@ -1,5 +1,9 @@
 """Pieces shared by the admin pages that show a credential once (clients' secrets, API keys).
 
+The plaintext credential exists only in the body of the one response that answers the issuing
+(or rotating) POST, sent with ``Cache-Control: no-store``: never in a URL, the session, a message
+or a log entry (Sentry's "readable once, then gone"; ASVS 4.0 V8.2.1, no caching of sensitive data).
+
 A submission that showed a credential is remembered (its one-time form token -> object pk, never
 the credential) so that reloading that page, or going back to it, cannot create or rotate a second
 time: the browser resubmits the same token and is sent to the object instead.
@@ -10,8 +14,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.admin import ModelAdmin, helpers
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from authserver.http import NO_STORE
 
 ONCE_FIELD = "_once"
 
@@ -57,3 +66,39 @@ def add_form_context(model_admin: ModelAdmin, request: HttpRequest, form: Any, *
         "show_save_and_continue": False,
         **extra,
     }
+
+
+class OneTimeCredentialAdmin(ModelAdmin):
+    """A model admin whose add or rotate POST answers with a credential shown once.
+
+    Subclasses name their session bucket and the advice given when a resubmission finds the
+    credential already shown; they call :meth:`once_already_done` before acting on a POST,
+    :meth:`once_mark_done` after, and answer with :meth:`once_response`.
+    """
+
+    #: Session key of the one-time tokens already acted on (one per admin, so a client's token
+    #: never sends the browser to a key).
+    once_bucket: str
+    #: Follows "<what was done>; " in the warning shown when the credential was already shown.
+    once_shown_advice: str
+
+    def once_already_done(self, request: HttpRequest) -> str | None:
+        return already_done(request, self.once_bucket)
+
+    def once_mark_done(self, request: HttpRequest, pk: Any) -> None:
+        mark_done(request, self.once_bucket, pk)
+
+    def once_response(self, request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+        """The one and only response that carries a plaintext credential."""
+        response = TemplateResponse(request, template, context)
+        for name, value in NO_STORE.items():
+            response[name] = value
+        return response
+
+    def once_resubmitted(self, request: HttpRequest, pk: Any, what: str) -> HttpResponse:
+        """A resubmitted form whose credential was already shown: say so and go to the object."""
+        self.message_user(request, f"{what}; {self.once_shown_advice}", messages.WARNING)
+        opts = self.opts
+        return HttpResponseRedirect(
+            reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[pk])
+        )

@@ -28,23 +28,15 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
-from authserver.adminkit import add_form_context, already_done, mark_done, once_token
+from authserver.adminkit import OneTimeCredentialAdmin, add_form_context, once_token
 from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
 from clients.models import Client, RetiredClientSecret, Scope
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 # The admin has a handful of models and wide tables (40-character client IDs, audience URIs): the
 # index page and breadcrumbs are navigation enough, the table gets the width.
 admin.site.enable_nav_sidebar = False
 admin.site.site_url = None  # no public site to "view": this server has no home page
 admin.site.site_header = admin.site.site_title = "authserver admin"
-
-
-# Submissions that showed a secret are remembered (their one-time form token -> client pk) so that
-# reloading the secret page, or going back to it, cannot create a second client or rotate again:
-# the browser resubmits the same token and is sent to the client instead. Never the secret itself.
-DONE_KEY = "authserver_admin_done"  # see authserver.adminkit
 
 
 def _default_grace_hours() -> int:
@@ -99,8 +91,12 @@ class RetiredClientSecretInline(admin.TabularInline):
         return "accepted" if obj.expires > timezone.now() else "expired"
 
 
-class ClientAdmin(admin.ModelAdmin):
+class ClientAdmin(OneTimeCredentialAdmin):
     form = ClientChangeForm
+    # Submissions that showed a secret are remembered so that reloading the secret page, or going
+    # back to it, cannot create a second client or rotate again (see authserver.adminkit).
+    once_bucket = "authserver_admin_done"
+    once_shown_advice = "its secret was shown once and cannot be shown again. Rotate the secret if it was lost."
     list_display = (
         "name",
         "client_id",
@@ -182,34 +178,23 @@ class ClientAdmin(admin.ModelAdmin):
             "retired": retired,
             "change_url": self._change_url(client),
         }
-        response = TemplateResponse(request, "admin/clients/client/secret_once.html", context)
-        for key, value in NO_STORE.items():
-            response[key] = value
-        return response
-
-    def _resubmitted(self, request: HttpRequest, pk: int, what: str) -> HttpResponse:
-        self.message_user(
-            request,
-            f"{what}; its secret was shown once and cannot be shown again. Rotate the secret if it was lost.",
-            messages.WARNING,
-        )
-        return HttpResponseRedirect(reverse(f"{self.admin_site.name}:clients_client_change", args=[pk]))
+        return self.once_response(request, "admin/clients/client/secret_once.html", context)
 
     # -- add -----------------------------------------------------------------------------------
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> Any:
         if not self.has_add_permission(request):
             raise PermissionDenied
         if request.method == "POST":
-            done = already_done(request, DONE_KEY)
+            done = self.once_already_done(request)
             if done is not None:
-                return self._resubmitted(request, done, "This client was already created")
+                return self.once_resubmitted(request, done, "This client was already created")
             form = ClientCreationForm(request.POST)
             if form.is_valid():
                 registered = form.register(actor=request.user)
                 if registered is not None:
                     client, secret = registered
                     self.log_addition(request, client, [{"added": {}}])
-                    mark_done(request, DONE_KEY, client.pk)
+                    self.once_mark_done(request, client.pk)
                     return self._secret_response(request, client, secret, title="Client created", rotated=False)
         elif request.method == "GET":
             form = ClientCreationForm()
@@ -267,8 +252,8 @@ class ClientAdmin(admin.ModelAdmin):
             self.message_user(request, "Public clients have no secret to rotate.", messages.ERROR)
             return HttpResponseRedirect(self._change_url(client))
 
-        if request.method == "POST" and already_done(request, DONE_KEY) == str(client.pk):
-            return self._resubmitted(request, client.pk, "The secret was already rotated")
+        if request.method == "POST" and self.once_already_done(request) == str(client.pk):
+            return self.once_resubmitted(request, client.pk, "The secret was already rotated")
         form = RotateSecretForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             hours = form.cleaned_data["grace_hours"]
@@ -278,7 +263,7 @@ class ClientAdmin(admin.ModelAdmin):
                 form.add_error(None, str(exc))
             else:
                 self.log_change(request, client, f"Rotated the client secret (grace period {hours} h).")
-                mark_done(request, DONE_KEY, client.pk)
+                self.once_mark_done(request, client.pk)
                 return self._secret_response(request, client, secret, title="Client secret rotated", rotated=True)
 
         context = {

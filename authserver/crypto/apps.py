@@ -9,6 +9,6 @@ class CryptoConfig(AppConfig):
     def ready(self) -> None:
         # Refuse to start with a key file that is readable by others or corrupt; a missing one is
         # only decided on first use, when the database can tell a fresh install from lost keys.
-        from authserver.crypto import keystore
+        from authserver.crypto import backends
 
-        keystore.check_configuration()
+        backends.check_configuration()

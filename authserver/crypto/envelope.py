@@ -22,15 +22,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
-from authserver.crypto.keystore import (
-    KEY_BYTES,
-    NONCE_BYTES,
-    DecryptionError,
-    KeyStore,
-    KeyStoreError,
-    KeyStoreMissing,
-    get_keystore,
-)
+from authserver.crypto.backends import get_keystore
+from authserver.crypto.keystore import KEY_BYTES, NONCE_BYTES, DecryptionError, KeyStore, KeyStoreError, KeyStoreMissing
 
 FORMAT = 1
 HEADER_BYTES = 5

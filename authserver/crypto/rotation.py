@@ -30,8 +30,9 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from authserver.crypto import envelope
+from authserver.crypto.backends import get_keystore
 from authserver.crypto.fields import encrypted_fields
-from authserver.crypto.keystore import DecryptionError, KeyStoreError, KeyStoreMissing, get_keystore
+from authserver.crypto.keystore import DecryptionError, KeyStoreError, KeyStoreMissing
 from authserver.crypto.models import DataKey, Rotation, RotationStatus
 
 log = logging.getLogger("authserver.crypto.rotation")

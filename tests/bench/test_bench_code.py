@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from authserver import credentials
 from bench import __main__ as bench_main
-from bench import data
+from bench import data, workload
 
 
 def test_derived_credentials_are_well_formed_and_distinct():
@@ -24,11 +24,11 @@ def test_mixes_have_the_documented_shape():
     import random
 
     sizes = data.SMALL
-    hot = bench_main.token_mix("s", sizes, hot=True, count=2000, rng=random.Random(1))
+    hot = workload.token_mix("s", sizes, hot=True, count=2000, rng=random.Random(1))
     live = {data.credential("s", "at", data.LIVE, i) for i in range(sizes.hot_set)}
     share = sum(t in live for t in hot) / len(hot)
     assert 0.8 < share < 0.9
-    keys = bench_main.key_mix("s", sizes, hot=False, count=1000, rng=random.Random(2))
+    keys = workload.key_mix("s", sizes, hot=False, count=1000, rng=random.Random(2))
     assert sum(not credentials.is_well_formed(k) for k in keys) > 50
 
 

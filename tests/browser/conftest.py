@@ -7,6 +7,7 @@ Screenshots of every page the tests visit go to ``tests/screenshots/`` (PNGs are
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import ssl
 import threading
@@ -16,6 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client as HttpClient
+from django.urls import reverse
+from django.utils import timezone
+
+from authserver import counters, revocation
+from keys.models import ApiKey, ApiKeyUsage
+from keys.verification import api_key_verify
+from tests.factories import RS_AUDIENCE, ScopeFactory, make_client
 
 # Playwright's sync API keeps an asyncio loop "running" in this thread, which trips Django's
 # async-safety check on every ORM call made by the test itself (the live server thread is unaffected).
@@ -195,3 +207,113 @@ def admin_login(page: Any, user: Any, password: str = ADMIN_PASSWORD, shot: str 
     page.click("input[type=submit]")
     page.wait_for_selector("#site-name")
     assert page.locator("#user-tools").count() == 1, page.content()
+
+
+# -- The API-key admin (test_admin_keys_*) ---------------------------------------------------------
+
+OTHER_AUDIENCE = "https://embeddings.example.test"
+CALLER_IP = "203.0.113.9"
+User = get_user_model()
+
+
+@pytest.fixture
+def fresh_key_counters(settings: Any, tmp_path: Any) -> Any:
+    """Empty verification caches and a private usage-counter store for each test (the key admin
+    modules use it for all their tests: ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    revocation.clear_caches()
+    if not settings.REDIS_URL:
+        settings.DATA_DIR = tmp_path
+    counters.reset_for_tests()
+    revocation.reset_for_tests()
+    yield
+    counters.reset_for_tests()
+    revocation.reset_for_tests()
+
+
+@pytest.fixture
+def customer(transactional_db: Any) -> Any:
+    ScopeFactory(name="ai.admin", description="Manage models")  # exists, but this client may not use it
+    client, _ = make_client(
+        name="Acme inference", scopes=["ai.infer", "ai.embed"], audiences=[RS_AUDIENCE, OTHER_AUDIENCE]
+    )
+    return client
+
+
+@pytest.fixture
+def http_superuser(db: Any) -> HttpClient:
+    http = HttpClient()
+    http.force_login(User.objects.create_superuser("root", "root@example.test", "x-unused-password-x"))
+    return http
+
+
+@pytest.fixture
+def owner(db: Any) -> Any:
+    client, _ = make_client(name="owner", scopes=["ai.infer"], audiences=[RS_AUDIENCE])
+    return client
+
+
+def admin_url(path: str = "") -> str:
+    return f"/{settings.ADMIN_PATH}/{path}"
+
+
+def key_url(key: ApiKey, view: str = "change") -> str:
+    return admin_url(f"keys/apikey/{key.pk}/{view}/")
+
+
+def key_active(plaintext: str, audience: str = RS_AUDIENCE, ip: str | None = CALLER_IP) -> bool:
+    return api_key_verify(key=plaintext, audience=audience, client_ip=ip)["active"] is True
+
+
+def assert_nowhere(page: Any, paths: list[str], *values: str) -> None:
+    for path in paths:
+        page.goto(path)
+        html = page.content()
+        for value in values:
+            assert value not in html, f"{value[:6]}… found on {path}"
+
+
+def apikey_url(name: str, *args: Any) -> str:
+    return reverse(f"admin:keys_apikey_{name}", args=args)
+
+
+def staff_with(*codenames: str) -> HttpClient:
+    user = User.objects.create_user("staff", password="x-unused-password-x", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    http = HttpClient()
+    http.force_login(user)
+    return http
+
+
+def add_form(client: Any, **overrides: Any) -> dict[str, Any]:
+    return {
+        "client": client.pk,
+        "name": "k",
+        "audiences": RS_AUDIENCE,
+        "allowed_ips": "",
+        "expires_in": "",
+        "rate_limit": "",
+        "quota": "",
+        **overrides,
+    }
+
+
+def seed_usage(key: ApiKey, *, now: dt.datetime | None = None) -> int:
+    """Thirty days of plausible traffic: a daily rhythm, busier on weekdays, a quiet gap, a spike."""
+    now = (now or timezone.now()).astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    rows, total = [], 0
+    for h in range(30 * 24):
+        hour = now - dt.timedelta(hours=h)
+        if 30 <= h < 38:  # an outage on the client's side: no traffic at all (gap filled with zeros)
+            continue
+        daily = 0.55 + 0.45 * math.sin((hour.hour - 8) / 24 * 2 * math.pi)
+        weekday = 1.0 if hour.weekday() < 5 else 0.45
+        requests = int(40 + 260 * daily * weekday + (h * 37 % 23))
+        if h == 5:
+            requests *= 3  # a spike a few hours ago
+        rows.append(ApiKeyUsage(key=key, hour=hour, requests=requests))
+        total += requests
+    ApiKeyUsage.objects.bulk_create(rows)
+    ApiKey.objects.filter(pk=key.pk).update(
+        uses=total, last_used=timezone.now() - dt.timedelta(minutes=3), last_used_ip=CALLER_IP
+    )
+    return total

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 
-from authserver.crypto import envelope, keystore
+from authserver.crypto import backends, envelope
 from tests.jobs.conftest import WorkerProcess, _database_url
 
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -26,7 +26,7 @@ SO_PIN = "9876-test-so-pin"
 
 
 def reset_crypto() -> None:
-    keystore.reset()
+    backends.reset()
     envelope.reset_caches()
 
 

@@ -21,7 +21,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from authserver.crypto import backup
-from authserver.crypto.keystore import FileKeyStore, get_keystore
+from authserver.crypto.backends import get_keystore
+from authserver.crypto.filestore import FileKeyStore
 from keys.jobs import webhook_signing_key
 from tests.crypto.conftest import reset_crypto
 from tests.crypto.testapp.models import Other, Record

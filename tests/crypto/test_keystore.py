@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from authserver.crypto import KeyStoreError, encrypt, keystore_ready
-from authserver.crypto.keystore import check_configuration, get_keystore
+from authserver.crypto.backends import check_configuration, get_keystore
 from tests.crypto.conftest import reset_crypto
 from tests.crypto.testapp.models import Record
 from tests.jobs.conftest import ROOT, _database_url

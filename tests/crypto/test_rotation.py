@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from authserver.crypto import decrypt, encrypt, tasks
-from authserver.crypto.keystore import get_keystore
+from authserver.crypto.backends import get_keystore
 from authserver.crypto.models import DataKey, Rotation, RotationStatus
 from keys.jobs import webhook_signing_key
 from tests.crypto.conftest import reset_crypto

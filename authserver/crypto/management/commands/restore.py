@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from authserver.crypto import backup, envelope
-from authserver.crypto.keystore import get_keystore
+from authserver.crypto.backends import get_keystore
 
 
 class Command(BaseCommand):

@@ -1,0 +1,80 @@
+"""How the key admin shows times, periods, audiences and a key's status as it stands now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from django.utils.html import format_html
+
+from keys.forms import format_duration
+from keys.models import ApiKey, ApiKeyStatus
+
+
+def when(value: Any, *, utc: bool = False) -> str:
+    if value is None:
+        return "—"
+    text = value.strftime("%Y-%m-%d %H:%M") + (" UTC" if utc else "")
+    return format_html('<time datetime="{}">{}</time>', value.isoformat(), text)
+
+
+def period(seconds: int | None) -> str:
+    names = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+    if seconds in names:
+        return names[seconds]
+    return format_duration(seconds or 0)
+
+
+def effective_status(key: ApiKey, now: Any = None) -> tuple[str, str]:
+    """``(css class, label)`` of what verification does with the key *now*.
+
+    The stored status lags behind in three cases that jobs record later: the expiry passed, the
+    grace period after a rotation ended, or a compromise response revoked the client's keys.
+    """
+    now = now or timezone.now()
+    if key.status in {ApiKeyStatus.REVOKED, ApiKeyStatus.EXPIRED}:
+        return key.status, key.get_status_display()
+    cutoff = key.client.credentials_revoked_at
+    if cutoff is not None and key.created <= cutoff:
+        return "revoked", "Revoked (compromise response)"
+    if key.status != ApiKeyStatus.ACTIVE:
+        return key.status, key.get_status_display()
+    if key.expires <= now:
+        return "expired", "Expired"
+    if key.grace_ends is not None:
+        if key.grace_ends <= now:
+            return "revoked", "Revoked (rotated; grace ended)"
+        return "rotated", f"Rotated: works until {key.grace_ends:%Y-%m-%d %H:%M} UTC"
+    return "active", "Active"
+
+
+def status_badge(key: ApiKey, *, short: bool = False) -> str:
+    css, label = effective_status(key)
+    if short and ":" in label:  # the list keeps one word; the rest is in the tooltip
+        return format_html(
+            '<span class="as-status as-status-{}" title="{}">{}</span>', css, label, label.partition(":")[0]
+        )
+    if short and " (" in label:
+        return format_html(
+            '<span class="as-status as-status-{}" title="{}">{}</span>', css, label, label.partition(" (")[0]
+        )
+    return format_html('<span class="as-status as-status-{}">{}</span>', css, label)
+
+
+def audience(uri: str) -> str:
+    """An audience URI that may break after its scheme and before path segments, never mid-host."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return format_html("{}", uri)
+    host, slash, path_ = rest.partition("/")
+    return format_html("{}://<wbr>{}{}", scheme, host, format_html("<wbr>/{}", path_) if slash else "")
+
+
+def rate_limit_text(key: ApiKey) -> str:
+    if not key.rate_limit:
+        return "none"
+    return f"{key.rate_limit:,} requests per {period(key.rate_limit_period)}"
+
+
+def quota_text(key: ApiKey) -> str:
+    return f"{key.quota:,} requests in total" if key.quota else "unlimited"
