@@ -92,7 +92,10 @@ def window_count(name: str, period: int, *, now: float | None = None) -> int:
 # -- Published limits: the anomaly job writes them, the rate limiter reads them ---------------------
 # ``effective_limit`` is on hot paths: it answers from an in-process cache refreshed from the store
 # at most every ``ANOMALY_LIMIT_CACHE_SECONDS``; never a database query, and never an error.
-_limit_cache: dict[str, tuple[float, int | None]] = {}
+# subject -> (monotonic deadline, per-minute limit or None). Hot paths may read a fresh entry
+# directly (a dict lookup: the introspection path enters no module for it) and call
+# effective_limit() when there is none; only effective_limit() and publish_limits() write it.
+limit_cache: dict[str, tuple[float, int | None]] = {}
 _limit_lock = threading.Lock()
 
 
@@ -102,13 +105,13 @@ def publish_limits(limits: Mapping[str, int | None]) -> None:
         backend().set_limits(limits)
     with _limit_lock:
         for subject in limits:
-            _limit_cache.pop(subject, None)
+            limit_cache.pop(subject, None)
 
 
 def effective_limit(subject: str) -> int | None:
     """The published per-minute limit of ``subject`` (None: none), cached in-process. Never raises."""
     now = time.monotonic()
-    cached = _limit_cache.get(subject)
+    cached = limit_cache.get(subject)
     if cached is not None and cached[0] > now:
         return cached[1]
     ttl = float(getattr(settings, "ANOMALY_LIMIT_CACHE_SECONDS", 30))
@@ -118,9 +121,9 @@ def effective_limit(subject: str) -> int | None:
         log.warning("effective limits unavailable; static limits apply")
         value = None
     if ttl > 0:
-        if len(_limit_cache) > 100_000:
-            _limit_cache.clear()
-        _limit_cache[subject] = (now + ttl, value)
+        if len(limit_cache) > 100_000:
+            limit_cache.clear()
+        limit_cache[subject] = (now + ttl, value)
     return value
 
 
@@ -131,7 +134,7 @@ def reset_for_tests() -> None:
     for buffer in list(_buffers.values()):
         buffer.clear()  # the flush thread must not write a previous test's counts later
     with _limit_lock:
-        _limit_cache.clear()
+        limit_cache.clear()
     _backend = None
 
 

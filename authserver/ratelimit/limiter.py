@@ -87,7 +87,9 @@ def _adaptive_limit(name: str, key: str, limit: int, window: int) -> int:
         return limit
     if name == "token.client":
         events.token_requested.emit(key)  # attempts, not successes: a refused spike is still seen
-    per_minute = counters.effective_limit(prefix + key)  # never raises: none means the static limit
+    subject = prefix + key
+    cached = counters.limit_cache.get(subject)  # a fresh entry without a call; else read (never raises)
+    per_minute = cached[1] if cached is not None and cached[0] > time.monotonic() else counters.effective_limit(subject)
     if per_minute is None:
         return limit
     return max(1, min(limit, math.ceil(per_minute * window / 60)))
