@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import Any, cast
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
 from authserver.audit import sealing
@@ -58,11 +58,16 @@ def _statements(connection: Any) -> tuple[str, str, str]:
     return _built[connection.alias]
 
 
+def _event_fields() -> list[models.Field[Any, Any]]:
+    # Every name in _EVENT_COLUMNS is a concrete column (not a relation's reverse side).
+    return [cast("models.Field[Any, Any]", AuditEvent._meta.get_field(name)) for name in _EVENT_COLUMNS]
+
+
 def _build_statements(connection: Any) -> tuple[str, str, str]:
     ops = connection.ops
     head, events = ops.quote_name(AuditChainHead._meta.db_table), ops.quote_name(AuditEvent._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    columns = ", ".join(ops.quote_name(AuditEvent._meta.get_field(name).column) for name in _EVENT_COLUMNS)
+    columns = ", ".join(ops.quote_name(field.column) for field in _event_fields())
     return (
         f"SELECT last_id, chain FROM {head} WHERE id = 1{lock}",  # noqa: S608 - fixed identifiers
         f"INSERT INTO {events} ({columns}) VALUES ({', '.join(['%s'] * len(_EVENT_COLUMNS))})",  # noqa: S608
@@ -112,9 +117,8 @@ def audit_record(
         if plaintext:
             record.personal = sealing.seal(plaintext, record_id=next_id)
         record.chain = chain_value(previous or GENESIS, record, plaintext)
-        fields = [AuditEvent._meta.get_field(name) for name in _EVENT_COLUMNS]
         cursor.execute(insert, [field.get_db_prep_save(getattr(record, field.attname), connection)
-                                for field in fields])
+                                for field in _event_fields()])
         cursor.execute(move, (next_id, record.chain))
     record._state.adding = False
     record._state.db = DEFAULT_DB_ALIAS
@@ -125,7 +129,8 @@ def personal_data(event: AuditEvent) -> dict[str, Any]:
     """The decrypted personal data of an event (for staff with the permission)."""
     if not event.personal:
         return {}
-    return json.loads(sealing.unseal(bytes(event.personal), record_id=event.id))
+    data: dict[str, Any] = json.loads(sealing.unseal(bytes(event.personal), record_id=event.id))
+    return data
 
 
 def audit_reencrypt(*, batch_size: int = 500) -> int:
@@ -144,7 +149,7 @@ def audit_reencrypt(*, batch_size: int = 500) -> int:
         if not rows:
             return moved
         for event_id, ciphertext in rows:
-            fresh = sealing.reseal(bytes(ciphertext), record_id=event_id)
+            fresh = sealing.reseal(bytes(ciphertext or b""), record_id=event_id)  # never None: filtered
             if fresh is not None:
                 AuditEvent.objects.filter(id=event_id).update(personal=fresh)
                 moved += 1

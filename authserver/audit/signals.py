@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth.signals import user_logged_in, user_login_failed
@@ -11,6 +11,9 @@ from django.dispatch import receiver
 
 from authserver.audit.context import request_personal
 from authserver.audit.services import audit_record
+
+if TYPE_CHECKING:
+    from django.contrib.contenttypes.models import ContentType
 
 
 @receiver(user_logged_in)
@@ -42,7 +45,8 @@ _ADMIN_ACTIONS = {ADDITION: "added", CHANGE: "changed", DELETION: "deleted"}
 def _admin_action(sender: Any, instance: LogEntry, created: bool, **kwargs: Any) -> None:
     if not created:
         return
-    model = instance.content_type.model_class() if instance.content_type_id else None
+    # django-stubs leaves LogEntry.content_type an unparameterised ForeignKey.
+    model = cast("ContentType", instance.content_type).model_class() if instance.content_type_id else None
     label = model._meta.label if model is not None else "unknown"
     audit_record(
         event=f"admin.{_ADMIN_ACTIONS.get(instance.action_flag, 'action')}",

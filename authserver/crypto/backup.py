@@ -27,10 +27,10 @@ import sqlite3
 import subprocess  # noqa: S404 - pg_dump / pg_restore, fixed argument lists
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -44,6 +44,18 @@ MAX_HEADER = 64 * 1024
 TAG = 16
 
 
+# A Django DATABASES entry (``settings_dict``) or ``dj_database_url.parse()``'s result: both are read only.
+DatabaseSettings = Mapping[str, Any]
+
+
+class TextSink(Protocol):
+    """Where progress lines go: a text file, or a management command's ``self.stderr``."""
+
+    def write(self, msg: str, /) -> object: ...
+
+    def flush(self) -> None: ...
+
+
 class ArchiveError(Exception):
     """The archive is not an authserver backup, or is truncated or modified."""
 
@@ -51,7 +63,7 @@ class ArchiveError(Exception):
 class Progress:
     """Progress lines to a stream, at most once a second, and a final one."""
 
-    def __init__(self, label: str, stream: IO[str] | None, total: int | None = None, every: float = 1.0) -> None:
+    def __init__(self, label: str, stream: TextSink | None, total: int | None = None, every: float = 1.0) -> None:
         self.label, self.stream, self.total, self.every = label, stream, total, every
         self.done = 0
         self._last = time.monotonic()
@@ -189,7 +201,7 @@ def decrypt_stream(fh: IO[bytes], store: KeyStore) -> Iterator[bytes]:
 
 
 # --- databases ----------------------------------------------------------------------------------
-def vendor_of(db: dict[str, Any]) -> str:
+def vendor_of(db: DatabaseSettings) -> str:
     engine = db["ENGINE"]
     if engine.endswith("sqlite3"):
         return "sqlite"
@@ -198,7 +210,7 @@ def vendor_of(db: dict[str, Any]) -> str:
     raise KeyStoreError(f"backups support SQLite and PostgreSQL, not {engine}")
 
 
-def _pg_args(db: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+def _pg_args(db: DatabaseSettings) -> tuple[list[str], dict[str, str]]:
     args = ["-h", str(db.get("HOST") or "localhost"), "-p", str(db.get("PORT") or 5432), "-w"]
     if db.get("USER"):
         args += ["-U", str(db["USER"])]
@@ -215,7 +227,7 @@ def _tool(name: str) -> str:
     return path
 
 
-def dump(db: dict[str, Any], sink: Callable[[bytes], None], workdir: Path) -> None:
+def dump(db: DatabaseSettings, sink: Callable[[bytes], None], workdir: Path) -> None:
     """Stream a consistent dump of ``db`` into ``sink``."""
     vendor = vendor_of(db)
     if vendor == "postgresql":
@@ -248,27 +260,28 @@ def dump(db: dict[str, Any], sink: Callable[[bytes], None], workdir: Path) -> No
             sink(chunk)
 
 
-def is_empty(db: dict[str, Any]) -> bool:
+def is_empty(db: DatabaseSettings) -> bool:
     if vendor_of(db) == "sqlite":
         path = Path(str(db["NAME"]))
         if not path.exists() or path.stat().st_size == 0:
             return True
         with sqlite3.connect(str(path)) as conn:
             (n,) = conn.execute("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchone()
-        return n == 0
+        return int(n) == 0
     import psycopg
 
     conninfo = {"host": db.get("HOST") or "localhost", "port": db.get("PORT") or 5432, "dbname": db["NAME"],
                 "user": db.get("USER") or None, "password": db.get("PASSWORD") or None}
     with psycopg.connect(**{k: v for k, v in conninfo.items() if v is not None}) as conn:
-        (n,) = conn.execute(
+        row = conn.execute(
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' "
             "AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')").fetchone()
-    return n == 0
+    assert row is not None  # count(*) always answers one row
+    return int(row[0]) == 0
 
 
-def load(db: dict[str, Any], dump_file: Path, workdir: Path) -> None:
+def load(db: DatabaseSettings, dump_file: Path, workdir: Path) -> None:
     """Restore a verified plaintext dump into the (empty) database ``db``."""
     if vendor_of(db) == "postgresql":
         args, env = _pg_args(db)

@@ -108,7 +108,8 @@ def _data_key(store: KeyStore, purpose: str, version: int, *, create: bool) -> b
                 DataKey.objects.create(purpose=purpose, kek_version=version, wrapped=store.wrap(version, key, aad))
         except IntegrityError:  # another process created it first: use theirs
             row = DataKey.objects.get(purpose=purpose, kek_version=version)
-    if row is not None:
+            key = store.unwrap(version, bytes(row.wrapped), aad)
+    else:
         key = store.unwrap(version, bytes(row.wrapped), aad)
     _remember(_cache, cache_key, key)
     return key
@@ -188,12 +189,13 @@ def secret(name: str, *, nbytes: int = 48, legacy_file: str | None = None) -> by
             with transaction.atomic():
                 DataKey.objects.create(purpose=purpose, kek_version=version,
                                        wrapped=store.wrap(version, value, wrap_aad(purpose, version)))
-        except IntegrityError:
+        except IntegrityError:  # another process created it first: use theirs
             row = DataKey.objects.get(purpose=purpose, kek_version=version)
+            value = store.unwrap(row.kek_version, bytes(row.wrapped), wrap_aad(purpose, row.kek_version))
         else:
             if legacy:
                 transaction.on_commit(lambda: legacy.unlink(missing_ok=True))
-    if row is not None:
+    else:
         value = store.unwrap(row.kek_version, bytes(row.wrapped), wrap_aad(purpose, row.kek_version))
     _remember(_secrets, cache_key, value)
     return value

@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.db import models
@@ -67,7 +67,7 @@ class EncryptedAttribute(DeferredAttribute):
         value = super().__get__(instance, cls)
         if isinstance(value, Ciphertext):
             pk = value.bound_pk if value.bound_pk is not None else instance.pk
-            value = self.field.decrypt_value(pk, value)
+            value = cast("EncryptedFieldMixin", self.field).decrypt_value(pk, value)
             instance.__dict__[self.field.attname] = value
         return value
 
@@ -76,11 +76,15 @@ class EncryptedAttribute(DeferredAttribute):
         instance.__dict__[self.field.attname] = value
 
 
-class EncryptedFieldMixin:
+if TYPE_CHECKING:
+    # What the mixin is always combined with, so mypy checks its super() calls against Field.
+    _FieldBase = models.Field[Any, Any]
+else:
+    _FieldBase = object
+
+
+class EncryptedFieldMixin(_FieldBase):
     descriptor_class = EncryptedAttribute
-    model: Any
-    name: str
-    attname: str
 
     def __init__(self, *args: Any, purpose: str | None = None, **kwargs: Any) -> None:
         self._purpose = purpose
@@ -214,15 +218,17 @@ class EncryptedJSONField(EncryptedFieldMixin, models.TextField):
     def to_python(self, value: Any) -> Any:
         return value
 
-    def formfield(self, **kwargs: Any) -> Any:
-        return super().formfield(**{"form_class": forms.JSONField, **kwargs})
+    def formfield(self, form_class: type[forms.Field] | None = None,
+                  choices_form_class: type[forms.ChoiceField] | None = None, **kwargs: Any) -> forms.Field | None:
+        return super().formfield(form_class=form_class or forms.JSONField, choices_form_class=choices_form_class,
+                                 **kwargs)
 
 
 def encrypted_fields() -> list[tuple[type[models.Model], EncryptedFieldMixin]]:
     """Every concrete encrypted field of every installed model (each column once)."""
     from django.apps import apps
 
-    found = []
+    found: list[tuple[type[models.Model], EncryptedFieldMixin]] = []
     for model in apps.get_models():
         if model._meta.proxy:
             continue
