@@ -43,7 +43,7 @@ def test_every_logger_and_exception_text_is_redacted(caplog):
 def test_error_reports_hide_credentials_in_headers_and_post_fields(rf):
     from django.views.debug import ExceptionReporter
 
-    from authserver.oauth.views import introspect
+    from authserver.introspection.endpoint import introspect
 
     secret, token = credentials.mint("cs"), credentials.mint("at")
     request = rf.post("/oauth/introspect", {"token": token, "client_secret": secret},
