@@ -55,11 +55,11 @@ def read_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def django_secret_key(config: AuthServerConfig) -> str:
+def django_secret_key(*, config: AuthServerConfig) -> str:
     return config.secret_key or read_secret(config.data_dir / SECRET_KEY_FILE)
 
 
-def admin_path(config: AuthServerConfig) -> str:
+def admin_path(*, config: AuthServerConfig) -> str:
     """The admin's URL path: configured, or unguessable and stable per installation (docs/decisions/0009)."""
     if config.admin_path:
         return config.admin_path
@@ -67,7 +67,7 @@ def admin_path(config: AuthServerConfig) -> str:
     return "admin-" + generated.replace("_", "").replace("-", "")[:16]
 
 
-def prepare(config: AuthServerConfig | None = None) -> AuthServerConfig:
+def prepare(*, config: AuthServerConfig | None = None) -> AuthServerConfig:
     """Create the data directory and what the settings read from it; idempotent, safe to race.
 
     Only what the configuration leaves to the data directory is generated: a configured secret key

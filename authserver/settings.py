@@ -23,7 +23,7 @@ globals().update(conf.flat_settings(config))  # ISSUER, ACCESS_TOKEN_MAX_SECONDS
 PRODUCTION = config.production
 TESTING = config.testing
 
-SECRET_KEY = datadir.django_secret_key(config)
+SECRET_KEY = datadir.django_secret_key(config=config)
 DEBUG = config.debug
 
 ALLOWED_HOSTS = list(config.allowed_hosts)
@@ -194,7 +194,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 # --- Endpoint paths -----------------------------------------------------------------------------
 # The admin lives at an unguessable path by default (docs/decisions/0009-unguessable-admin-path.md): defence in depth
 # against scanners, never a substitute for authentication.
-ADMIN_PATH = datadir.admin_path(config)
+ADMIN_PATH = datadir.admin_path(config=config)
 
 # --- OAuth --------------------------------------------------------------------------------------
 OAUTH2_PROVIDER_APPLICATION_MODEL = "clients.Client"
