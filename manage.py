@@ -7,6 +7,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authserver.settings")
+    from authserver import datadir
+
+    datadir.prepare()  # first run: the data directory and its generated secrets, before settings read them
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

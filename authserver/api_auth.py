@@ -40,7 +40,7 @@ _MAX_HEADER = 512  # "Bearer " + a token is ~60 characters; anything longer is g
 
 def management_api_audience() -> str:
     """The audience (RFC 8707 resource) a token must carry to call the management API."""
-    return getattr(settings, "MANAGEMENT_API_AUDIENCE", f"{settings.ISSUER}/api")
+    return settings.MANAGEMENT_API_AUDIENCE
 
 
 # -- Exceptions --------------------------------------------------------------------------------------

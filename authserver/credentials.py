@@ -31,7 +31,7 @@ AUTHORIZATION_CODE: Final = "ac"
 
 
 def api_key_prefix() -> str:
-    return getattr(settings, "API_KEY_PREFIX", "ak")
+    return settings.API_KEY_PREFIX
 
 
 def known_types() -> tuple[str, ...]:

@@ -3,6 +3,10 @@
 Everything an operator must protect on a single-machine install lives here (SQLite database,
 Django secret key, TLS key and certificate, embedded broker queues), so it is created owner-only
 (0700) and every secret file in it 0600.
+
+Importing the settings only reads it. :func:`prepare` creates it, the first time, before Django
+starts: ``manage.py``, the WSGI app and the Celery app call it, so every process ``serve`` starts
+does too.
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ import os
 import secrets
 from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from django.core.exceptions import ImproperlyConfigured
 
+from authserver import conf
+from authserver.conf import BASE_DIR, AuthServerConfig
 
-def data_dir(default: Path | None = None) -> Path:
-    path = Path(os.environ.get("AUTHSERVER_DATA_DIR", default or BASE_DIR / "var")).resolve()
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+__all__ = ["BASE_DIR", "admin_path", "django_secret_key", "prepare", "read_secret", "write_secret_file"]
+
+SECRET_KEY_FILE = "django-secret-key"  # noqa: S105 - a file name
+ADMIN_PATH_FILE = "admin-path"
+BROKER_FOLDERS = ("queue", "processed", "control")
 
 
 def write_secret_file(path: Path, content: bytes) -> None:
@@ -27,13 +34,56 @@ def write_secret_file(path: Path, content: bytes) -> None:
         fh.write(content)
 
 
-def read_or_create_secret(name: str, nbytes: int = 48) -> str:
-    """A per-installation secret kept in the data directory, generated on first use."""
-    path = data_dir() / name
+def _create_secret(path: Path, nbytes: int) -> None:
     try:
         write_secret_file(path, secrets.token_urlsafe(nbytes).encode())
     except FileExistsError:
-        pass
-    if path.stat().st_mode & 0o077:
+        pass  # another process started at the same time won the race; its secret stands
+
+
+def read_secret(path: Path) -> str:
+    """A generated secret, refused if group or others can read it (ASVS 13.3)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ImproperlyConfigured(
+            f"{path} does not exist: the data directory is not prepared. manage.py, authserver.wsgi and "
+            "the Celery app prepare it on start; elsewhere call authserver.datadir.prepare() before "
+            "django.setup()") from None
+    if mode & 0o077:
         raise PermissionError(f"{path} must not be readable by group or others (chmod 600 it)")
     return path.read_text().strip()
+
+
+def django_secret_key(*, config: AuthServerConfig) -> str:
+    return config.secret_key or read_secret(config.data_dir / SECRET_KEY_FILE)
+
+
+def admin_path(*, config: AuthServerConfig) -> str:
+    """The admin's URL path: configured, or unguessable and stable per installation (docs/decisions/0009)."""
+    if config.admin_path:
+        return config.admin_path
+    generated = read_secret(config.data_dir / ADMIN_PATH_FILE)
+    return "admin-" + generated.replace("_", "").replace("-", "")[:16]
+
+
+def prepare(*, config: AuthServerConfig | None = None) -> AuthServerConfig:
+    """Create the data directory and what the settings read from it; idempotent, safe to race.
+
+    Only what the configuration leaves to the data directory is generated: a configured secret key
+    or admin path is never shadowed by a file, and production (which requires its secrets) gets
+    none. Raises ImproperlyConfigured, before writing anything, if the environment is invalid.
+    """
+    config = config or conf.load(os.environ)
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not config.secret_key:
+        _create_secret(config.data_dir / SECRET_KEY_FILE, nbytes=48)
+    if not config.admin_path:
+        _create_secret(config.data_dir / ADMIN_PATH_FILE, nbytes=12)
+    if not config.redis_url:
+        config.broker_dir.mkdir(mode=0o700, exist_ok=True)
+        for folder in BROKER_FOLDERS:
+            (config.broker_dir / folder).mkdir(mode=0o700, exist_ok=True)
+    # WhiteNoise warns about a missing STATIC_ROOT; collectstatic fills it in production.
+    config.static_root.mkdir(mode=0o700, exist_ok=True)
+    return config

@@ -9,66 +9,27 @@ unless every secret and service it needs is configured explicitly.
 from __future__ import annotations
 
 import os
-import re
-import sys
-from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 
-from authserver.datadir import BASE_DIR, data_dir, read_or_create_secret
+from authserver import conf, datadir
+from authserver.conf import BASE_DIR
 
-ENV = os.environ.get("AUTHSERVER_ENV", "development").strip().lower()
-PRODUCTION = ENV == "production"
-TESTING = "pytest" in sys.modules or os.environ.get("AUTHSERVER_TESTING") == "1"
+# Every AUTHSERVER_* variable is parsed and validated once, with its default, in authserver/conf.py.
+# This module only reads: the data directory is prepared by the entry points (authserver/datadir.py).
+config = conf.load(os.environ)
+globals().update(conf.flat_settings(config))  # ISSUER, ACCESS_TOKEN_MAX_SECONDS… (see conf.var's flat=)
 
+PRODUCTION = config.production
+TESTING = config.testing
 
-def _env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+SECRET_KEY = datadir.django_secret_key(config=config)
+DEBUG = config.debug
 
-
-def _env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def _required(name: str) -> str:
-    """Production refuses to start without its secrets rather than inventing one (ASVS 13.3)."""
-    value = os.environ.get(name, "").strip()
-    if PRODUCTION and not value:
-        raise ImproperlyConfigured(f"{name} must be set when AUTHSERVER_ENV=production")
-    return value
-
-
-# The test suite keeps its own state apart from a developer's running server, and each test run
-# apart from any other running at the same time (its own secrets, counters, broker folders).
-if TESTING and not os.environ.get("AUTHSERVER_DATA_DIR"):
-    import atexit
-    import shutil
-    import tempfile
-
-    (BASE_DIR / "var").mkdir(mode=0o700, exist_ok=True)
-    os.environ["AUTHSERVER_DATA_DIR"] = tempfile.mkdtemp(prefix="test-", dir=BASE_DIR / "var")
-    atexit.register(shutil.rmtree, os.environ["AUTHSERVER_DATA_DIR"], True)
-DATA_DIR: Path = data_dir()
-
-SECRET_KEY = _required("AUTHSERVER_SECRET_KEY") or read_or_create_secret("django-secret-key")
-DEBUG = _env_bool("AUTHSERVER_DEBUG", False)
-
-# The issuer is the identity of this server (RFC 8414 §2, RFC 9207); it must be stable and is
-# never derived from the Host header.
-ISSUER = (_required("AUTHSERVER_ISSUER") or "https://127.0.0.1:8443").rstrip("/")
-ALLOWED_HOSTS = _env_list("AUTHSERVER_ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
-if PRODUCTION and not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("AUTHSERVER_ALLOWED_HOSTS must be set when AUTHSERVER_ENV=production")
+ALLOWED_HOSTS = list(config.allowed_hosts)
 if TESTING:
-    ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]
-CSRF_TRUSTED_ORIGINS = _env_list("AUTHSERVER_CSRF_TRUSTED_ORIGINS", [ISSUER])
+    ALLOWED_HOSTS.append("testserver")
+CSRF_TRUSTED_ORIGINS = list(config.csrf_trusted_origins)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -124,12 +85,11 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------------------------
-DATABASE_URL = _required("DATABASE_URL")
-if DATABASE_URL:
+if config.database_url:
     # Persistent connections with health checks: a connection per request would double the cost
     # of introspection (docs/architecture.md, hot paths).
     DATABASES = {
-        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+        "default": dj_database_url.parse(config.database_url, conn_max_age=600, conn_health_checks=True)
     }
     # One test database per test process, so concurrent runs on one server never collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
@@ -137,7 +97,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "db.sqlite3",
+            "NAME": config.data_dir / "db.sqlite3",
             "OPTIONS": {
                 # IMMEDIATE transactions take the write lock up front, so concurrent web and
                 # worker processes queue instead of failing with "database is locked".
@@ -147,39 +107,18 @@ else:
             },
             "CONN_MAX_AGE": 600,
             # A file, not memory, so that a real Celery worker started by a test shares it.
-            "TEST": {"NAME": DATA_DIR / "test-db.sqlite3"},
+            "TEST": {"NAME": config.data_dir / "test-db.sqlite3"},
         }
     }
-if PRODUCTION and not DATABASE_URL.startswith(("postgres://", "postgresql://")):
-    raise ImproperlyConfigured("production requires a PostgreSQL DATABASE_URL")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# The hot lookups run as prepared statements on PostgreSQL (authserver/db.py). Set 0 behind a
-# transaction-pooling PgBouncer older than 1.21.
-DB_PREPARED_STATEMENTS = _env_bool("AUTHSERVER_DB_PREPARED_STATEMENTS", True)
-
-# --- Key store (authserver/crypto): where the key-encryption keys live --------------------------
-# file: a 0600 key file in the data directory (created on a fresh install only); pkcs11: an HSM.
-KEYSTORE = os.environ.get("AUTHSERVER_KEYSTORE", "file").strip().lower()
-KEYSTORE_FILE = Path(os.environ.get("AUTHSERVER_KEYSTORE_FILE") or DATA_DIR / "keystore.json")
-PKCS11_MODULE = os.environ.get("AUTHSERVER_PKCS11_MODULE", "")
-PKCS11_TOKEN_LABEL = os.environ.get("AUTHSERVER_PKCS11_TOKEN_LABEL", "")
-PKCS11_PIN = os.environ.get("AUTHSERVER_PKCS11_PIN", "")
-PKCS11_KEY_LABEL = os.environ.get("AUTHSERVER_PKCS11_KEY_LABEL", "authserver-kek")
-if KEYSTORE not in {"file", "pkcs11"}:
-    raise ImproperlyConfigured("AUTHSERVER_KEYSTORE must be 'file' or 'pkcs11'")
-if KEYSTORE == "pkcs11" and not (PKCS11_MODULE and PKCS11_TOKEN_LABEL and PKCS11_PIN):
-    raise ImproperlyConfigured(
-        "AUTHSERVER_KEYSTORE=pkcs11 requires AUTHSERVER_PKCS11_MODULE, AUTHSERVER_PKCS11_TOKEN_LABEL and "
-        "AUTHSERVER_PKCS11_PIN")
 
 # --- Cache, broker ------------------------------------------------------------------------------
-REDIS_URL = _required("REDIS_URL")
-if REDIS_URL:
+if config.redis_url:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": config.redis_url,
             "KEY_PREFIX": "authserver",
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
@@ -187,11 +126,11 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-BROKER_DIR = DATA_DIR / "broker"
-CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost/"
+BROKER_DIR = config.broker_dir
+CELERY_BROKER_URL = config.redis_url or "filesystem://localhost/"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     {"visibility_timeout": 3600}
-    if REDIS_URL
+    if config.redis_url
     else {
         # Kombu's filesystem transport: a real broker shared by every local process through the
         # data directory, with no server to run (embedded defaults).
@@ -202,9 +141,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         "control_folder": str(BROKER_DIR / "control"),
     }
 )
-if not REDIS_URL:
-    for _folder in ("queue", "processed", "control"):
-        (BROKER_DIR / _folder).mkdir(mode=0o700, parents=True, exist_ok=True)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -216,7 +152,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # Tests of the embedded pass run tasks in-process unless a test starts a real worker.
-CELERY_TASK_ALWAYS_EAGER = _env_bool("AUTHSERVER_CELERY_EAGER", False)
+CELERY_TASK_ALWAYS_EAGER = config.celery_eager
 
 # --- Authentication -----------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -235,10 +171,9 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "/"
 
 # --- Security headers and cookies ---------------------------------------------------------------
-TLS_TERMINATED_BY_PROXY = _env_bool("AUTHSERVER_BEHIND_PROXY", False)
-if TLS_TERMINATED_BY_PROXY:
+if config.behind_proxy:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = _env_bool("AUTHSERVER_SSL_REDIRECT", PRODUCTION)
+SECURE_SSL_REDIRECT = config.ssl_redirect
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = not TESTING
 CSRF_COOKIE_SECURE = not TESTING
@@ -246,7 +181,7 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = 8 * 3600
 CSRF_COOKIE_HTTPONLY = True
-SECURE_HSTS_SECONDS = int(os.environ.get("AUTHSERVER_HSTS_SECONDS", 31536000 if PRODUCTION else 0))
+SECURE_HSTS_SECONDS = config.hsts_seconds
 SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
 SECURE_HSTS_PRELOAD = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -259,9 +194,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 # --- Endpoint paths -----------------------------------------------------------------------------
 # The admin lives at an unguessable path by default (docs/decisions/0009-unguessable-admin-path.md): defence in depth
 # against scanners, never a substitute for authentication.
-ADMIN_PATH = os.environ.get("AUTHSERVER_ADMIN_PATH", "").strip("/") or (
-    "admin-" + read_or_create_secret("admin-path", nbytes=12).replace("_", "").replace("-", "")[:16]
-)
+ADMIN_PATH = datadir.admin_path(config=config)
 
 # --- OAuth --------------------------------------------------------------------------------------
 OAUTH2_PROVIDER_APPLICATION_MODEL = "clients.Client"
@@ -270,90 +203,9 @@ OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth.RefreshToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth.Grant"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth.IDToken"
 
-ACCESS_TOKEN_DEFAULT_SECONDS = int(os.environ.get("AUTHSERVER_ACCESS_TOKEN_SECONDS", 600))
-ACCESS_TOKEN_MAX_SECONDS = int(os.environ.get("AUTHSERVER_ACCESS_TOKEN_MAX_SECONDS", 3600))
-REFRESH_TOKEN_DEFAULT_SECONDS = int(os.environ.get("AUTHSERVER_REFRESH_TOKEN_SECONDS", 30 * 86400))
-REFRESH_TOKEN_MAX_SECONDS = int(os.environ.get("AUTHSERVER_REFRESH_TOKEN_MAX_SECONDS", 90 * 86400))
-CLIENT_SECRET_GRACE_SECONDS = int(os.environ.get("AUTHSERVER_CLIENT_SECRET_GRACE_SECONDS", 86400))
-# Used codes are kept this long after expiry so that a replayed code is still recognised and the
-# tokens it issued revoked (RFC 9700 §4.5.3), then the cleanup job deletes them.
-GRANT_RETENTION_SECONDS = int(os.environ.get("AUTHSERVER_GRANT_RETENTION_SECONDS", 86400))
-
-
-# API keys (keys/): a deployment-specific prefix lets secret scanners tell your keys apart.
-API_KEY_PREFIX = os.environ.get("AUTHSERVER_API_KEY_PREFIX", "ak")
-if not (API_KEY_PREFIX.isascii() and API_KEY_PREFIX.isalnum() and API_KEY_PREFIX.islower() and
-        API_KEY_PREFIX[0].isalpha() and len(API_KEY_PREFIX) <= 16 and API_KEY_PREFIX not in {"at", "rt", "cs", "ac"}):
-    raise ImproperlyConfigured("AUTHSERVER_API_KEY_PREFIX must be 1-16 lowercase letters/digits, not at/rt/cs/ac")
-API_KEY_DEFAULT_LIFETIME_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_DEFAULT_LIFETIME_SECONDS", 90 * 86400))
-API_KEY_MAX_LIFETIME_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_MAX_LIFETIME_SECONDS", 365 * 86400))
-API_KEY_GRACE_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_GRACE_SECONDS", 86400))
-API_KEY_EXPIRY_WARNING_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_EXPIRY_WARNING_SECONDS", 7 * 86400))
-# Token exchange (RFC 8693): an API key traded for an access token of at most this lifetime.
-API_KEY_EXCHANGE_TOKEN_SECONDS = int(os.environ.get("AUTHSERVER_API_KEY_EXCHANGE_TOKEN_SECONDS", 600))
-
-# Rate limits: name -> ("LIMIT/WINDOW_SECONDS", failure mode when the store is down). "closed"
-# answers 503; "local" falls back to a per-process window (authserver/ratelimit/limiter.py).
-RATE_LIMITS: dict[str, tuple[str, str]] = {
-    "token.ip": ("1200/60", "local"),
-    "token.client": ("6000/60", "local"),
-    "token.auth_failure.ip": ("20/300", "local"),
-    "introspect.rs": ("600000/60", "process"),
-    "revoke.ip": ("600/60", "local"),
-    "login.ip": ("30/300", "closed"),
-    "login.account": ("10/300", "closed"),
-    "consent.user": ("60/60", "closed"),
-    "api.client": ("600/60", "closed"),
-}
-if os.environ.get("AUTHSERVER_RATE_LIMITS"):
-    import json as _json
-
-    # {"name": ["LIMIT/WINDOW", "mode"]}, or {"name": "LIMIT/WINDOW"} to keep the policy's mode.
-    RATE_LIMITS.update({
-        k: (v, RATE_LIMITS[k][1]) if isinstance(v, str) else tuple(v)
-        for k, v in _json.loads(os.environ["AUTHSERVER_RATE_LIMITS"]).items()
-    })
-    for _name, (_limit, _mode) in RATE_LIMITS.items():
-        if _mode not in {"closed", "local", "process"} or not re.fullmatch(r"[1-9][0-9]*/[1-9][0-9]*", _limit):
-            raise ImproperlyConfigured(f"AUTHSERVER_RATE_LIMITS: bad policy {_name}: {_limit!r}, {_mode!r}")
-
-# The expired-token sweep pauses this many times as long as each batch took (authserver/oauth/services.py).
-CLEANUP_PAUSE_RATIO = float(os.environ.get("AUTHSERVER_CLEANUP_PAUSE_RATIO", 3.0))
-
-# Compromise-response job tuning (tests shrink these to interrupt a job midway).
-COMPROMISE_BATCH_SIZE = int(os.environ.get("AUTHSERVER_COMPROMISE_BATCH_SIZE", 500))
-COMPROMISE_BATCH_PAUSE = float(os.environ.get("AUTHSERVER_COMPROMISE_BATCH_PAUSE", 0))
-COMPROMISE_STALE_SECONDS = int(os.environ.get("AUTHSERVER_COMPROMISE_STALE_SECONDS", 60))
-MANAGEMENT_API_AUDIENCE = f"{ISSUER}/api"
-
-# Adaptive rate limits and anomaly detection (authserver/anomaly). Limits are per minute.
-ANOMALY_WINDOW_MINUTES = int(os.environ.get("AUTHSERVER_ANOMALY_WINDOW_MINUTES", 120))  # trailing baseline
-ANOMALY_WARMUP_MINUTES = int(os.environ.get("AUTHSERVER_ANOMALY_WARMUP_MINUTES", 30))  # before: default limit
-ANOMALY_QUANTILE = float(os.environ.get("AUTHSERVER_ANOMALY_QUANTILE", 0.99))
-ANOMALY_EWMA_ALPHA = float(os.environ.get("AUTHSERVER_ANOMALY_EWMA_ALPHA", 0.1))
-ANOMALY_LIMIT_FACTOR = float(os.environ.get("AUTHSERVER_ANOMALY_LIMIT_FACTOR", 4.0))  # limit = k x high quantile
-ANOMALY_LIMIT_FLOOR = int(os.environ.get("AUTHSERVER_ANOMALY_LIMIT_FLOOR", 60))
-ANOMALY_LIMIT_CEILING = int(os.environ.get("AUTHSERVER_ANOMALY_LIMIT_CEILING", 60000))
-ANOMALY_DEFAULT_LIMIT = int(os.environ.get("AUTHSERVER_ANOMALY_DEFAULT_LIMIT", 600))  # new credentials
-ANOMALY_VOLUME_FACTOR = float(os.environ.get("AUTHSERVER_ANOMALY_VOLUME_FACTOR", 3.0))
-ANOMALY_VOLUME_MIN = int(os.environ.get("AUTHSERVER_ANOMALY_VOLUME_MIN", 30))
-ANOMALY_TIGHTEN_FACTOR = float(os.environ.get("AUTHSERVER_ANOMALY_TIGHTEN_FACTOR", 1.5))
-ANOMALY_TIGHTEN_SECONDS = int(os.environ.get("AUTHSERVER_ANOMALY_TIGHTEN_SECONDS", 3600))
-ANOMALY_AUTH_FAILURE_BURST = int(os.environ.get("AUTHSERVER_ANOMALY_AUTH_FAILURE_BURST", 20))  # per address/min
-ANOMALY_INVALID_TOKEN_BURST = int(os.environ.get("AUTHSERVER_ANOMALY_INVALID_TOKEN_BURST", 50))  # per address/min
-ANOMALY_FISHING_BURST = int(os.environ.get("AUTHSERVER_ANOMALY_FISHING_BURST", 100))  # inactive answers/RS/min
-ANOMALY_REVOKED_USE_BURST = int(os.environ.get("AUTHSERVER_ANOMALY_REVOKED_USE_BURST", 1))
-ANOMALY_DEDUPE_MINUTES = int(os.environ.get("AUTHSERVER_ANOMALY_DEDUPE_MINUTES", 60))
-ANOMALY_TRAFFIC_RETENTION_DAYS = int(os.environ.get("AUTHSERVER_ANOMALY_TRAFFIC_RETENTION_DAYS", 7))
-ANOMALY_LIMIT_CACHE_SECONDS = float(os.environ.get("AUTHSERVER_ANOMALY_LIMIT_CACHE_SECONDS", 30))
-ANOMALY_ALERT_EMAILS = _env_list("AUTHSERVER_ANOMALY_ALERT_EMAILS", [])  # operators, besides the client contact
-
-EMAIL_BACKEND = os.environ.get(
-    "AUTHSERVER_EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.filebased.EmailBackend",
-)
-EMAIL_FILE_PATH = DATA_DIR / "outbox"
-DEFAULT_FROM_EMAIL = os.environ.get("AUTHSERVER_FROM_EMAIL", "authserver@localhost")
+EMAIL_BACKEND = config.email_backend
+EMAIL_FILE_PATH = config.data_dir / "outbox"
+DEFAULT_FROM_EMAIL = config.from_email
 
 
 OAUTH2_PROVIDER = {
@@ -366,8 +218,8 @@ OAUTH2_PROVIDER = {
     "CLIENT_SECRET_HASHER": "authserver_sha256",
     "ACCESS_TOKEN_GENERATOR": "authserver.credentials.generate_access_token",
     "REFRESH_TOKEN_GENERATOR": "authserver.credentials.generate_refresh_token",
-    "ACCESS_TOKEN_EXPIRE_SECONDS": ACCESS_TOKEN_DEFAULT_SECONDS,
-    "REFRESH_TOKEN_EXPIRE_SECONDS": REFRESH_TOKEN_MAX_SECONDS,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": config.tokens.access_default_seconds,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": config.tokens.refresh_max_seconds,
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
     "ROTATE_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
@@ -380,7 +232,7 @@ OAUTH2_PROVIDER = {
     "ALLOW_LOCALHOST_LOOPBACK": False,
     "REQUEST_APPROVAL_PROMPT": "force",
     "OIDC_ENABLED": False,
-    "OIDC_ISS_ENDPOINT": ISSUER,
+    "OIDC_ISS_ENDPOINT": config.issuer,
     "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
     "OAUTH2_GRANT_TYPES_SUPPORTED": [
         "authorization_code",
@@ -401,7 +253,7 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
     # Small batches with pauses between them (CLEANUP_PAUSE_RATIO): the sweep never holds the CPU long.
-    "CLEAR_EXPIRED_TOKENS_BATCH_SIZE": int(os.environ.get("AUTHSERVER_CLEANUP_BATCH_SIZE", 1000)),
+    "CLEAR_EXPIRED_TOKENS_BATCH_SIZE": config.cleanup.batch_size,
     # DOT registers the admin for its swapped models itself; these are ours (no secret columns).
     "APPLICATION_ADMIN_CLASS": "clients.admin.ClientAdmin",
     "ACCESS_TOKEN_ADMIN_CLASS": "authserver.oauth.admin.AccessTokenAdmin",
@@ -425,8 +277,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(mode=0o700, exist_ok=True)
+STATIC_ROOT = config.static_root
 # The admin's CSS and JS are served by the app itself (no third-party assets, no CDN). Production
 # serves the collected, hashed files; elsewhere they come straight from the app directories.
 WHITENOISE_USE_FINDERS = not PRODUCTION
@@ -453,9 +304,6 @@ LOGGING = {
             "filters": ["redact"],
         }
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("AUTHSERVER_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": config.log_level},
     "loggers": {"django.server": {"level": "WARNING"}},
 }
-
-if PRODUCTION and DEBUG:
-    raise ImproperlyConfigured("AUTHSERVER_DEBUG must be off in production")

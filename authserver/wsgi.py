@@ -8,7 +8,10 @@ import os
 
 import django
 
+from authserver import datadir
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authserver.settings")
+datadir.prepare()  # before the settings read the data directory
 django.setup(set_prefix=False)
 
 from authserver.handlers import Dispatcher  # noqa: E402 - needs the app registry

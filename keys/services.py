@@ -302,7 +302,7 @@ def compromise_response_finish(*, response_id: str,
     )
     client, cutoff = response.client, response.requested
     counts = dict(response.counts or {})
-    pause = float(getattr(settings, "COMPROMISE_BATCH_PAUSE", 0))
+    pause = float(settings.COMPROMISE_BATCH_PAUSE)
 
     def step(name: str, queryset: Any, action: Any) -> None:
         while True:
@@ -358,4 +358,4 @@ def compromise_response_finish(*, response_id: str,
 
 
 def _compromise_batch_size() -> int:
-    return int(getattr(settings, "COMPROMISE_BATCH_SIZE", JOB_BATCH))  # read at call time so tests can shrink it
+    return int(settings.COMPROMISE_BATCH_SIZE)  # read at call time so tests can shrink it

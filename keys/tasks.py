@@ -53,7 +53,7 @@ def compromise_response_finish(response_id: str) -> dict[str, int]:
 @shared_task(name="keys.reconcile", time_limit=120, soft_time_limit=100, **COMMON)
 def reconcile() -> int:
     """Re-enqueue unfinished work whose worker died or whose enqueue was lost (broker down)."""
-    stalled = jobs.compromise_responses_stalled(stale_after=int(getattr(settings, "COMPROMISE_STALE_SECONDS", 60)))
+    stalled = jobs.compromise_responses_stalled(stale_after=int(settings.COMPROMISE_STALE_SECONDS))
     for response_id in stalled:
         compromise_response_finish.delay(response_id)
     return len(stalled)

@@ -177,7 +177,7 @@ def alert_send(anomaly: Anomaly) -> None:
             _post_webhook(client.webhook_url, payload)
         except Exception:  # noqa: BLE001
             log.warning("anomaly webhook failed", extra={"anomaly": str(anomaly.id)})
-    recipients = list(getattr(settings, "ANOMALY_ALERT_EMAILS", []))
+    recipients = list(settings.ANOMALY_ALERT_EMAILS)
     if client is not None and client.contact_email:
         recipients.append(client.contact_email)
     if recipients:

@@ -114,7 +114,7 @@ def effective_limit(subject: str) -> int | None:
     cached = limit_cache.get(subject)
     if cached is not None and cached[0] > now:
         return cached[1]
-    ttl = float(getattr(settings, "ANOMALY_LIMIT_CACHE_SECONDS", 30))
+    ttl = float(settings.ANOMALY_LIMIT_CACHE_SECONDS)
     try:
         value = backend().get_limit(subject)
     except Exception:  # noqa: BLE001 - no adaptive limit rather than no answer

@@ -21,18 +21,18 @@ _stores_lock = threading.Lock()
 
 
 def _config() -> tuple[Any, ...]:
-    backend = getattr(settings, "KEYSTORE", "file")
+    backend = settings.KEYSTORE
     if backend == "file":
-        return ("file", str(getattr(settings, "KEYSTORE_FILE", None) or Path(settings.DATA_DIR) / "keystore.json"))
+        return ("file", str(settings.KEYSTORE_FILE))
     if backend == "pkcs11":
-        module = getattr(settings, "PKCS11_MODULE", "")
-        label = getattr(settings, "PKCS11_TOKEN_LABEL", "")
-        pin = getattr(settings, "PKCS11_PIN", "")
+        module = settings.PKCS11_MODULE
+        label = settings.PKCS11_TOKEN_LABEL
+        pin = settings.PKCS11_PIN
         if not (module and label and pin):
             raise KeyStoreError("AUTHSERVER_KEYSTORE=pkcs11 needs AUTHSERVER_PKCS11_MODULE, "
                                 "AUTHSERVER_PKCS11_TOKEN_LABEL and AUTHSERVER_PKCS11_PIN")
-        return ("pkcs11", module, label, pin, getattr(settings, "PKCS11_KEY_LABEL", "authserver-kek"),
-                float(getattr(settings, "PKCS11_VERSION_CACHE_SECONDS", 5.0)))
+        return ("pkcs11", module, label, pin, settings.PKCS11_KEY_LABEL,
+                float(settings.PKCS11_VERSION_CACHE_SECONDS))
     raise KeyStoreError(f"AUTHSERVER_KEYSTORE must be 'file' or 'pkcs11', not {backend!r}")
 
 

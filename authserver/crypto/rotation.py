@@ -19,7 +19,6 @@ and data keys stay until ``retire()``, which refuses while anything still depend
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -38,23 +37,16 @@ from authserver.crypto.models import DataKey, Rotation, RotationStatus
 log = logging.getLogger("authserver.crypto.rotation")
 
 
-def _setting(name: str, default: float) -> float:
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(f"AUTHSERVER_{name}", default)
-    return float(value)
-
-
 def batch_size() -> int:
-    return max(1, int(_setting("CRYPTO_ROTATION_BATCH_SIZE", 200)))
+    return max(1, int(settings.CRYPTO_ROTATION_BATCH_SIZE))
 
 
 def batch_pause() -> float:
-    return _setting("CRYPTO_ROTATION_BATCH_PAUSE", 0)
+    return float(settings.CRYPTO_ROTATION_BATCH_PAUSE)
 
 
 def stale_seconds() -> float:
-    return _setting("CRYPTO_ROTATION_STALE_SECONDS", 60)
+    return float(settings.CRYPTO_ROTATION_STALE_SECONDS)
 
 
 def _fields() -> list[tuple[Any, Any]]:

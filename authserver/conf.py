@@ -1,0 +1,385 @@
+"""The project's own configuration: every ``AUTHSERVER_*`` variable, its type and its default, in one place.
+
+``load(os.environ)`` parses the environment once into a frozen :class:`AuthServerConfig` and
+refuses a bad value with a message naming the variable. Nothing here touches the filesystem:
+``authserver.datadir.prepare()`` creates the data directory and its generated secrets, and
+``authserver/settings.py`` turns the object into Django settings.
+
+Each field is declared with :func:`var`: the environment variable it comes from, its default (a
+second one for ``AUTHSERVER_ENV=production`` where they differ), its parser, and the flat Django
+setting name code reads it under (``settings.ACCESS_TOKEN_MAX_SECONDS``). The flat names stay
+because tests override them one at a time with pytest-django's ``settings`` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+Parser = Callable[[str, str], Any]  # (variable name, raw non-empty value) -> value
+
+
+# --- parsers: each names the variable in its error ----------------------------------------------
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _lower(name: str, raw: str) -> str:
+    return raw.lower()
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false, yes/no, on/off), not {raw!r}")
+
+
+def _int(minimum: int = 0) -> Parser:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
+        if value < minimum:
+            raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+        return value
+
+    return parse
+
+
+def _float(minimum: float = 0.0, maximum: float | None = None) -> Parser:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+        if not minimum <= value <= (maximum if maximum is not None else float("inf")):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ImproperlyConfigured(f"{name} must be {bounds}, not {value}")
+        return value
+
+    return parse
+
+
+def _list(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw).resolve()
+
+
+def _log_level(name: str, raw: str) -> str:
+    level = raw.upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ImproperlyConfigured(f"{name} must be a logging level (DEBUG, INFO, WARNING…), not {raw!r}")
+    return level
+
+
+def _api_key_prefix(name: str, raw: str) -> str:
+    # Distinct from the built-in credential types, so a scanner (and our own parser) tells them apart.
+    if not (raw.isascii() and raw.isalnum() and raw.islower() and raw[0].isalpha() and len(raw) <= 16
+            and raw not in {"at", "rt", "cs", "ac"}):
+        raise ImproperlyConfigured(f"{name} must be 1-16 lowercase letters/digits, not at/rt/cs/ac")
+    return raw
+
+
+def var(env: str, default: Any, parse: Parser = _text, *, flat: str | None = None, production: Any = MISSING,
+        required_in_production: bool = False, secret: bool = False) -> Any:
+    """A field read from the environment variable ``env``; empty or unset means the default."""
+    metadata = {"env": env, "parse": parse, "flat": flat, "production": production, "required": required_in_production}
+    if isinstance(default, Mapping):  # read-only, but dataclasses only know that a dict is not
+        return field(default_factory=lambda: default, repr=not secret, metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)
+
+
+def section(cls: type) -> Any:
+    return field(default_factory=cls, metadata={"section": cls})
+
+
+# --- sections -----------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class TokenConfig:
+    """OAuth token lifetimes (RFC 6749 §4.2.2, §6) and the retention of used codes."""
+
+    access_default_seconds: int = var("AUTHSERVER_ACCESS_TOKEN_SECONDS", 600, _int(1),
+                                      flat="ACCESS_TOKEN_DEFAULT_SECONDS")
+    access_max_seconds: int = var("AUTHSERVER_ACCESS_TOKEN_MAX_SECONDS", 3600, _int(1), flat="ACCESS_TOKEN_MAX_SECONDS")
+    refresh_default_seconds: int = var("AUTHSERVER_REFRESH_TOKEN_SECONDS", 30 * 86400, _int(1),
+                                       flat="REFRESH_TOKEN_DEFAULT_SECONDS")
+    refresh_max_seconds: int = var("AUTHSERVER_REFRESH_TOKEN_MAX_SECONDS", 90 * 86400, _int(1),
+                                   flat="REFRESH_TOKEN_MAX_SECONDS")
+    client_secret_grace_seconds: int = var("AUTHSERVER_CLIENT_SECRET_GRACE_SECONDS", 86400, _int(),
+                                           flat="CLIENT_SECRET_GRACE_SECONDS")
+    # Used codes are kept this long after expiry so that a replayed code is still recognised and the
+    # tokens it issued revoked (RFC 9700 §4.5.3), then the cleanup job deletes them.
+    grant_retention_seconds: int = var("AUTHSERVER_GRANT_RETENTION_SECONDS", 86400, _int(),
+                                       flat="GRANT_RETENTION_SECONDS")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiKeyConfig:
+    """API keys (keys/); a deployment-specific prefix lets secret scanners tell your keys apart."""
+
+    prefix: str = var("AUTHSERVER_API_KEY_PREFIX", "ak", _api_key_prefix, flat="API_KEY_PREFIX")
+    default_lifetime_seconds: int = var("AUTHSERVER_API_KEY_DEFAULT_LIFETIME_SECONDS", 90 * 86400, _int(1),
+                                        flat="API_KEY_DEFAULT_LIFETIME_SECONDS")
+    max_lifetime_seconds: int = var("AUTHSERVER_API_KEY_MAX_LIFETIME_SECONDS", 365 * 86400, _int(1),
+                                    flat="API_KEY_MAX_LIFETIME_SECONDS")
+    grace_seconds: int = var("AUTHSERVER_API_KEY_GRACE_SECONDS", 86400, _int(), flat="API_KEY_GRACE_SECONDS")
+    expiry_warning_seconds: int = var("AUTHSERVER_API_KEY_EXPIRY_WARNING_SECONDS", 7 * 86400, _int(),
+                                      flat="API_KEY_EXPIRY_WARNING_SECONDS")
+    # Token exchange (RFC 8693): an API key traded for an access token of at most this lifetime.
+    exchange_token_seconds: int = var("AUTHSERVER_API_KEY_EXCHANGE_TOKEN_SECONDS", 600, _int(1),
+                                      flat="API_KEY_EXCHANGE_TOKEN_SECONDS")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyStoreConfig:
+    """Where the key-encryption keys live (authserver/crypto): a 0600 file in the data directory, or an HSM."""
+
+    backend: str = var("AUTHSERVER_KEYSTORE", "file", _lower, flat="KEYSTORE")
+    file: Path | None = var("AUTHSERVER_KEYSTORE_FILE", None, _path, flat="KEYSTORE_FILE")  # None: data dir
+    pkcs11_module: str = var("AUTHSERVER_PKCS11_MODULE", "", flat="PKCS11_MODULE")
+    pkcs11_token_label: str = var("AUTHSERVER_PKCS11_TOKEN_LABEL", "", flat="PKCS11_TOKEN_LABEL")
+    pkcs11_pin: str = var("AUTHSERVER_PKCS11_PIN", "", flat="PKCS11_PIN", secret=True)
+    pkcs11_key_label: str = var("AUTHSERVER_PKCS11_KEY_LABEL", "authserver-kek", flat="PKCS11_KEY_LABEL")
+    # How long a process trusts its view of the HSM's key versions; rotation waits this long for stale writers.
+    pkcs11_version_cache_seconds: float = var("AUTHSERVER_PKCS11_VERSION_CACHE_SECONDS", 5.0, _float(),
+                                              flat="PKCS11_VERSION_CACHE_SECONDS")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleanupConfig:
+    """The expired-token sweep (authserver/oauth/services.py): small batches with pauses between them."""
+
+    batch_size: int = var("AUTHSERVER_CLEANUP_BATCH_SIZE", 1000, _int(1))
+    # It pauses this many times as long as each batch took, so it never holds the CPU long.
+    pause_ratio: float = var("AUTHSERVER_CLEANUP_PAUSE_RATIO", 3.0, _float(), flat="CLEANUP_PAUSE_RATIO")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobConfig:
+    """Batching of the long jobs (tests shrink these to interrupt a job midway)."""
+
+    compromise_batch_size: int = var("AUTHSERVER_COMPROMISE_BATCH_SIZE", 500, _int(1), flat="COMPROMISE_BATCH_SIZE")
+    compromise_batch_pause: float = var("AUTHSERVER_COMPROMISE_BATCH_PAUSE", 0.0, _float(),
+                                        flat="COMPROMISE_BATCH_PAUSE")
+    compromise_stale_seconds: int = var("AUTHSERVER_COMPROMISE_STALE_SECONDS", 60, _int(1),
+                                        flat="COMPROMISE_STALE_SECONDS")
+    crypto_rotation_batch_size: int = var("AUTHSERVER_CRYPTO_ROTATION_BATCH_SIZE", 200, _int(1),
+                                          flat="CRYPTO_ROTATION_BATCH_SIZE")
+    crypto_rotation_batch_pause: float = var("AUTHSERVER_CRYPTO_ROTATION_BATCH_PAUSE", 0.0, _float(),
+                                             flat="CRYPTO_ROTATION_BATCH_PAUSE")
+    crypto_rotation_stale_seconds: float = var("AUTHSERVER_CRYPTO_ROTATION_STALE_SECONDS", 60.0, _float(),
+                                               flat="CRYPTO_ROTATION_STALE_SECONDS")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnomalyConfig:
+    """Adaptive rate limits and anomaly detection (authserver/anomaly). Limits are per minute."""
+
+    window_minutes: int = var("AUTHSERVER_ANOMALY_WINDOW_MINUTES", 120, _int(1), flat="ANOMALY_WINDOW_MINUTES")
+    warmup_minutes: int = var("AUTHSERVER_ANOMALY_WARMUP_MINUTES", 30, _int(), flat="ANOMALY_WARMUP_MINUTES")
+    quantile: float = var("AUTHSERVER_ANOMALY_QUANTILE", 0.99, _float(0, 1), flat="ANOMALY_QUANTILE")
+    ewma_alpha: float = var("AUTHSERVER_ANOMALY_EWMA_ALPHA", 0.1, _float(0, 1), flat="ANOMALY_EWMA_ALPHA")
+    # limit = factor x the high quantile, between floor and ceiling; new credentials get the default.
+    limit_factor: float = var("AUTHSERVER_ANOMALY_LIMIT_FACTOR", 4.0, _float(), flat="ANOMALY_LIMIT_FACTOR")
+    limit_floor: int = var("AUTHSERVER_ANOMALY_LIMIT_FLOOR", 60, _int(), flat="ANOMALY_LIMIT_FLOOR")
+    limit_ceiling: int = var("AUTHSERVER_ANOMALY_LIMIT_CEILING", 60000, _int(), flat="ANOMALY_LIMIT_CEILING")
+    default_limit: int = var("AUTHSERVER_ANOMALY_DEFAULT_LIMIT", 600, _int(), flat="ANOMALY_DEFAULT_LIMIT")
+    volume_factor: float = var("AUTHSERVER_ANOMALY_VOLUME_FACTOR", 3.0, _float(), flat="ANOMALY_VOLUME_FACTOR")
+    volume_min: int = var("AUTHSERVER_ANOMALY_VOLUME_MIN", 30, _int(), flat="ANOMALY_VOLUME_MIN")
+    tighten_factor: float = var("AUTHSERVER_ANOMALY_TIGHTEN_FACTOR", 1.5, _float(), flat="ANOMALY_TIGHTEN_FACTOR")
+    tighten_seconds: int = var("AUTHSERVER_ANOMALY_TIGHTEN_SECONDS", 3600, _int(), flat="ANOMALY_TIGHTEN_SECONDS")
+    auth_failure_burst: int = var("AUTHSERVER_ANOMALY_AUTH_FAILURE_BURST", 20, _int(1),  # per address/min
+                                  flat="ANOMALY_AUTH_FAILURE_BURST")
+    invalid_token_burst: int = var("AUTHSERVER_ANOMALY_INVALID_TOKEN_BURST", 50, _int(1),  # per address/min
+                                   flat="ANOMALY_INVALID_TOKEN_BURST")
+    fishing_burst: int = var("AUTHSERVER_ANOMALY_FISHING_BURST", 100, _int(1),  # inactive answers/RS/min
+                             flat="ANOMALY_FISHING_BURST")
+    revoked_use_burst: int = var("AUTHSERVER_ANOMALY_REVOKED_USE_BURST", 1, _int(1), flat="ANOMALY_REVOKED_USE_BURST")
+    dedupe_minutes: int = var("AUTHSERVER_ANOMALY_DEDUPE_MINUTES", 60, _int(), flat="ANOMALY_DEDUPE_MINUTES")
+    traffic_retention_days: int = var("AUTHSERVER_ANOMALY_TRAFFIC_RETENTION_DAYS", 7, _int(1),
+                                      flat="ANOMALY_TRAFFIC_RETENTION_DAYS")
+    limit_cache_seconds: float = var("AUTHSERVER_ANOMALY_LIMIT_CACHE_SECONDS", 30.0, _float(),
+                                     flat="ANOMALY_LIMIT_CACHE_SECONDS")
+    alert_emails: tuple[str, ...] = var("AUTHSERVER_ANOMALY_ALERT_EMAILS", (), _list,  # besides the client contact
+                                        flat="ANOMALY_ALERT_EMAILS")
+
+
+# Rate limits: name -> ("LIMIT/WINDOW_SECONDS", failure mode when the store is down). "closed"
+# answers 503; "local" falls back to a per-process window; "process" only ever counts in-process
+# (authserver/ratelimit/limiter.py).
+RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "token.ip": ("1200/60", "local"),
+    "token.client": ("6000/60", "local"),
+    "token.auth_failure.ip": ("20/300", "local"),
+    "introspect.rs": ("600000/60", "process"),
+    "revoke.ip": ("600/60", "local"),
+    "login.ip": ("30/300", "closed"),
+    "login.account": ("10/300", "closed"),
+    "consent.user": ("60/60", "closed"),
+    "api.client": ("600/60", "closed"),
+})
+RATE_LIMIT_MODES = frozenset({"closed", "local", "process"})
+
+
+def _rate_limits(name: str, raw: str) -> Mapping[str, tuple[str, str]]:
+    """``{"name": ["LIMIT/WINDOW", "mode"]}``, or ``{"name": "LIMIT/WINDOW"}`` to keep the policy's mode."""
+    try:
+        overrides = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"{name} must be a JSON object: {exc}") from None
+    if not isinstance(overrides, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object of policy name -> limit")
+    limits = dict(RATE_LIMIT_DEFAULTS)
+    for policy, value in overrides.items():
+        if isinstance(value, str) and policy in limits:
+            value = [value, limits[policy][1]]
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+            raise ImproperlyConfigured(f"{name}: bad policy {policy}: {value!r} "
+                                       "(a new policy needs [\"LIMIT/WINDOW\", mode])")
+        limit, mode = value
+        if mode not in RATE_LIMIT_MODES or not re.fullmatch(r"[1-9][0-9]*/[1-9][0-9]*", limit):
+            raise ImproperlyConfigured(f"{name}: bad policy {policy}: {limit!r}, {mode!r}")
+        limits[policy] = (limit, mode)
+    return MappingProxyType(limits)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthServerConfig:
+    env: str = var("AUTHSERVER_ENV", "development", _lower)
+    debug: bool = var("AUTHSERVER_DEBUG", False, _bool)
+    data_dir: Path = var("AUTHSERVER_DATA_DIR", BASE_DIR / "var", _path, flat="DATA_DIR")
+    # Production refuses to start without its secrets rather than inventing one (ASVS 13.3); elsewhere
+    # an empty value means "generated in the data directory".
+    secret_key: str = var("AUTHSERVER_SECRET_KEY", "", secret=True, required_in_production=True)
+    # The issuer is the identity of this server (RFC 8414 §2, RFC 9207); it must be stable and is
+    # never derived from the Host header.
+    issuer: str = var("AUTHSERVER_ISSUER", "https://127.0.0.1:8443", lambda _, raw: raw.rstrip("/"),
+                      flat="ISSUER", required_in_production=True)
+    allowed_hosts: tuple[str, ...] = var("AUTHSERVER_ALLOWED_HOSTS", ("127.0.0.1", "localhost", "[::1]"), _list,
+                                         production=(), required_in_production=True)
+    csrf_trusted_origins: tuple[str, ...] = var("AUTHSERVER_CSRF_TRUSTED_ORIGINS", (), _list)  # (): the issuer
+    database_url: str = var("DATABASE_URL", "", flat="DATABASE_URL", secret=True, required_in_production=True)
+    redis_url: str = var("REDIS_URL", "", flat="REDIS_URL", secret=True, required_in_production=True)
+    # The hot lookups run as prepared statements on PostgreSQL (authserver/db.py). Off behind a
+    # transaction-pooling PgBouncer older than 1.21.
+    db_prepared_statements: bool = var("AUTHSERVER_DB_PREPARED_STATEMENTS", True, _bool,
+                                       flat="DB_PREPARED_STATEMENTS")
+    celery_eager: bool = var("AUTHSERVER_CELERY_EAGER", False, _bool)
+    # The admin lives at an unguessable path (docs/decisions/0009); "" means generated in the data dir.
+    admin_path: str = var("AUTHSERVER_ADMIN_PATH", "", lambda _, raw: raw.strip("/"))
+    behind_proxy: bool = var("AUTHSERVER_BEHIND_PROXY", False, _bool)
+    ssl_redirect: bool = var("AUTHSERVER_SSL_REDIRECT", False, _bool, production=True)
+    hsts_seconds: int = var("AUTHSERVER_HSTS_SECONDS", 0, _int(), production=31536000)
+    email_backend: str = var("AUTHSERVER_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend",
+                             production="django.core.mail.backends.smtp.EmailBackend")
+    from_email: str = var("AUTHSERVER_FROM_EMAIL", "authserver@localhost")
+    log_level: str = var("AUTHSERVER_LOG_LEVEL", "INFO", _log_level)
+    rate_limits: Mapping[str, tuple[str, str]] = var("AUTHSERVER_RATE_LIMITS", RATE_LIMIT_DEFAULTS, _rate_limits,
+                                                     flat="RATE_LIMITS")
+    tokens: TokenConfig = section(TokenConfig)
+    api_keys: ApiKeyConfig = section(ApiKeyConfig)
+    keystore: KeyStoreConfig = section(KeyStoreConfig)
+    cleanup: CleanupConfig = section(CleanupConfig)
+    jobs: JobConfig = section(JobConfig)
+    anomaly: AnomalyConfig = section(AnomalyConfig)
+    # Not from the environment: the test suite keeps its own state apart (tests/datadir_plugin.py).
+    testing: bool = False
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def broker_dir(self) -> Path:
+        """Kombu's filesystem transport folders (the embedded broker, used when REDIS_URL is unset)."""
+        return self.data_dir / "broker"
+
+    @property
+    def static_root(self) -> Path:
+        return self.data_dir / "static"
+
+    @property
+    def management_api_audience(self) -> str:
+        return f"{self.issuer}/api"
+
+
+def _load_section(cls: type, environ: Mapping[str, str], production: bool) -> Any:
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        meta = f.metadata
+        if "section" in meta:
+            values[f.name] = _load_section(meta["section"], environ, production)
+        elif "env" in meta:
+            raw = environ.get(meta["env"], "").strip()
+            if raw:
+                values[f.name] = meta["parse"](meta["env"], raw)
+            elif production and meta["production"] is not MISSING:
+                values[f.name] = meta["production"]
+            if production and meta["required"] and not values.get(f.name):
+                raise ImproperlyConfigured(f"{meta['env']} must be set when AUTHSERVER_ENV=production")
+    return cls(**values)
+
+
+def load(environ: Mapping[str, str], *, testing: bool | None = None) -> AuthServerConfig:
+    """Parse and validate the environment; raises ImproperlyConfigured naming the first bad variable."""
+    if testing is None:
+        testing = "pytest" in sys.modules or environ.get("AUTHSERVER_TESTING") == "1"
+    production = environ.get("AUTHSERVER_ENV", "").strip().lower() == "production"
+    config: AuthServerConfig = _load_section(AuthServerConfig, environ, production)
+    config = replace(
+        config,
+        testing=testing,
+        csrf_trusted_origins=config.csrf_trusted_origins or (config.issuer,),
+        keystore=replace(config.keystore, file=config.keystore.file or config.data_dir / "keystore.json"),
+    )
+    keystore = config.keystore
+    if keystore.backend not in {"file", "pkcs11"}:
+        raise ImproperlyConfigured("AUTHSERVER_KEYSTORE must be 'file' or 'pkcs11'")
+    if keystore.backend == "pkcs11" and not (keystore.pkcs11_module and keystore.pkcs11_token_label
+                                             and keystore.pkcs11_pin):
+        raise ImproperlyConfigured(
+            "AUTHSERVER_KEYSTORE=pkcs11 requires AUTHSERVER_PKCS11_MODULE, AUTHSERVER_PKCS11_TOKEN_LABEL and "
+            "AUTHSERVER_PKCS11_PIN")
+    if production and not config.database_url.startswith(("postgres://", "postgresql://")):
+        raise ImproperlyConfigured("production requires a PostgreSQL DATABASE_URL")
+    if production and config.debug:
+        raise ImproperlyConfigured("AUTHSERVER_DEBUG must be off in production")
+    return config
+
+
+def flat_settings(config: AuthServerConfig) -> dict[str, Any]:
+    """The Django settings code reads (``settings.ISSUER``…), as the plain types Django settings hold."""
+    out: dict[str, Any] = {"MANAGEMENT_API_AUDIENCE": config.management_api_audience}
+
+    def walk(obj: Any) -> None:
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            if "section" in f.metadata:
+                walk(value)
+            elif f.metadata.get("flat"):
+                if isinstance(value, tuple):
+                    value = list(value)
+                elif isinstance(value, Mapping):
+                    value = dict(value)
+                out[f.metadata["flat"]] = value
+
+    walk(config)
+    return out
