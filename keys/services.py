@@ -37,11 +37,6 @@ def _actor_fields(actor: Any) -> dict[str, Any]:
     return {"created_by": user, "created_by_label": str(getattr(actor, "username", None) or actor or "system")[:150]}
 
 
-def _fan_out_on_commit(*, settle: bool = True) -> None:
-    """Every worker drops cached answers before the revoking call returns (authserver.revocation)."""
-    revocation.invalidate(settle=settle)
-
-
 def api_key_create(
     *,
     client: Client,
@@ -129,7 +124,7 @@ def api_key_rotate(*, key: ApiKey, grace: timedelta | None = None, actor: Any = 
                 source_api_key=old.pk, expires__gt=old.grace_ends).update(expires=old.grace_ends)
             old.version += 1
             old.save(update_fields=["grace_ends", "version"])
-            _fan_out_on_commit()
+            revocation.invalidate(settle=True)  # every worker drops cached answers before we return
             audit_record(event="api_key.rotated", actor=actor_label(actor), subject=f"key:{old.id}", details=details)
     log.info("api key rotated", extra={"key_id": str(old.id), "successor_id": str(new.id)})
     return new, plaintext
@@ -160,7 +155,7 @@ def _api_key_retire(key: ApiKey, *, status: str, stamp: str | None, at: datetime
     key.save(update_fields=update)
     exchanged, _ = _access_tokens().filter(source_api_key=key.pk).delete()
     if settle is not None:
-        _fan_out_on_commit(settle=settle)
+        revocation.invalidate(settle=settle)
     audit_record(event=event, actor=actor_label(actor), subject=f"key:{key.id}",
                  details={"hint": key.hint, **(details or {}), "exchanged_tokens_revoked": exchanged})
     return exchanged
@@ -180,7 +175,7 @@ def _set_status(key: ApiKey, status: str, *, allowed_from: set[str], stamp: str 
         locked.status = status
         locked.version += 1
         locked.save(update_fields=["status", "version"])
-        _fan_out_on_commit()
+        revocation.invalidate(settle=True)  # every worker drops cached answers before we return
         audit_record(event=event, actor=actor_label(actor), subject=f"key:{locked.id}",
                      details={"hint": locked.hint, "exchanged_tokens_revoked": 0})
     return locked
@@ -274,7 +269,7 @@ def compromise_response_start(*, client: Client, actor: Any = None) -> Compromis
         response = CompromiseResponse.objects.create(client=client, requested=now,
                                                      requested_by=str(getattr(actor, "username", None) or actor
                                                                       or "system")[:150])
-        _fan_out_on_commit()
+        revocation.invalidate(settle=True)  # every worker drops cached answers before we return
         audit_record(event="client.compromise_response", actor=actor_label(actor), subject=f"client:{client.client_id}",
                      details={"response_id": str(response.pk), "effective": now.isoformat()})
         # The task (keys.tasks, the interface layer) by name: enqueued after commit, swept if lost.

@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.html import format_html
 
+from authserver.oauth.usability import before_client_cutoff
 from keys.forms import format_duration
 from keys.models import ApiKey, ApiKeyStatus
 
@@ -32,20 +33,21 @@ def effective_status(key: ApiKey, now: Any = None) -> tuple[str, str]:
     grace period after a rotation ended, or a compromise response revoked the client's keys.
     """
     now = now or timezone.now()
+    cutoff = key.client.credentials_revoked_at
+    # Whether it works is keys.usability's one rule; the rest only says why it doesn't.
+    if key.usable_until(client_cutoff=cutoff, now=now) is not None:
+        if key.grace_ends is not None:
+            return "rotated", f"Rotated: works until {key.grace_ends:%Y-%m-%d %H:%M} UTC"
+        return "active", "Active"
     if key.status in {ApiKeyStatus.REVOKED, ApiKeyStatus.EXPIRED}:
         return key.status, key.get_status_display()
-    cutoff = key.client.credentials_revoked_at
-    if cutoff is not None and key.created <= cutoff:
+    if before_client_cutoff(created=key.created, client_cutoff=cutoff):
         return "revoked", "Revoked (compromise response)"
     if key.status != ApiKeyStatus.ACTIVE:
         return key.status, key.get_status_display()
     if key.expires <= now:
         return "expired", "Expired"
-    if key.grace_ends is not None:
-        if key.grace_ends <= now:
-            return "revoked", "Revoked (rotated; grace ended)"
-        return "rotated", f"Rotated: works until {key.grace_ends:%Y-%m-%d %H:%M} UTC"
-    return "active", "Active"
+    return "revoked", "Revoked (rotated; grace ended)"
 
 
 def status_badge(key: ApiKey, *, short: bool = False) -> str:
