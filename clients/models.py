@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -71,6 +71,7 @@ class Client(AbstractApplication):
     # Declared by DOT's untyped AbstractApplication; annotated so mypy knows what they hold.
     redirect_uris: str
     authorization_grant_type: str
+    objects: ClassVar[models.Manager[Client]]
 
     grant_types = models.JSONField(
         default=list,
