@@ -41,7 +41,7 @@ log = logging.getLogger("authserver.crypto.rotation")
 def _setting(name: str, default: float) -> float:
     value = getattr(settings, name, None)
     if value is None:
-        value = os.environ.get(f"AUTHSERVER_{name}", default)
+        return float(os.environ.get(f"AUTHSERVER_{name}", default))
     return float(value)
 
 
