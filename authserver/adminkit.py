@@ -12,7 +12,8 @@ time: the browser resubmits the same token and is sent to the object instead.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin, helpers
@@ -21,6 +22,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from authserver.http import NO_STORE
+
+if TYPE_CHECKING:
+    from django.db.models.options import Options
 
 ONCE_FIELD = "_once"
 
@@ -44,7 +48,7 @@ def mark_done(request: HttpRequest, bucket: str, pk: Any) -> None:
         request.session[bucket] = done
 
 
-def add_form_context(model_admin: ModelAdmin, request: HttpRequest, form: Any, *, title: str,
+def add_form_context(model_admin: OneTimeCredentialAdmin, request: HttpRequest, form: Any, *, title: str,
                      **extra: Any) -> dict[str, Any]:
     """The context Django's change_form template needs for a custom add form."""
     adminform = helpers.AdminForm(form, list(model_admin.add_fieldsets), {}, model_admin=model_admin)
@@ -75,6 +79,16 @@ class OneTimeCredentialAdmin(ModelAdmin):
     credential already shown; they call :meth:`once_already_done` before acting on a POST,
     :meth:`once_mark_done` after, and answer with :meth:`once_response`.
     """
+
+    #: The fieldsets of the custom add form (:func:`add_form_context`), like UserAdmin's.
+    add_fieldsets: Sequence[tuple[str | None, dict[str, Any]]]
+
+    if TYPE_CHECKING:
+        # Django's ModelAdmin has it (the "doesn't exist" message and redirect of its own change
+        # views); django-stubs leave the private method out.
+        def _get_obj_does_not_exist_redirect(
+            self, request: HttpRequest, opts: Options[Any], object_id: str
+        ) -> HttpResponse: ...
 
     #: Session key of the one-time tokens already acted on (one per admin, so a client's token
     #: never sends the browser to a key).

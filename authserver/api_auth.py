@@ -14,8 +14,9 @@ them), 403 with ``error="insufficient_scope", scope="..."`` when the scope is mi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -24,9 +25,10 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.parsers import JSONParser
-from rest_framework.permissions import BasePermission
-from rest_framework.renderers import JSONRenderer
+from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.permissions import BasePermission, OperandHolder, SingleOperandHolder
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from authserver import credentials, revocation
@@ -89,6 +91,15 @@ class ApiCaller:
 
     def __str__(self) -> str:
         return self.actor
+
+
+def api_caller(request: Request) -> ApiCaller:
+    """The authenticated caller of a management API view (HasScope refused anyone else)."""
+    # djangorestframework-stubs type request.user as Django's User | AnonymousUser; DRF sets
+    # whatever the authentication class returned, here an ApiCaller.
+    caller = cast(object, request.user)
+    assert isinstance(caller, ApiCaller), "management API view reached without an ApiCaller"
+    return caller
 
 
 class BearerAccessTokenAuthentication(BaseAuthentication):
@@ -225,8 +236,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return _error(403, "access_denied", "Permission denied.")
     if isinstance(exc, exceptions.APIException):
         response = _error(exc.status_code, str(exc.default_code), str(exc.detail))
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            response["Retry-After"] = str(int(exc.wait))
+        # DRF sets Throttled.wait in __init__; djangorestframework-stubs omit the attribute.
+        wait: float | None = exc.wait if isinstance(exc, exceptions.Throttled) else None  # type: ignore[attr-defined]
+        if wait is not None:
+            response["Retry-After"] = str(int(wait))
         return response
     return None
 
@@ -234,11 +247,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 class ManagementAPIMixin:
     """Shared by every management API view: bearer tokens only, JSON only, never cached."""
 
-    authentication_classes = [BearerAccessTokenAuthentication]
-    permission_classes = [HasScope]
-    parser_classes = [JSONParser]
-    renderer_classes = [JSONRenderer]
-    http_method_names = ["get", "post", "head"]  # no OPTIONS metadata: the OpenAPI schema describes the API
+    authentication_classes: Sequence[type[BaseAuthentication]] = [BearerAccessTokenAuthentication]
+    # The exact element type of APIView.permission_classes in djangorestframework-stubs.
+    permission_classes: Sequence[type[BasePermission] | OperandHolder | SingleOperandHolder] = [HasScope]
+    parser_classes: Sequence[type[BaseParser]] = [JSONParser]
+    renderer_classes: Sequence[type[BaseRenderer]] = [JSONRenderer]
+    # No OPTIONS metadata: the OpenAPI schema describes the API.
+    http_method_names: Sequence[str] = ["get", "post", "head"]
     read_actions: frozenset[str] = frozenset()
     read_scope = ""
     write_scope = ""
@@ -257,7 +272,7 @@ class ManagementAPIMixin:
         return response
 
 
-class BearerAccessTokenScheme(OpenApiAuthenticationExtension):
+class BearerAccessTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]  # drf-spectacular: untyped __init_subclass__
     """drf-spectacular: describe the authentication class as an HTTP bearer scheme."""
 
     target_class = "authserver.api_auth.BearerAccessTokenAuthentication"

@@ -34,9 +34,10 @@ def _prepared_cursor_class() -> Any:
     """Django's server-binding psycopg cursor, preparing every statement it runs."""
     global _cursor_class
     if _cursor_class is None:
-        from django.db.backends.postgresql.base import ServerBindingCursor
+        # Django's psycopg 3 cursor (django.db.backends.postgresql.base); django-stubs lack it.
+        from django.db.backends.postgresql.base import ServerBindingCursor  # type: ignore[attr-defined]
 
-        class PreparedCursor(ServerBindingCursor):  # type: ignore[misc, valid-type]
+        class PreparedCursor(ServerBindingCursor):
             def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None,
                         binary: bool | None = None) -> Any:
                 # Django turns psycopg's preparation off (threshold None), which refuses even an
@@ -95,7 +96,8 @@ class PreparedLookup:
             sql, params = compiler.as_sql()
             if list(params) != [_PARAM]:
                 raise ValueError(f"a PreparedLookup takes exactly one parameter, got {params!r}")
-            names = tuple(queryset._fields)  # the values() names, in select order
+            # The values() names, in select order: private to QuerySet, absent from django-stubs.
+            names = tuple(queryset._fields)  # type: ignore[attr-defined]
             if len(names) != len(compiler.select):
                 raise ValueError("a PreparedLookup selects exactly its values() fields")
             converters = [(pos, convs, expr) for pos, (convs, expr) in

@@ -98,9 +98,10 @@ class MachineHandler(WSGIHandler):
 
         if baseline_enabled():
             request.urlconf = "bench.baseline_urls"
-        if (connection.connection is not None and not connection.health_check_done
+        # health_check_done: Django's (5.1+, CONN_HEALTH_CHECKS); django-stubs lack the attribute.
+        if (connection.connection is not None and not connection.health_check_done  # type: ignore[attr-defined]
                 and time.monotonic() - getattr(_recent, "ok_at", -1e9) < HEALTH_CHECK_WINDOW):
-            connection.health_check_done = True
+            connection.health_check_done = True  # type: ignore[attr-defined]
         queried: list[bool] = []
 
         def note_query(execute: Any, sql: Any, params: Any, many: Any, context: Any) -> Any:

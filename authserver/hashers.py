@@ -10,12 +10,15 @@ use this hasher: Argon2 is first in ``PASSWORD_HASHERS``.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.hashers import BasePasswordHasher
 from django.utils.translation import gettext_noop as _
 
 from authserver import credentials
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
 
 
 class CredentialHasher(BasePasswordHasher):
@@ -40,7 +43,7 @@ class CredentialHasher(BasePasswordHasher):
             return False
         return secrets.compare_digest(encoded, f"{self.algorithm}${credentials.digest(password)}")
 
-    def safe_summary(self, encoded: str) -> dict[str, str]:
+    def safe_summary(self, encoded: str) -> dict[str | StrPromise, Any]:
         return {_("algorithm"): self.algorithm, _("hash"): "********"}
 
     def must_update(self, encoded: str) -> bool:

@@ -233,7 +233,7 @@ class ClientAdmin(OneTimeCredentialAdmin):
 
     # -- rotate / revoke -------------------------------------------------------------------------
     def _client_for_change(self, request: HttpRequest, object_id: str) -> Client | HttpResponse:
-        client = self.get_object(request, unquote(object_id))
+        client: Client | None = self.get_object(request, unquote(object_id))
         if client is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_change_permission(request, client):
@@ -330,7 +330,8 @@ class ScopeAdmin(admin.ModelAdmin):
     ordering = ("name",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Scope]:
-        return super().get_queryset(request).annotate(_client_count=Count("clients", distinct=True))
+        scopes: QuerySet[Scope] = super().get_queryset(request)
+        return scopes.annotate(_client_count=Count("clients", distinct=True))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Scope | None = None) -> tuple[str, ...]:
         # Issued tokens carry scope names: renaming one would silently change what they grant.

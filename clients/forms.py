@@ -79,7 +79,7 @@ class LinesField(forms.CharField):
 
 
 def _validate_audiences(values: list[str]) -> None:
-    errors = []
+    errors: list[ValidationError] = []
     for value in values:
         try:
             validate_audience(value)

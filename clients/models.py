@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from datetime import datetime
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -67,35 +68,42 @@ def _validate_list_of_audiences(value: Any) -> None:
 class Client(AbstractApplication):
     """An OAuth client; with ``is_resource_server`` it is also an AI API that may introspect."""
 
+    # Declared by DOT's untyped AbstractApplication; annotated so mypy knows what they hold.
+    redirect_uris: str
+    authorization_grant_type: str
+    objects: ClassVar[models.Manager[Client]]
+
     grant_types = models.JSONField(
         default=list,
         blank=True,
         help_text="RFC 6749 grant types this client may use: authorization_code, client_credentials. "
         "Refresh tokens come with authorization_code.",
     )
-    allowed_scopes = models.ManyToManyField(Scope, blank=True, related_name="clients")
+    allowed_scopes: models.ManyToManyField[Scope, Any] = models.ManyToManyField(
+        Scope, blank=True, related_name="clients"
+    )
     allowed_audiences = models.JSONField(
         default=list,
         blank=True,
         validators=[_validate_list_of_audiences],
         help_text="Resource servers (audience URIs) this client may obtain tokens for (RFC 8707).",
     )
-    access_token_lifetime = models.PositiveIntegerField(
+    access_token_lifetime: models.PositiveIntegerField[int | None, int | None] = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(30)],
         help_text="Seconds; empty for the server default. Capped by the server maximum.",
     )
-    refresh_token_lifetime = models.PositiveIntegerField(
+    refresh_token_lifetime: models.PositiveIntegerField[int | None, int | None] = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(300)],
         help_text="Absolute lifetime of a refresh-token family in seconds; empty for the server default.",
     )
-    is_resource_server = models.BooleanField(
+    is_resource_server: models.BooleanField[bool, bool] = models.BooleanField(
         default=False, help_text="May call introspection for tokens whose audience includes its own."
     )
-    audience = models.CharField(
+    audience: models.CharField[str | None, str | None] = models.CharField(
         max_length=255,
         unique=True,
         null=True,
@@ -103,19 +111,25 @@ class Client(AbstractApplication):
         validators=[validate_audience],
         help_text="This resource server's audience identifier (an absolute URI).",
     )
-    remember_consent = models.BooleanField(
+    remember_consent: models.BooleanField[bool, bool] = models.BooleanField(
         default=False,
         help_text="Skip the consent page when the user already has a live token with the same scopes.",
     )
-    client_secret_hint = models.CharField(max_length=16, blank=True, editable=False)
-    client_secret_rotated = models.DateTimeField(null=True, blank=True, editable=False)
+    client_secret_hint: models.CharField[str, str] = models.CharField(max_length=16, blank=True, editable=False)
+    client_secret_rotated: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True, editable=False
+    )
     # Compromise response: every key and token created up to this instant is revoked, effective
     # immediately; a job then revokes them one by one (keys.services.compromise_response_start).
-    credentials_revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    webhook_url = models.URLField(
+    credentials_revoked_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True, editable=False
+    )
+    webhook_url: models.URLField[str, str] = models.URLField(
         blank=True, help_text="HTTPS endpoint that receives signed notifications (key expiry warnings)."
     )
-    contact_email = models.EmailField(blank=True, help_text="Where expiry warnings are e-mailed.")
+    contact_email: models.EmailField[str, str] = models.EmailField(
+        blank=True, help_text="Where expiry warnings are e-mailed."
+    )
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"

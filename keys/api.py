@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from authserver.api_auth import ManagementAPIMixin
+from authserver.api_auth import ManagementAPIMixin, api_caller
 from authserver.errors import NotFound
 from clients.models import Client
 from keys import services
@@ -112,7 +112,7 @@ class ApiKeyViewSet(ManagementAPIMixin, viewsets.GenericViewSet):
             pk = uuid.UUID(str(self.kwargs["pk"]))
         except ValueError:
             raise NotFound("No such key.") from None
-        key = self.get_queryset().filter(pk=pk).first()
+        key: ApiKey | None = self.get_queryset().filter(pk=pk).first()
         if key is None:
             raise NotFound("No such key.")
         return key
@@ -144,7 +144,7 @@ class ApiKeyViewSet(ManagementAPIMixin, viewsets.GenericViewSet):
             expires_in=data.get("expires_in"),
             rate_limit=data.get("rate_limit"),
             quota=data.get("quota"),
-            actor=request.user.actor,
+            actor=api_caller(request).actor,
         )
         return Response(
             ApiKeyCreatedSerializer(key, plaintext=plaintext).data,
@@ -170,7 +170,7 @@ class ApiKeyViewSet(ManagementAPIMixin, viewsets.GenericViewSet):
         body = ApiKeyRotateSerializer(data=request.data if request.data is not None else {})
         body.is_valid(raise_exception=True)
         new, plaintext = services.api_key_rotate(
-            key=key, grace=body.validated_data.get("grace"), actor=request.user.actor
+            key=key, grace=body.validated_data.get("grace"), actor=api_caller(request).actor
         )
         return Response(
             ApiKeyRotatedSerializer(new, plaintext=plaintext).data,
@@ -215,7 +215,7 @@ class ApiKeyViewSet(ManagementAPIMixin, viewsets.GenericViewSet):
         return self._change(services.api_key_resume)
 
     def _change(self, change: Any) -> Response:
-        key = change(key=self.get_object(), actor=self.request.user.actor)
+        key = change(key=self.get_object(), actor=api_caller(self.request).actor)
         return Response(ApiKeySerializer(self.get_queryset().get(pk=key.pk)).data)
 
     @extend_schema(
@@ -285,7 +285,7 @@ class ClientRevokeAllView(ManagementAPIMixin, APIView):
         owner = Client.objects.filter(client_id=client_id).first()
         if owner is None:
             raise NotFound("No such client.")
-        response = services.compromise_response_start(client=owner, actor=request.user.actor)
+        response = services.compromise_response_start(client=owner, actor=api_caller(request).actor)
         payload = {
             "response_id": response.pk,
             "client_id": owner.client_id,

@@ -122,7 +122,8 @@ class ApiKeyCreationForm(forms.Form):
         self.fields["expires_in"].widget.attrs["placeholder"] = default
 
     def clean_name(self) -> str:
-        return self.cleaned_data["name"].strip()
+        name: str = self.cleaned_data["name"]
+        return name.strip()
 
     def clean_allowed_ips(self) -> list[str]:
         try:

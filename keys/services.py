@@ -153,6 +153,7 @@ def _api_key_retire(key: ApiKey, *, status: str, stamp: str | None, at: datetime
         setattr(key, stamp, at)
         update.append(stamp)
     key.save(update_fields=update)
+    exchanged: int
     exchanged, _ = _access_tokens().filter(source_api_key=key.pk).delete()
     if settle is not None:
         revocation.invalidate(settle=settle)

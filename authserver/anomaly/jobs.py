@@ -132,15 +132,15 @@ def _check_networks(pairs: set[tuple[str, str]], *, now: datetime) -> int:
     by_key: dict[str, set[str]] = defaultdict(set)
     for key_id, network in pairs:
         by_key[key_id].add(network)
-    existing_keys = {str(pk) for pk in ApiKey.objects.filter(pk__in=list(by_key)).values_list("pk", flat=True)}
+    existing_keys = {str(pk): pk for pk in ApiKey.objects.filter(pk__in=list(by_key)).values_list("pk", flat=True)}
     fired = 0
-    for key_id in sorted(existing_keys):
-        known = set(KeyNetwork.objects.filter(key_id=key_id).values_list("network_digest", flat=True))
+    for key_id, key_pk in sorted(existing_keys.items()):
+        known = set(KeyNetwork.objects.filter(key_id=key_pk).values_list("network_digest", flat=True))
         digests = {detection.network_digest(net, key): net for net in by_key[key_id]}
         new = {d: net for d, net in digests.items() if d not in known}
-        KeyNetwork.objects.filter(key_id=key_id, network_digest__in=list(digests)).update(last_seen=now)
+        KeyNetwork.objects.filter(key_id=key_pk, network_digest__in=list(digests)).update(last_seen=now)
         for digest in new:
-            KeyNetwork.objects.get_or_create(key_id=key_id, network_digest=digest,
+            KeyNetwork.objects.get_or_create(key_id=key_pk, network_digest=digest,
                                              defaults={"first_seen": now, "last_seen": now})
         if not known:
             continue  # the first networks a key is seen from are its history, not an anomaly
@@ -181,10 +181,10 @@ def _check_volume_and_baselines(*, now: datetime) -> tuple[int, int]:
     cfg = detection.Config.from_settings()
     current = int(now.timestamp() // 60 * 60)
     pending: dict[str, list[int]] = defaultdict(list)
-    for subject, minute in (TrafficMinute.objects.filter(evaluated=False, minute__lt=_at(current))
-                            .values_list("subject", "minute")):
+    for subject, minute_at in (TrafficMinute.objects.filter(evaluated=False, minute__lt=_at(current))
+                               .values_list("subject", "minute")):
         if subject.startswith(BASELINE_PREFIXES):
-            pending[subject].append(int(minute.timestamp()))
+            pending[subject].append(int(minute_at.timestamp()))
     fired = 0
     for subject in sorted(pending):
         minutes = sorted(pending[subject])

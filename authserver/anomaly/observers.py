@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, cast
 
 from authserver import events
 from authserver.anomaly.detection import key_network
@@ -25,7 +25,8 @@ def _per_client(batch: Counter[Hashable]) -> None:
 def _introspection_inactive(batch: Counter[Hashable]) -> None:
     """Inactive answers per resource server (token fishing) and per presenting network (invalid tokens)."""
     for payload, n in batch.items():
-        rs_client_id, network = payload  # type: ignore[misc]
+        # Emitted by authserver.introspection.endpoint: (resource server client_id, network or None).
+        rs_client_id, network = cast(tuple[str, str | None], payload)
         count_minute(f"fishing:{rs_client_id}", n=n)
         if network:
             count_minute(f"invalid:{network}", n=n)
@@ -39,7 +40,8 @@ def _client_auth_failed(batch: Counter[Hashable]) -> None:
 def _api_key_verified(batch: Counter[Hashable]) -> None:
     """Verifications per key, and the networks each key is used from (the new-network signal)."""
     for payload, n in batch.items():
-        key_id, address = payload  # type: ignore[misc]
+        # Emitted by keys.verification: (key id, client IP or None).
+        key_id, address = cast(tuple[str, str | None], payload)
         network = key_network(address) if address else None
         count_minute(f"key:{key_id}", pair=(key_id, network) if network else None, n=n)
 

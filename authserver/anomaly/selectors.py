@@ -8,12 +8,12 @@ from typing import Any
 from authserver.anomaly.models import Action, AnomalyPolicy, Signal, TrafficMinute
 
 # Without a configured policy: tighten on volume, alert on everything else.
-DEFAULT_ACTIONS = {Signal.VOLUME: Action.TIGHTEN}
+DEFAULT_ACTIONS: dict[str, str] = {Signal.VOLUME: Action.TIGHTEN}
 
 
 def action_for(signal: str, client: Any | None) -> str:
     """The configured action for ``signal``: the client's own policy, else the default one, else built in."""
-    rows = {(row["client_id"]): row["action"] for row in
+    rows: dict[int | None, str] = {(row["client_id"]): row["action"] for row in
             AnomalyPolicy.objects.filter(signal=signal).values("client_id", "action")}
     if client is not None and client.pk in rows:
         return rows[client.pk]

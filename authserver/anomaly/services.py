@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -47,7 +47,8 @@ def baseline_refresh(baseline: Baseline, *, now: datetime | None = None, cfg: de
     baseline.history = history[-HISTORY_LENGTH:]
     baseline.effective_limit = effective
     baseline.updated = now
-    if baseline.pk is None:
+    # django-stubs type pk as never None; it is None until the first save.
+    if cast(int | None, baseline.pk) is None:
         baseline.save()
     else:
         baseline.save(update_fields=["effective_limit", "history", "updated", "tightened_until", "tightened_limit",

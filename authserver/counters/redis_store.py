@@ -10,11 +10,17 @@ import uuid
 from collections.abc import Iterable, Mapping
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from authserver.counters.store import Batch, CountersUnavailable, Hit, Tally, window_start
 
 PREFIX = "authserver:"
 LIMITS = PREFIX + "limits"
+
+
+def _text(value: bytes | str) -> str:
+    """A reply as text: bytes without ``decode_responses`` (how the client is made), typed as either."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisStore:
@@ -45,15 +51,15 @@ class RedisStore:
                 continue
             if source == tally.counts:
                 for field, value in self.redis.hgetall(tmp).items():
-                    name, _, bucket = field.decode().rpartition("|")
+                    name, _, bucket = _text(field).rpartition("|")
                     batch.count(name, int(bucket), int(value))
             elif source == tally.latest:
                 for field, value in self.redis.hgetall(tmp).items():
-                    ts, _, text = value.decode().partition("|")
-                    batch.latest[field.decode()] = (float(ts), text)
+                    ts, _, text = _text(value).partition("|")
+                    batch.latest[_text(field)] = (float(ts), text)
             else:
                 for member in self.redis.smembers(tmp):
-                    a, _, b = member.decode().partition("|")
+                    a, _, b = _text(member).partition("|")
                     batch.pairs.add((a, b))
             self.redis.delete(tmp)
         return batch
@@ -93,7 +99,7 @@ class RedisStore:
 
     def set_limits(self, limits: Mapping[str, int | None]) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        keep = {subject: int(value) for subject, value in limits.items() if value is not None}
+        keep: dict[FieldT, EncodableT] = {subject: int(value) for subject, value in limits.items() if value is not None}
         drop = [subject for subject, value in limits.items() if value is None]
         if keep:
             pipe.hset(LIMITS, mapping=keep)

@@ -12,11 +12,13 @@ import os
 import secrets
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from authserver.crypto.keystore import KEY_BYTES, NONCE_BYTES, DecryptionError, KeyStore, KeyStoreError, KeyStoreMissing
 
 # One logged-in session per token and process (PKCS#11 login state is per process).
+_T = TypeVar("_T")
 _SESSIONS: dict[tuple[str, str], tuple[int, Any]] = {}
 
 
@@ -95,7 +97,7 @@ class Pkcs11KeyStore(KeyStore):
                 found[version] = obj
         return found
 
-    def _call(self, fn: Any) -> Any:
+    def _call(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` with the session lock, reopening the session once if the token went away."""
         from pkcs11.exceptions import PKCS11Error
 
@@ -182,8 +184,9 @@ class Pkcs11KeyStore(KeyStore):
         nonce = secrets.token_bytes(NONCE_BYTES)
 
         def go() -> bytes:
-            return nonce + self._key(version).encrypt(
+            sealed: bytes = self._key(version).encrypt(
                 key, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, aad, 128))
+            return nonce + sealed
 
         return self._call(go)
 

@@ -9,7 +9,9 @@ that digests the value on every write *and* every lookup; DOT's own queries
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.db import models
 from oauth2_provider.models import AbstractAccessToken, AbstractGrant, AbstractIDToken, AbstractRefreshToken
@@ -54,11 +56,15 @@ class HashedCredentialField(models.CharField):
 
 class Grant(AbstractGrant):
     code = HashedCredentialField(unique=True, verbose_name="code digest")
-    hint = models.CharField(max_length=16, blank=True, editable=False)
+    hint: models.CharField[str, str] = models.CharField(max_length=16, blank=True, editable=False)
     # Set, atomically and once, by the exchange that redeems the code. A second redemption finds
     # it set and revokes everything issued from this code (RFC 9700 §4.5.3, RFC 6749 §4.1.2).
-    used = models.DateTimeField(null=True, blank=True, editable=False)
-    token_family = models.UUIDField(null=True, blank=True, editable=False, db_index=True)
+    used: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True, editable=False
+    )
+    token_family: models.UUIDField[UUID | None, UUID | None] = models.UUIDField(
+        null=True, blank=True, editable=False, db_index=True
+    )
 
     class Meta(AbstractGrant.Meta):
         swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
@@ -66,12 +72,16 @@ class Grant(AbstractGrant):
 
 
 class AccessToken(AbstractAccessToken):
-    hint = models.CharField(max_length=16, blank=True, editable=False)
+    hint: models.CharField[str, str] = models.CharField(max_length=16, blank=True, editable=False)
     # The refresh-token family (or authorization code) this token descends from, so that reuse
     # detection can revoke every token of the family in one statement.
-    token_family = models.UUIDField(null=True, blank=True, editable=False, db_index=True)
+    token_family: models.UUIDField[UUID | None, UUID | None] = models.UUIDField(
+        null=True, blank=True, editable=False, db_index=True
+    )
     # The API key this token was exchanged for (RFC 8693); revoking the key deletes the token.
-    source_api_key = models.UUIDField(null=True, blank=True, editable=False, db_index=True)
+    source_api_key: models.UUIDField[UUID | None, UUID | None] = models.UUIDField(
+        null=True, blank=True, editable=False, db_index=True
+    )
 
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
@@ -85,10 +95,12 @@ class AccessToken(AbstractAccessToken):
 
 
 class RefreshToken(AbstractRefreshToken):
-    hint = models.CharField(max_length=16, blank=True, editable=False)
+    hint: models.CharField[str, str] = models.CharField(max_length=16, blank=True, editable=False)
     # Absolute end of the family: rotation hands the same deadline to every successor, so
     # refreshing forever is impossible.
-    family_expires = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
+    family_expires: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        null=True, blank=True, editable=False, db_index=True
+    )
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -73,7 +73,7 @@ def grants_revoke(*, pks: Iterable[Any], actor: Any) -> int:
         model = get_grant_model()
         rows = list(model.objects.select_for_update().filter(pk__in=list(pks), used__isnull=True)
                     .values_list("pk", "hint"))
-        revoked = model.objects.filter(pk__in=[pk for pk, _ in rows]).update(used=now, expires=now)
+        revoked: int = model.objects.filter(pk__in=[pk for pk, _ in rows]).update(used=now, expires=now)
         if rows:
             _audit_bulk("authorization_codes.revoked", actor=actor, rows=rows)
     return revoked
@@ -111,7 +111,7 @@ def tokens_cleanup(*, now: datetime | None = None, batch_size: int | None = None
     detection (RFC 9700 §4.14.2) needs them to recognise a replay.
     """
     now = now or timezone.now()
-    batch = batch_size or settings.OAUTH2_PROVIDER.get("CLEAR_EXPIRED_TOKENS_BATCH_SIZE", 5000)
+    batch = batch_size or cast(int, settings.OAUTH2_PROVIDER.get("CLEAR_EXPIRED_TOKENS_BATCH_SIZE", 5000))
     refresh_cutoff = now - timedelta(seconds=settings.REFRESH_TOKEN_MAX_SECONDS)
     counts = {
         "refresh_tokens": _delete_in_batches(

@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.utils import timezone
@@ -170,7 +170,7 @@ class AuthServerValidator(OAuth2Validator):
     def get_code_challenge_method(self, code: str, request: Any) -> str | None:
         grant = self._redeemed_grant(code, request)
         if grant is None:
-            return super().get_code_challenge_method(code, request)
+            return cast(str | None, super().get_code_challenge_method(code, request))
         return grant.code_challenge_method or None
 
     def confirm_redirect_uri(self, client_id: str, code: str, redirect_uri: str, client: Any, *args: Any,
@@ -178,8 +178,8 @@ class AuthServerValidator(OAuth2Validator):
         request = args[0] if args else kwargs.get("request")
         grant = self._redeemed_grant(code, request) if request is not None else None
         if grant is None:
-            return super().confirm_redirect_uri(client_id, code, redirect_uri, client, *args, **kwargs)
-        return grant.redirect_uri_allowed(redirect_uri)
+            return cast(bool, super().confirm_redirect_uri(client_id, code, redirect_uri, client, *args, **kwargs))
+        return cast(bool, grant.redirect_uri_allowed(redirect_uri))
 
     @staticmethod
     def _proves_possession(grant: Any, request: Any) -> bool:
@@ -264,7 +264,7 @@ class AuthServerValidator(OAuth2Validator):
     @staticmethod
     def _family_for(request: Any, previous_refresh_token: Any) -> uuid.UUID | None:
         if previous_refresh_token is not None:
-            return previous_refresh_token.token_family
+            return cast(uuid.UUID | None, previous_refresh_token.token_family)
         return getattr(request, "_authserver_token_family", None)
 
     def _create_refresh_token(
@@ -342,7 +342,7 @@ class AuthServerValidator(OAuth2Validator):
         if not credentials.is_well_formed(token, credentials.ACCESS_TOKEN):
             self._set_oauth2_error_on_request(request, None, scopes)
             return False
-        return super().validate_bearer_token(token, scopes, request)
+        return cast(bool, super().validate_bearer_token(token, scopes, request))
 
     # -- Audiences (RFC 8707) -------------------------------------------------------------------
     def _check_and_set_request_resource(self, request: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.conf import settings
@@ -51,7 +51,7 @@ class TokenView(dot_views.TokenView):
         if blocked is not None:
             raise RateLimited(blocked)
         with transaction.atomic():
-            response = super().post(request, *args, **kwargs)
+            response: HttpResponse = super().post(request, *args, **kwargs)
         if response.status_code == 401:
             limit_for("token.auth_failure.ip", network)
             events.client_auth_failed.emit(network)
@@ -68,7 +68,7 @@ class TokenView(dot_views.TokenView):
         # DOT re-reads the token it has just saved only to send ``app_authorized``; nothing listens
         # to it here, so the extra query is skipped unless a receiver is connected.
         if app_authorized.has_listeners(self):
-            return super().authorization_flow_token_response(request, *args, **kwargs)
+            return cast(HttpResponse, super().authorization_flow_token_response(request, *args, **kwargs))
         url, headers, body, status = self.create_token_response(request)
         response = HttpResponse(content=body, status=status)
         for key, value in headers.items():
@@ -81,7 +81,7 @@ class RevokeTokenView(dot_views.RevokeTokenView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         note(request, enforce("revoke.ip", client_network(request.META.get("REMOTE_ADDR"))))
         with transaction.atomic():
-            return super().post(request, *args, **kwargs)
+            return cast(HttpResponse, super().post(request, *args, **kwargs))
 
 
 class AuthorizationView(dot_views.AuthorizationView):
@@ -92,12 +92,13 @@ class AuthorizationView(dot_views.AuthorizationView):
         client = get_application_model().objects.filter(client_id=client_id).only("remember_consent").first()
         query = request.GET.copy()
         query["approval_prompt"] = "auto" if client is not None and client.remember_consent else "force"
-        request.GET = query
-        return super().get(request, *args, **kwargs)
+        # django-stubs type request.GET as an immutable QueryDict; any QueryDict is valid here.
+        request.GET = query  # type: ignore[assignment]
+        return cast(HttpResponse, super().get(request, *args, **kwargs))
 
     def form_valid(self, form: Any) -> HttpResponse:
         note(self.request, enforce("consent.user", str(self.request.user.pk)))
-        response = super().form_valid(form)
+        response: HttpResponse = super().form_valid(form)
         allowed = bool(form.cleaned_data.get("allow"))
         audit_record(event="consent.granted" if allowed else "consent.denied", actor=actor_label(self.request.user),
                      subject=f"client:{form.cleaned_data.get('client_id', '')}",
@@ -112,7 +113,7 @@ class AuthorizationView(dot_views.AuthorizationView):
         # with an already verified redirect URI, which can carry no fragment.
         if "iss" not in parse_qs(urlsplit(redirect_to).query, keep_blank_values=True):
             redirect_to += ("&" if "?" in redirect_to else "?") + urlencode({"iss": settings.ISSUER})
-        return super().redirect(redirect_to, application)
+        return cast(HttpResponse, super().redirect(redirect_to, application))
 
 
 class ServerMetadataView(dot_views.OAuthServerMetadataView):

@@ -67,10 +67,10 @@ _policies: dict[tuple[str, tuple[str, str]], Policy] = {}
 
 
 def policy(name: str) -> Policy:
-    key = (name, tuple(settings.RATE_LIMITS[name]))
+    text, mode = settings.RATE_LIMITS[name]
+    key = (name, (text, mode))
     found = _policies.get(key)  # parsed once per (name, setting), so tests can still change it
     if found is None:
-        text, mode = key[1]
         count, _, period = text.partition("/")
         found = _policies[key] = Policy(name, int(count), int(period), mode)
     return found

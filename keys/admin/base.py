@@ -35,7 +35,8 @@ class OnlyDeletedWithTheirClient:
         url_name = getattr(match, "url_name", "") or ""
         if url_name.startswith(f"{self.opts.app_label}_"):
             return False  # any view of this app's admins
-        return super().has_delete_permission(request, obj)  # type: ignore[misc]
+        allowed: bool = super().has_delete_permission(request, obj)  # type: ignore[misc]
+        return allowed
 
 
 class ApiKeyAdminBase(OneTimeCredentialAdmin):
@@ -57,7 +58,7 @@ class ApiKeyAdminBase(OneTimeCredentialAdmin):
         return {**self.admin_site.each_context(request), "opts": self.opts, "title": title, **extra}
 
     def _key_for_change(self, request: HttpRequest, object_id: str) -> ApiKey | HttpResponse:
-        key = self.get_object(request, unquote(object_id))
+        key: ApiKey | None = self.get_object(request, unquote(object_id))
         if key is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_change_permission(request, key):

@@ -159,9 +159,11 @@ class CompromiseResponseAdmin(OnlyDeletedWithTheirClient, admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_display(self, obj: CompromiseResponse) -> str:
-        css = {CompromiseResponseStatus.DONE: "active", CompromiseResponseStatus.RUNNING: "rotated"}.get(
-            obj.status, "suspended"
-        )
+        css_by_status: dict[str, str] = {
+            CompromiseResponseStatus.DONE: "active",
+            CompromiseResponseStatus.RUNNING: "rotated",
+        }
+        css = css_by_status.get(obj.status, "suspended")
         return format_html('<span class="as-status as-status-{}">{}</span>', css, obj.get_status_display())
 
     @admin.display(description="revoked")

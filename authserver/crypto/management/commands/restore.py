@@ -27,6 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         archive = Path(options["archive"])
+        db: backup.DatabaseSettings
         if options["database_url"]:
             db = dj_database_url.parse(options["database_url"])
         else:
