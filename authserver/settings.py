@@ -18,7 +18,64 @@ from authserver.conf import BASE_DIR
 # Every AUTHSERVER_* variable is parsed and validated once, with its default, in authserver/conf.py.
 # This module only reads: the data directory is prepared by the entry points (authserver/datadir.py).
 config = conf.load(os.environ)
-globals().update(conf.flat_settings(config))  # ISSUER, ACCESS_TOKEN_MAX_SECONDS… (see conf.var's flat=)
+
+# The flat names code reads (settings.ISSUER…), spelled out so that type checkers see them;
+# tests/test_conf.py checks this list against conf.flat_settings(), so none is missing or extra.
+# fmt: off
+DATA_DIR = config.data_dir
+ISSUER = config.issuer
+DATABASE_URL = config.database_url
+REDIS_URL = config.redis_url
+DB_PREPARED_STATEMENTS = config.db_prepared_statements
+RATE_LIMITS = dict(config.rate_limits)
+ACCESS_TOKEN_DEFAULT_SECONDS = config.tokens.access_default_seconds
+ACCESS_TOKEN_MAX_SECONDS = config.tokens.access_max_seconds
+REFRESH_TOKEN_DEFAULT_SECONDS = config.tokens.refresh_default_seconds
+REFRESH_TOKEN_MAX_SECONDS = config.tokens.refresh_max_seconds
+CLIENT_SECRET_GRACE_SECONDS = config.tokens.client_secret_grace_seconds
+GRANT_RETENTION_SECONDS = config.tokens.grant_retention_seconds
+API_KEY_PREFIX = config.api_keys.prefix
+API_KEY_DEFAULT_LIFETIME_SECONDS = config.api_keys.default_lifetime_seconds
+API_KEY_MAX_LIFETIME_SECONDS = config.api_keys.max_lifetime_seconds
+API_KEY_GRACE_SECONDS = config.api_keys.grace_seconds
+API_KEY_EXPIRY_WARNING_SECONDS = config.api_keys.expiry_warning_seconds
+API_KEY_EXCHANGE_TOKEN_SECONDS = config.api_keys.exchange_token_seconds
+KEYSTORE = config.keystore.backend
+KEYSTORE_FILE = config.keystore.file
+PKCS11_MODULE = config.keystore.pkcs11_module
+PKCS11_TOKEN_LABEL = config.keystore.pkcs11_token_label
+PKCS11_PIN = config.keystore.pkcs11_pin
+PKCS11_KEY_LABEL = config.keystore.pkcs11_key_label
+PKCS11_VERSION_CACHE_SECONDS = config.keystore.pkcs11_version_cache_seconds
+CLEANUP_PAUSE_RATIO = config.cleanup.pause_ratio
+COMPROMISE_BATCH_SIZE = config.jobs.compromise_batch_size
+COMPROMISE_BATCH_PAUSE = config.jobs.compromise_batch_pause
+COMPROMISE_STALE_SECONDS = config.jobs.compromise_stale_seconds
+CRYPTO_ROTATION_BATCH_SIZE = config.jobs.crypto_rotation_batch_size
+CRYPTO_ROTATION_BATCH_PAUSE = config.jobs.crypto_rotation_batch_pause
+CRYPTO_ROTATION_STALE_SECONDS = config.jobs.crypto_rotation_stale_seconds
+ANOMALY_WINDOW_MINUTES = config.anomaly.window_minutes
+ANOMALY_WARMUP_MINUTES = config.anomaly.warmup_minutes
+ANOMALY_QUANTILE = config.anomaly.quantile
+ANOMALY_EWMA_ALPHA = config.anomaly.ewma_alpha
+ANOMALY_LIMIT_FACTOR = config.anomaly.limit_factor
+ANOMALY_LIMIT_FLOOR = config.anomaly.limit_floor
+ANOMALY_LIMIT_CEILING = config.anomaly.limit_ceiling
+ANOMALY_DEFAULT_LIMIT = config.anomaly.default_limit
+ANOMALY_VOLUME_FACTOR = config.anomaly.volume_factor
+ANOMALY_VOLUME_MIN = config.anomaly.volume_min
+ANOMALY_TIGHTEN_FACTOR = config.anomaly.tighten_factor
+ANOMALY_TIGHTEN_SECONDS = config.anomaly.tighten_seconds
+ANOMALY_AUTH_FAILURE_BURST = config.anomaly.auth_failure_burst
+ANOMALY_INVALID_TOKEN_BURST = config.anomaly.invalid_token_burst
+ANOMALY_FISHING_BURST = config.anomaly.fishing_burst
+ANOMALY_REVOKED_USE_BURST = config.anomaly.revoked_use_burst
+ANOMALY_DEDUPE_MINUTES = config.anomaly.dedupe_minutes
+ANOMALY_TRAFFIC_RETENTION_DAYS = config.anomaly.traffic_retention_days
+ANOMALY_LIMIT_CACHE_SECONDS = config.anomaly.limit_cache_seconds
+ANOMALY_ALERT_EMAILS = list(config.anomaly.alert_emails)
+MANAGEMENT_API_AUDIENCE = config.management_api_audience
+# fmt: on
 
 PRODUCTION = config.production
 TESTING = config.testing
@@ -97,7 +154,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": config.data_dir / "db.sqlite3",
+            "NAME": str(config.data_dir / "db.sqlite3"),
             "OPTIONS": {
                 # IMMEDIATE transactions take the write lock up front, so concurrent web and
                 # worker processes queue instead of failing with "database is locked".
