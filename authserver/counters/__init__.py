@@ -1,8 +1,8 @@
 """The counter store: counts and published limits off the database's write path (platform layer).
 
-Verification never writes the database (DESIGN.md decision 5); what it must count goes here. The
-store is Redis when ``REDIS_URL`` is set, otherwise an SQLite file in the data directory, shared by
-every local process (embedded deployments). What the counts mean belongs to their owners:
+Verification never writes the database (docs/decisions/0005-introspection-hot-path.md); what it
+must count goes here. The store is Redis when ``REDIS_URL`` is set, otherwise an SQLite file in
+the data directory, shared by every local process (embedded deployments). What the counts mean belongs to their owners:
 API-key usage and quotas to :mod:`keys.usage`, per-minute traffic to
 :mod:`authserver.anomaly.traffic`, request rate limits to :mod:`authserver.ratelimit`.
 

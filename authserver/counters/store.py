@@ -1,7 +1,7 @@
 """What every counter store does: the contract Redis and the embedded SQLite file both keep.
 
 Three kinds of data live here, none of them in the database (verification never writes it:
-DESIGN.md decision 5):
+docs/decisions/0005-introspection-hot-path.md):
 
 * tallies: counts each process adds up in memory (:mod:`authserver.counters.buffer`), pushes here
   about every second, and a job drains: ``(name, bucket) -> n``, optionally each name's latest
