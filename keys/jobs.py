@@ -22,27 +22,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from authserver.crypto import secret
-from clients.services import retired_secrets_purge
 from keys import services
 from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse, CompromiseResponseStatus
 from keys.usage import drain_usage
 
 log = logging.getLogger("authserver.keys.jobs")
 BATCH = 500
-
-
-# The state changes these jobs used to make live in keys.services now (audited, through the one
-# retire path); these names stay for the callers that still import them from here.
-def grace_periods_end(*, now: datetime | None = None) -> dict[str, int]:
-    return {"api_keys_revoked": services.api_keys_grace_end(now=now),
-            "client_secrets_retired": retired_secrets_purge(now=now)}
-
-
-def keys_expire(*, now: datetime | None = None) -> int:
-    return services.api_keys_expire(now=now)
-
-
-compromise_response_finish = services.compromise_response_finish
 
 
 def webhook_signing_key() -> bytes:

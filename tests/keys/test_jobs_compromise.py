@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from authserver import credentials, revocation
 from authserver.oauth.models import AccessToken, RefreshToken
-from keys import jobs, tasks
+from keys import jobs, services, tasks
 from keys.models import ApiKey, ApiKeyStatus, CompromiseResponse, CompromiseResponseStatus
 from keys.services import api_key_create, compromise_response_start
 from keys.verification import api_key_verify
@@ -145,10 +145,10 @@ def test_compromise_response_survives_a_worker_killed_midway(worker, client):
     # before the first run recorded "done".
     before = credential_state(victim, bystander)
     counts = done.counts
-    assert jobs.compromise_response_finish(response_id=str(response.pk)) == counts
+    assert services.compromise_response_finish(response_id=str(response.pk)) == counts
     assert credential_state(victim, bystander) == before
     CompromiseResponse.objects.filter(pk=response.pk).update(status=CompromiseResponseStatus.RUNNING)
-    assert jobs.compromise_response_finish(response_id=str(response.pk)) == counts
+    assert services.compromise_response_finish(response_id=str(response.pk)) == counts
     assert credential_state(victim, bystander) == before
     again = CompromiseResponse.objects.get(pk=response.pk)
     assert again.status == CompromiseResponseStatus.DONE and again.counts == counts

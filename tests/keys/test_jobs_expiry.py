@@ -20,7 +20,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from keys import jobs, tasks
+from keys import jobs, services, tasks
 from keys.models import ApiKey, ApiKeyStatus
 from keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_suspend
 from keys.verification import api_key_verify
@@ -152,7 +152,7 @@ def test_keys_expire_marks_expired_keys_and_is_idempotent(key_owner):
     # Verification refuses the key already; the job only records it.
     assert api_key_verify(key=plaintext, audience=RS_AUDIENCE, client_ip=None) == {"active": False}
 
-    assert jobs.keys_expire() == 2
+    assert services.api_keys_expire() == 2
     status = dict(ApiKey.objects.values_list("pk", "status"))
     assert status == {expired_active.pk: ApiKeyStatus.EXPIRED, expired_suspended.pk: ApiKeyStatus.EXPIRED,
                       expired_revoked.pk: ApiKeyStatus.REVOKED, live.pk: ApiKeyStatus.ACTIVE}
@@ -160,7 +160,7 @@ def test_keys_expire_marks_expired_keys_and_is_idempotent(key_owner):
     assert after[expired_active.pk] == versions[expired_active.pk] + 1
     assert after[expired_revoked.pk] == versions[expired_revoked.pk] and after[live.pk] == versions[live.pk]
 
-    assert jobs.keys_expire() == 0
+    assert services.api_keys_expire() == 0
     assert dict(ApiKey.objects.values_list("pk", "version")) == after
 
 
@@ -184,5 +184,5 @@ def test_grace_periods_end_on_a_real_worker(worker, key_owner):
     assert api_key_verify(key=in_grace_plaintext, audience=RS_AUDIENCE, client_ip=None)["active"] is True
 
     before = credential_state(key_owner)
-    assert jobs.grace_periods_end()["api_keys_revoked"] == 0
+    assert services.api_keys_grace_end() == 0
     assert credential_state(key_owner) == before

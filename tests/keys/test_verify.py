@@ -139,7 +139,7 @@ def test_invalid_allowlist_is_refused_at_creation(key_owner, cidr):
 
 
 def test_rotation_grace_then_job(key_owner):
-    from keys.jobs import grace_periods_end
+    from keys.tasks import grace_periods_end
 
     old, old_plain = api_key_create(client=key_owner, name="r", scopes=["ai.infer"], allowed_ips=["10.0.0.0/8"],
                                     rate_limit=(5, 60), quota=100)
