@@ -251,11 +251,12 @@ def client_address(meta: Mapping[str, Any]) -> str:
     try:
         xff = meta.get("HTTP_X_FORWARDED_FOR")
         if xff is not None:
+            entries = xff.split(",")
             if len(xff) > MAX_HEADER_BYTES:
-                # Only the right end was written by our proxies; a cut entry at the left edge is
-                # malformed and reached only if the whole window is trusted.
-                xff = xff[-MAX_HEADER_BYTES:]
-            return str(_walk(xff.split(","), peer_address, networks, _xff_entry))
+                # Only the right end was written by our proxies: keep its last whole entries (the
+                # client's padding on the left is never read, so it cannot push ours out).
+                entries = xff[-MAX_HEADER_BYTES:].split(",")[1:]
+            return str(_walk(entries, peer_address, networks, _xff_entry))
         forwarded = meta.get("HTTP_FORWARDED")
         if forwarded is None or len(forwarded) > MAX_HEADER_BYTES:
             return str(peer_address)

@@ -138,6 +138,8 @@ def _meta(remote: str | None = EDGE, xff: str | None = None, forwarded: str | No
         # Oversized: only the right end counts; a chain of trusted hops too long to walk is refused.
         (PROXIES, _meta(xff=f"{SPOOF}, " * 400 + CLIENT), CLIENT),
         (PROXIES, _meta(xff="10.1.1.1, " * 400 + "10.1.1.1"), EDGE),
+        (PROXIES, _meta(xff="1" * 3000 + f", {CLIENT}"), CLIENT),  # one huge client-written entry
+        (PROXIES, _meta(xff="1" * (MAX_HEADER_BYTES - 9) + ", 10.1.1.1"), "10.1.1.1"),  # cut entry never read
         (PROXIES, _meta(xff=", ".join([SPOOF] + ["10.1.1.1"] * MAX_HOPS)), EDGE),
         (PROXIES, _meta(xff=", ".join([CLIENT] + ["10.1.1.1"] * (MAX_HOPS - 1))), CLIENT),
         # RFC 7239 Forwarded, read only when X-Forwarded-For is absent.
