@@ -79,6 +79,16 @@ def _list(name: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _trusted_proxies(name: str, raw: str) -> tuple[str, ...]:
+    from authserver.netaddr import parse_trusted_proxies
+
+    entries = _list(name, raw)
+    try:
+        return tuple(str(network) for network in parse_trusted_proxies(entries))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
 def _path(name: str, raw: str) -> Path:
     return Path(raw).resolve()
 
@@ -286,6 +296,9 @@ class AuthServerConfig:
     # The admin lives at an unguessable path (docs/decisions/0009); "" means generated in the data dir.
     admin_path: str = var("AUTHSERVER_ADMIN_PATH", "", lambda _, raw: raw.strip("/"))
     behind_proxy: bool = var("AUTHSERVER_BEHIND_PROXY", False, _bool)
+    # The proxies whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are believed (authserver.netaddr);
+    # empty: none, every address-based control sees the peer.
+    trusted_proxies: tuple[str, ...] = var("AUTHSERVER_TRUSTED_PROXIES", (), _trusted_proxies, flat="TRUSTED_PROXIES")
     ssl_redirect: bool = var("AUTHSERVER_SSL_REDIRECT", False, _bool, production=True)
     hsts_seconds: int = var("AUTHSERVER_HSTS_SECONDS", 0, _int(), production=31536000)
     email_backend: str = var("AUTHSERVER_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend",

@@ -43,6 +43,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from authserver import netaddr
 from authserver.counters import CountersUnavailable
 from authserver.ratelimit.limiter import LimiterUnavailable
 
@@ -127,6 +128,10 @@ class Dispatcher:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         handler = self.machine if environ.get("PATH_INFO") in self.machine_paths else self.full
+        # X-Forwarded-Proto decides whether Django believes the request came over HTTPS (secure
+        # cookies, redirects); with AUTHSERVER_TRUSTED_PROXIES set only those proxies may send it.
+        if "HTTP_X_FORWARDED_PROTO" in environ and not netaddr.forwarded_proto_believed(environ):
+            del environ["HTTP_X_FORWARDED_PROTO"]
         return handler(environ, start_response)
 
 

@@ -28,6 +28,7 @@ DATABASE_URL = config.database_url
 REDIS_URL = config.redis_url
 DB_PREPARED_STATEMENTS = config.db_prepared_statements
 RATE_LIMITS = dict(config.rate_limits)
+TRUSTED_PROXIES = list(config.trusted_proxies)
 ACCESS_TOKEN_DEFAULT_SECONDS = config.tokens.access_default_seconds
 ACCESS_TOKEN_MAX_SECONDS = config.tokens.access_max_seconds
 REFRESH_TOKEN_DEFAULT_SECONDS = config.tokens.refresh_default_seconds
@@ -228,7 +229,9 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "/"
 
 # --- Security headers and cookies ---------------------------------------------------------------
-if config.behind_proxy:
+# With AUTHSERVER_TRUSTED_PROXIES the header is also believed, but only from those proxies: the WSGI
+# entry point drops it from any other peer (authserver.handlers, authserver.netaddr).
+if config.behind_proxy or config.trusted_proxies:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = config.ssl_redirect
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]

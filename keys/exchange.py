@@ -25,6 +25,7 @@ from oauth2_provider.models import get_application_model
 from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 
+from authserver.netaddr import client_address
 from keys import usage
 from keys.policy import ip_allowed
 from keys.selectors import api_key_lookup
@@ -64,7 +65,7 @@ class ApiKeyExchangeGrant(GrantTypeBase):
         token = token_handler.create_token(request, refresh_token=False)
         token["issued_token_type"] = ACCESS_TOKEN_TYPE
         self.request_validator.save_token(token, request)
-        usage.record_use(request._authserver_api_key_id, request.headers.get("REMOTE_ADDR"))
+        usage.record_use(request._authserver_api_key_id, client_address(request.headers))
         return headers, json.dumps(token), 200
 
     def validate_token_request(self, request: Any) -> None:
@@ -76,7 +77,7 @@ class ApiKeyExchangeGrant(GrantTypeBase):
             if value and not (param == "requested_token_type" and value == ACCESS_TOKEN_TYPE):
                 raise errors.InvalidRequestError(description=f"{param} is not supported", request=request)
         row = api_key_lookup(key=getattr(request, "subject_token", None) or "")
-        if row is None or not ip_allowed(request.headers.get("REMOTE_ADDR"), row["allowed_ips"]):
+        if row is None or not ip_allowed(client_address(request.headers), row["allowed_ips"]):
             raise errors.InvalidGrantError(request=request)
         self._authenticate(request, row["client__client_id"])
         self._narrow_scope_and_audience(request, row)

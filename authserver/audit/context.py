@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from authserver.netaddr import client_address
+
 
 def request_personal(request: Any) -> dict[str, Any]:
     if request is None:
         return {}
     meta = getattr(request, "META", None) or getattr(request, "headers", None) or {}
     return {
-        "ip": meta.get("REMOTE_ADDR", ""),
+        "ip": client_address(meta),
         "user_agent": str(meta.get("HTTP_USER_AGENT", ""))[:300],
     }
 

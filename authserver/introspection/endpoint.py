@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from authserver import events, revocation
 from authserver.http import NO_STORE
 from authserver.introspection import service
-from authserver.netaddr import client_network
+from authserver.netaddr import client_address, client_network
 from authserver.ratelimit.limiter import enforce, note
 
 _JSON_HEADERS = {"Content-Type": "application/json", **NO_STORE}
@@ -86,7 +86,7 @@ def introspect(request: HttpRequest) -> HttpResponse:
     caller = service.authenticate_resource_server(authorization=request.META.get("HTTP_AUTHORIZATION", ""),
                                                   form=form or {}, view=view)
     if caller is None:
-        events.client_auth_failed.emit(client_network(request.META.get("REMOTE_ADDR")))
+        events.client_auth_failed.emit(client_network(client_address(request.META)))
         return _json({"error": "invalid_client"}, 401, **{"WWW-Authenticate": 'Basic realm="introspection"'})
     note(request, enforce("introspect.rs", caller["client_id"]))
     if form is None:
@@ -98,6 +98,6 @@ def introspect(request: HttpRequest) -> HttpResponse:
     answer = service.introspect(credential=token, caller=caller, client_ip=client_ip, view=view)
     if not answer["active"] and not answer.get("rate_limited"):
         # Token fishing (per resource server) and invalid tokens (per presenting network).
-        address = client_ip or request.META.get("REMOTE_ADDR")
+        address = client_ip or client_address(request.META)
         events.introspection_inactive.emit((caller["client_id"], client_network(address) if address else None))
     return _json(answer)

@@ -35,6 +35,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challeng
 
 from authserver import credentials, revocation
 from authserver.audit.services import audit_record
+from authserver.netaddr import client_address
 from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
 from authserver.oauth.usability import before_client_cutoff
 
@@ -241,7 +242,7 @@ class AuthServerValidator(OAuth2Validator):
     @staticmethod
     def _personal(request: Any) -> dict[str, Any]:
         headers = getattr(request, "headers", None) or {}
-        return {"ip": headers.get("REMOTE_ADDR", ""), "user_agent": str(headers.get("HTTP_USER_AGENT", ""))[:300]}
+        return {"ip": client_address(headers), "user_agent": str(headers.get("HTTP_USER_AGENT", ""))[:300]}
 
     def _create_access_token(
         self, expires: Any, request: Any, token: dict[str, Any], source_refresh_token: Any = None

@@ -28,7 +28,7 @@ from authserver import events
 from authserver.audit.context import actor_label, request_personal
 from authserver.audit.services import audit_record
 from authserver.http import NO_STORE
-from authserver.netaddr import client_network
+from authserver.netaddr import client_address, client_network
 from authserver.ratelimit.limiter import RateLimited, already_exceeded, enforce, limit_for, note
 
 log = logging.getLogger("authserver.oauth")
@@ -45,7 +45,7 @@ class TokenView(dot_views.TokenView):
         # Limits before any work: per network, then a separate budget of failed client
         # authentications per network (a guessing client is cut off without slowing others);
         # the per-client limit is applied once the client has authenticated (validator).
-        network = client_network(request.META.get("REMOTE_ADDR"))
+        network = client_network(client_address(request.META))
         note(request, enforce("token.ip", network))
         blocked = already_exceeded("token.auth_failure.ip", network)
         if blocked is not None:
@@ -79,7 +79,7 @@ class TokenView(dot_views.TokenView):
 class RevokeTokenView(dot_views.RevokeTokenView):
     @_hide_all_post
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        note(request, enforce("revoke.ip", client_network(request.META.get("REMOTE_ADDR"))))
+        note(request, enforce("revoke.ip", client_network(client_address(request.META))))
         with transaction.atomic():
             return cast(HttpResponse, super().post(request, *args, **kwargs))
 
