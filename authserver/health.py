@@ -29,6 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from redis import Redis
 from redis.backoff import NoBackoff
@@ -56,6 +57,7 @@ DOWN = "down"
 READ_ONLY = "read-only"
 TIMEOUT = "timeout"
 PENDING = "pending"
+STARTING = "starting"
 UNKNOWN = "unknown"
 UNAVAILABLE = "unavailable"
 NOT_CONFIGURED = "not configured"
@@ -69,6 +71,29 @@ _lock = threading.Lock()
 _migrated: set[str] = set()  # databases whose schema was seen current (it never goes back)
 _keystore_ok_until = 0.0
 _redis_clients: dict[str, Redis] = {}
+# Importing every migration module takes a second or more on a busy machine: a thread does it once
+# per process, and until it has, the migrations check answers "starting" (not ready) at once.
+_loader_warm = threading.Event()
+_warm_up_started = False
+
+
+def _warm_up() -> None:
+    try:
+        MigrationLoader(None, ignore_no_migrations=True)  # from disk only: no database
+    except Exception as exc:  # the request-time check reports the real problem
+        log.warning("readiness: loading migrations failed", extra={"error": type(exc).__name__})
+    finally:
+        _loader_warm.set()
+
+
+def start_warm_up(*, wait: float = 0.0) -> bool:
+    """Load the migration graph in the background (once per process); True once it is loaded."""
+    global _warm_up_started
+    with _lock:
+        if not _warm_up_started:
+            _warm_up_started = True
+            threading.Thread(target=_warm_up, name="authserver-health-warm-up", daemon=True).start()
+    return _loader_warm.wait(wait)
 
 
 def reset() -> None:
@@ -93,17 +118,19 @@ def _failure(exc: BaseException) -> str:
     return DOWN
 
 
-def migrations_current() -> bool:
+def migrations_check() -> str:
     """No migration left to apply on the default database (a positive answer is remembered)."""
     name = str(connection.settings_dict["NAME"])
     if name in _migrated:
-        return True
+        return OK
+    if not start_warm_up():
+        return STARTING
     executor = MigrationExecutor(connection)
     if executor.migration_plan(executor.loader.graph.leaf_nodes()):
-        return False
+        return PENDING
     with _lock:
         _migrated.add(name)
-    return True
+    return OK
 
 
 def _postgresql_writable() -> str:
@@ -145,12 +172,12 @@ def database_checks() -> dict[str, str]:
                     cursor.execute(PG_STATEMENT_TIMEOUT)
                     cursor.execute(PG_LOCK_TIMEOUT)
                 checks["database"] = _postgresql_writable()
-                checks["migrations"] = OK if migrations_current() else PENDING
+                checks["migrations"] = migrations_check()
                 # Nothing was written; rolling back also undoes SET LOCAL inside an outer transaction.
                 transaction.set_rollback(True)
         else:
             checks["database"] = _sqlite_writable()
-            checks["migrations"] = OK if migrations_current() else PENDING
+            checks["migrations"] = migrations_check()
     except DatabaseError as exc:
         # The exception's type only: its text can name the host, the user or the DSN.
         log.warning("readiness: database check failed", extra={"error": type(exc).__name__})
