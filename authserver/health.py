@@ -134,10 +134,13 @@ def migrations_check() -> str:
 
 
 def _postgresql_writable() -> str:
+    # A standby (pg_is_in_recovery), or a session whose transactions start read-only (ALTER
+    # DATABASE/ALTER SYSTEM ... SET default_transaction_read_only = on, as a failover tool does).
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')")
-        in_recovery, read_only = cursor.fetchone()
-    return READ_ONLY if in_recovery or read_only == "on" else OK
+        cursor.execute("SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), "
+                       "current_setting('default_transaction_read_only')")
+        in_recovery, read_only, default_read_only = cursor.fetchone()
+    return READ_ONLY if in_recovery or "on" in (read_only, default_read_only) else OK
 
 
 def _sqlite_writable() -> str:
