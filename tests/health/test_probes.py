@@ -12,6 +12,7 @@ import pytest
 from django.db import OperationalError, connection, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
+from django.urls import resolve
 
 from authserver import handlers, health
 from authserver.crypto import keystore_ready
@@ -26,6 +27,7 @@ def _fresh_health(request: Any, settings: Any) -> Any:
     settings.REDIS_URL = ""
     health.reset()
     assert health.start_warm_up(wait=30)
+    resolve("/readyz")  # the URLconf's first import is the process's start-up, not the probe's
     if request.node.get_closest_marker("django_db"):
         keystore_ready()  # what the migrate step does on a fresh install
     yield
