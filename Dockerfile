@@ -1,11 +1,18 @@
 # syntax=docker/dockerfile:1
 #
-# authserver image. One image, four roles (docker-entrypoint.sh):
-#   web     granian on 0.0.0.0:8000, plain HTTP behind a TLS-terminating proxy (migrates first)
+# authserver image. One image, five roles (docker-entrypoint.sh):
+#   migrate the release step: migrations applied once (PostgreSQL advisory lock), key store checked
+#   web     granian on 0.0.0.0:8000, plain HTTP behind a TLS-terminating proxy (does not migrate:
+#           /readyz answers 503 until the migrate step has run)
 #   worker  Celery worker            beat    Celery beat (django-celery-beat's DatabaseScheduler)
 #   serve   everything in one container (manage.py serve: HTTPS on 0.0.0.0:8443, self-signed
 #           certificate in /data/tls unless you mount your own cert.pem/key.pem there)
 # Anything else runs as a command, e.g. `docker run IMAGE manage createsuperuser`.
+#
+# Production (AUTHSERVER_ENV=production) refuses to start without AUTHSERVER_ISSUER,
+# AUTHSERVER_SECRET_KEY, AUTHSERVER_ALLOWED_HOSTS, a PostgreSQL DATABASE_URL and REDIS_URL
+# (authserver/conf.py): nothing here sets them, so the development default issuer
+# https://127.0.0.1:8443 can't leak into production.
 #
 #   docker build -t authserver .
 #   docker run --rm -it -p 8443:8443 -v authserver-data:/data authserver serve
@@ -42,6 +49,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=authserver.settings \
     AUTHSERVER_DATA_DIR=/data
 
+# The PostgreSQL client (pg_dump, pg_restore, psql) for `manage backup` and `manage restore`.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 authserver \
     && useradd --system --uid 10001 --gid authserver --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin authserver \
@@ -58,13 +70,18 @@ COPY clients ./clients
 COPY keys ./keys
 COPY templates ./templates
 COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh \
+COPY docker-healthcheck.py /usr/local/bin/docker-healthcheck
+RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh /usr/local/bin/docker-healthcheck \
     && python -m compileall -q /app/authserver /app/clients /app/keys
 
 USER 10001:10001
 VOLUME /data
 # 8443: the serve role (HTTPS). 8000: the web role (plain HTTP for the proxy in front of it).
 EXPOSE 8443 8000
+
+# Liveness only (/livez touches no dependency); in the web and serve roles, a no-op in the others.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "/usr/local/bin/docker-healthcheck"]
 
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["serve"]

@@ -1,25 +1,38 @@
 #!/bin/sh
 # Container entrypoint: the first argument is the role, the rest go to that role's program.
 #
-#   web [gunicorn args]   migrate, collectstatic, then gunicorn on 0.0.0.0:$PORT (default 8000), plain HTTP for a
+#   migrate [args]        the release step: manage.py migrate_locked (migrations applied once under a
+#                         PostgreSQL advisory lock, however many replicas run it together; then the
+#                         key store checked, created on a fresh install). Run it before/alongside web.
+#   web [granian args]    collectstatic, then granian on 0.0.0.0:$PORT (default 8000), plain HTTP for a
 #                         TLS-terminating proxy (AUTHSERVER_BEHIND_PROXY=1). WEB_CONCURRENCY sets
-#                         the worker count (default 2); FORWARDED_ALLOW_IPS is read by gunicorn.
+#                         the worker count (default 2). It does not migrate: /readyz answers 503
+#                         ("migrations": "pending") until the migrate step has run.
 #   worker [celery args]  Celery worker (CELERY_CONCURRENCY, default 2)
 #   beat [celery args]    Celery beat with django-celery-beat's database scheduler (run exactly one)
 #   serve [serve args]    manage.py serve: migrate, first-run setup, HTTPS on 0.0.0.0:8443, worker, beat
-#   manage ARGS           manage.py ARGS (e.g. `manage createsuperuser`)
+#   manage ARGS           manage.py ARGS (e.g. `manage createsuperuser`, `manage backup --output F`)
 #   anything else         executed as is
+#
+# web and serve write where their /livez listens to $HEALTHCHECK_TARGET, for the image's
+# HEALTHCHECK (docker-healthcheck.py); the other roles serve no HTTP and have nothing to probe.
 set -eu
 
 role="${1:-serve}"
 if [ "$#" -gt 0 ]; then shift; fi
 
 cd /app
+HEALTHCHECK_TARGET="${HEALTHCHECK_TARGET:-/tmp/authserver-healthcheck}"
 
 case "$role" in
+    migrate)
+        exec python manage.py migrate_locked "$@"
+        ;;
     web)
-        python manage.py migrate --noinput
+        # Static files go to the data volume (STATIC_ROOT is <data dir>/static, served by
+        # WhiteNoise); collectstatic touches no database, so it stays here rather than in the image.
         python manage.py collectstatic --noinput --verbosity 0
+        printf 'http 127.0.0.1 %s\n' "${PORT:-8000}" > "$HEALTHCHECK_TARGET"
         export AUTHSERVER_BEHIND_PROXY=1
         # Granian behind the TLS-terminating proxy: the bench's server comparison (`python -m
         # bench`) measured it ahead of gunicorn sync and gthread workers on introspection (hot and
@@ -62,6 +75,7 @@ case "$role" in
             "$@"
         ;;
     serve)
+        printf 'https 127.0.0.1 8443\n' > "$HEALTHCHECK_TARGET"
         exec python manage.py serve --bind 0.0.0.0:8443 "$@"
         ;;
     manage)

@@ -54,7 +54,7 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
     DatabaseError, RedisConnectionError, RedisTimeoutError, CountersUnavailable, LimiterUnavailable,
 )
 
-MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke"})
+MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/livez", "/readyz", "/healthz"})
 BASELINE_PATH = "/bench/bare"
 
 # Middleware that only browsers need: sessions, CSRF, authentication, messages, static files.

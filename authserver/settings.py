@@ -234,7 +234,8 @@ LOGIN_REDIRECT_URL = "/"
 if config.behind_proxy or config.trusted_proxies:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = config.ssl_redirect
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Probes speak plain HTTP to the container: a redirect would read as success to some of them.
+SECURE_REDIRECT_EXEMPT = [r"^livez$", r"^readyz$", r"^healthz$"]
 SESSION_COOKIE_SECURE = not TESTING
 CSRF_COOKIE_SECURE = not TESTING
 SESSION_COOKIE_HTTPONLY = True

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from authserver import health
 from authserver.introspection import endpoint as introspection_endpoint
 from authserver.oauth import views as oauth_views
 
@@ -27,6 +28,8 @@ urlpatterns = [
     path("", include(oauth_patterns)),
     path("accounts/", include("authserver.accounts.urls")),
     path("api/v1/", include("keys.api_urls")),
-    path("healthz", oauth_views.healthz, name="healthz"),
+    path("livez", health.livez, name="livez"),
+    path("readyz", health.readyz, name="readyz"),
+    path("healthz", health.healthz, name="healthz"),
     path(f"{settings.ADMIN_PATH}/", admin.site.urls),
 ]

@@ -130,10 +130,3 @@ class ServerMetadataView(dot_views.OAuthServerMetadataView):
         new["Access-Control-Allow-Origin"] = "*"
         return new
 
-
-def healthz(request: HttpRequest) -> HttpResponse:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"}, headers=NO_STORE)

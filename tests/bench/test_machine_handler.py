@@ -64,7 +64,7 @@ def test_machine_middleware_drops_only_browser_middleware(settings):
 
 
 def test_routes(app):
-    assert handlers.MACHINE_PATHS == {"/oauth/introspect", "/oauth/token", "/oauth/revoke"}
+    assert handlers.MACHINE_PATHS == {"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/livez", "/readyz", "/healthz"}
     assert handlers.BASELINE_PATH not in app.machine_paths
 
 
@@ -124,7 +124,7 @@ def test_baseline_view_only_when_the_bench_asks(monkeypatch, app):
     bench_app = handlers.Dispatcher()
     status, headers, body = wsgi_call(bench_app, handlers.BASELINE_PATH, "x=1")
     assert status == 200 and body == b'{"active": false}' and headers["cache-control"] == "no-store"
-    assert wsgi_call(bench_app, "/healthz", method="GET")[0] == 200
+    assert wsgi_call(bench_app, "/livez", method="GET")[0] == 200
 
 
 def test_health_check_skipped_only_right_after_a_good_request(app, monkeypatch):
