@@ -17,7 +17,8 @@
 #   docker build -t authserver .
 #   docker run --rm -it -p 8443:8443 -v authserver-data:/data authserver serve
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# Debian pinned (bookworm): it decides the PostgreSQL client tools' version below.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- builder: resolve nothing, install exactly uv.lock ------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -49,15 +50,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=authserver.settings \
     AUTHSERVER_DATA_DIR=/data
 
-# The PostgreSQL client (pg_dump, pg_restore, psql) for `manage backup` and `manage restore`.
+# PostgreSQL client tools for `manage.py backup` / `restore` (pg_dump, pg_restore): their major
+# version must be at least the server's (Debian bookworm's is 15, as in compose.yaml).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends postgresql-client \
+    && apt-get install --yes --no-install-recommends postgresql-client \
     && rm -rf /var/lib/apt/lists/*
 
+# /keystore: the mount point of the key-store volume every role shares (compose.yaml); it exists
+# here, owned by the runtime user, so that a new named volume mounted on it starts out owned by it.
 RUN groupadd --system --gid 10001 authserver \
     && useradd --system --uid 10001 --gid authserver --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin authserver \
-    && install -d -o authserver -g authserver -m 0700 /data
+    && install -d -o authserver -g authserver -m 0700 /data /keystore
 
 WORKDIR /app
 # Same base image as the builder, so the venv's interpreter path (/usr/local/bin/python3.11) holds.

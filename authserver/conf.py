@@ -1,7 +1,8 @@
 """The project's own configuration: every ``AUTHSERVER_*`` variable, its type and its default, in one place.
 
 ``load(os.environ)`` parses the environment once into a frozen :class:`AuthServerConfig` and
-refuses a bad value with a message naming the variable. Nothing here touches the filesystem:
+refuses a bad value with a message naming the variable. Any variable may be given as a file,
+``<NAME>_FILE`` (authserver/conf_files.py); apart from reading those, nothing here touches disk:
 ``authserver.datadir.prepare()`` creates the data directory and its generated secrets, and
 ``authserver/settings.py`` turns the object into Django settings.
 
@@ -24,6 +25,8 @@ from types import MappingProxyType
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+
+from authserver import conf_files
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -351,8 +354,20 @@ def _load_section(cls: type, environ: Mapping[str, str], production: bool) -> An
     return cls(**values)
 
 
+def env_names(cls: type = AuthServerConfig) -> list[str]:
+    """Every environment variable the configuration declares."""
+    names: list[str] = []
+    for f in fields(cls):
+        if "section" in f.metadata:
+            names += env_names(f.metadata["section"])
+        elif "env" in f.metadata:
+            names.append(f.metadata["env"])
+    return names
+
+
 def load(environ: Mapping[str, str], *, testing: bool | None = None) -> AuthServerConfig:
     """Parse and validate the environment; raises ImproperlyConfigured naming the first bad variable."""
+    environ = conf_files.resolve(environ, env_names())
     if testing is None:
         testing = "pytest" in sys.modules or environ.get("AUTHSERVER_TESTING") == "1"
     production = environ.get("AUTHSERVER_ENV", "").strip().lower() == "production"

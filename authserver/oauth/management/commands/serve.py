@@ -26,6 +26,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
+from authserver import conf_files
 from authserver.datadir import BASE_DIR
 from authserver.serve import net, tls
 from authserver.serve.supervisor import ChildExited, NotReady, StopRequested, Supervisor
@@ -191,7 +192,7 @@ class Command(BaseCommand):
         env.pop("AUTHSERVER_ADMIN_PASSWORD", None)  # the children have no use for it
 
         local_url = bind.url("https" if use_tls else "http")
-        if os.environ.get("AUTHSERVER_ISSUER", "").strip():
+        if conf_files.given(os.environ, "AUTHSERVER_ISSUER"):  # directly or as AUTHSERVER_ISSUER_FILE
             issuer = str(settings.ISSUER)
         else:
             # Not configured: the issuer is where this server really listens, and the children
@@ -203,7 +204,7 @@ class Command(BaseCommand):
                     "--no-tls without AUTHSERVER_ISSUER: the issuer is the plain-HTTP address; set "
                     "AUTHSERVER_ISSUER to the proxy's public https:// URL"
                 )
-        if not os.environ.get("AUTHSERVER_ALLOWED_HOSTS", "").strip():
+        if not conf_files.given(os.environ, "AUTHSERVER_ALLOWED_HOSTS"):
             hosts = list(settings.ALLOWED_HOSTS)
             for host in (bind.connect_host, urlsplit(issuer).hostname or ""):
                 host = net.url_host(host)
