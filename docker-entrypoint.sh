@@ -53,7 +53,7 @@ case "$role" in
             authserver.wsgi:application
         ;;
     worker)
-        if [ -z "${REDIS_URL:-}" ]; then
+        if [ -z "${REDIS_URL:-}" ] && [ -z "${REDIS_URL_FILE:-}" ]; then
             # Embedded filesystem broker: kombu moves each message it takes into the temporary
             # directory; keep that in the (owner-only) data volume, as manage.py serve does.
             mkdir -p -m 0700 "$AUTHSERVER_DATA_DIR/broker/tmp"

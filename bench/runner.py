@@ -109,7 +109,7 @@ def wait_until_idle(srv: servers.Server, timeout: float = 120) -> None:
         try:
             started = time.monotonic()
             conn = http.client.HTTPConnection(HOST, srv.port, timeout=5)
-            conn.request("GET", "/healthz", headers={"X-Forwarded-Proto": "https"})
+            conn.request("GET", "/livez", headers={"X-Forwarded-Proto": "https"})
             conn.getresponse().read()
             conn.close()
             if time.monotonic() - started < 0.05:

@@ -81,13 +81,14 @@ def start(kind: str, env: dict[str, str], log_dir: Path, *, workers: int = 2, ap
             raise RuntimeError(f"{kind} exited:\n{log.read_text()[-3000:]}")
         try:
             conn = http.client.HTTPConnection(HOST, port, timeout=2)
-            conn.request("GET", "/healthz", headers={"X-Forwarded-Proto": "https"})
+            conn.request("GET", "/readyz", headers={"X-Forwarded-Proto": "https"})
             status = conn.getresponse().status
             conn.close()
-            if status in (200, 404):
+            if status in (200, 404):  # ready (404: vanilla DOT has no probe; it answered)
                 break
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     else:
         server.stop()
         raise RuntimeError(f"{kind} did not answer:\n{log.read_text()[-3000:]}")
@@ -95,7 +96,7 @@ def start(kind: str, env: dict[str, str], log_dir: Path, *, workers: int = 2, ap
     for _ in range(20 * workers):
         try:
             conn = http.client.HTTPConnection(HOST, port, timeout=5)
-            conn.request("GET", "/healthz", headers={"X-Forwarded-Proto": "https"})
+            conn.request("GET", "/readyz", headers={"X-Forwarded-Proto": "https"})
             conn.getresponse().read()
             conn.close()
         except OSError:

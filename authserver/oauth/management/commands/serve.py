@@ -12,6 +12,7 @@ import fcntl
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ from authserver.serve.supervisor import ChildExited, NotReady, StopRequested, Su
 DEFAULT_BIND = "127.0.0.1:8443"
 ADMIN_USERNAME = "admin"
 WEB_READY_TIMEOUT = 60.0
+READY_TIMEOUT = 15.0  # after the web process answers, for /readyz to turn 200
 WORKER_READY_TIMEOUT = 60.0
 
 
@@ -283,12 +285,19 @@ class Command(BaseCommand):
         status: list[int | None] = [None]
 
         def web_answers() -> bool:
-            status[0] = net.probe(bind.connect_host, bind.port, tls=use_tls)
-            return status[0] is not None
+            return net.probe(bind.connect_host, bind.port, tls=use_tls, path="/livez") is not None
 
         supervisor.wait_until(web_answers, WEB_READY_TIMEOUT, "gunicorn")
+        # Live; ready once its dependencies answer (the first readiness answer may still be
+        # "starting" while the process loads its migration graph).
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            status[0] = net.probe(bind.connect_host, bind.port, tls=use_tls, path="/readyz")
+            if status[0] == 200 or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
         if status[0] != 200:
-            self.warn(f"/healthz answered {status[0]} (expected 200); see the log above")
+            self.warn(f"/readyz answered {status[0]} (expected 200); see the log above")
         if not options["no_worker"]:
             supervisor.wait_until(ready_file.exists, WORKER_READY_TIMEOUT, "Celery worker")
 
