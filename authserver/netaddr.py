@@ -108,7 +108,7 @@ def trusted_proxies() -> tuple[Network, ...]:
     if _trusted is None:
         from django.conf import settings
 
-        _trusted = parse_trusted_proxies(getattr(settings, "TRUSTED_PROXIES", ()))
+        _trusted = parse_trusted_proxies(settings.TRUSTED_PROXIES)
     return _trusted
 
 

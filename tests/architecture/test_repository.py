@@ -21,3 +21,10 @@ def test_nothing_refers_to_a_file_outside_the_repository():
     # Spelled in pieces so that this file does not match itself.
     outside = re.compile("|".join(("DESIGN" + r"\.md", r"\.\./" + "shared", "/work/" + "shared")))
     assert [str(p.relative_to(ROOT)) for p in TEXTS if outside.search(p.read_text())] == []
+
+
+def test_settings_have_their_defaults_in_one_place():
+    """Defaults live in authserver/conf.py: no ``getattr(settings, NAME, default)`` fallback elsewhere."""
+    fallback = re.compile(r"getattr\(\s*settings\s*,[^,()]+,")
+    code = [p for p in SOURCES if p.parts[len(ROOT.parts)] in {"authserver", "clients", "keys"}]
+    assert [str(p.relative_to(ROOT)) for p in code if fallback.search(p.read_text())] == []
