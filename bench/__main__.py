@@ -38,7 +38,9 @@ def databases(runner: Runner) -> dict[str, Any]:
     progress("databases: migrating a template (production settings)")
     env.recreate_database("authserver_bench_template")
     template_env = env.production_env("authserver_bench_template", runner.data_dir("authserver_bench_template"))
-    env.manage(template_env, "migrate", "--noinput")
+    # As the production migrate role does: the schema, then the key store every process shares
+    # (a server is not ready without one).
+    env.manage(template_env, "migrate_locked")
     env.recreate_database("authserver_bench", template="authserver_bench_template")
     s = runner.sizes
     progress(f"seeding: {s.live:,} live + {s.expired:,} expired tokens, {s.clients:,} clients, {s.keys:,} API "
