@@ -7,6 +7,7 @@ from django.urls import include, path
 
 from authserver.introspection import endpoint as introspection_endpoint
 from authserver.oauth import views as oauth_views
+from authserver.observability.views import metrics_view
 
 oauth_patterns = (
     [
@@ -28,5 +29,6 @@ urlpatterns = [
     path("accounts/", include("authserver.accounts.urls")),
     path("api/v1/", include("keys.api_urls")),
     path("healthz", oauth_views.healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),  # a 404 unless AUTHSERVER_METRICS_TOKEN is presented
     path(f"{settings.ADMIN_PATH}/", admin.site.urls),
 ]
