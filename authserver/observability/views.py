@@ -11,10 +11,14 @@ import hmac
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from authserver.observability import metrics
 
 
+# CSRF-exempt so that a POST gets the unknown path's 404, not a 403 that would betray the route;
+# nothing here changes state, and only GET with the token answers.
+@csrf_exempt
 def metrics_view(request: HttpRequest) -> HttpResponse:
     token: str = settings.METRICS_TOKEN
     presented = request.META.get("HTTP_AUTHORIZATION", "").encode("utf-8", "surrogateescape")
