@@ -59,7 +59,7 @@ def _introspection_result(status: int, outcome: str | None) -> str:
     if status == 429:
         return "rate_limited"  # the resource server over its own limit (introspect.rs)
     if status == 200 and outcome in INTROSPECTION_RESULTS:
-        return cast(str, outcome)
+        return outcome
     return "error"
 
 

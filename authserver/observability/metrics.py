@@ -18,7 +18,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-_directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.PROMETHEUS_MULTIPROC_DIR)
+# settings: the variable if set, else <data dir>/metrics (authserver.conf.load).
+_directory = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(settings.PROMETHEUS_MULTIPROC_DIR))
 _directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_directory)
 
@@ -69,5 +70,5 @@ def directory() -> Path:
 def render() -> tuple[bytes, str]:
     """The exposition of every process's values, added up: (body, content type)."""
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(_directory))
+    multiprocess.MultiProcessCollector(registry, path=str(_directory))  # type: ignore[no-untyped-call]
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# The servers' logging (gunicorn ``--logconfig-dict``, granian ``--log-config``): JSON lines through
+# The servers' logging (gunicorn ``--log-config-json``, granian ``--log-config``): JSON lines through
 # the application's formatter and redaction; the servers' access loggers are silenced.
 SERVER_LOG_CONFIG = Path(__file__).with_name("server_logging.json")
 
@@ -192,11 +192,6 @@ def _killpg(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def server_log_config() -> str:
-    """The servers' logging configuration, as the JSON text gunicorn's ``--logconfig-dict`` takes."""
-    return SERVER_LOG_CONFIG.read_text(encoding="utf-8")
 
 
 def reset_metrics_dir(path: Path) -> Path:

@@ -25,7 +25,7 @@ def test_the_metrics_directory_is_created_owner_only(tmp_path):
 
 
 def test_server_logging_is_json_redacted_and_without_access_log(capsys):
-    config = json.loads(supervisor.server_log_config())
+    config = json.loads(supervisor.SERVER_LOG_CONFIG.read_text())
     logging.config.dictConfig(config)
     try:
         for name in ("gunicorn.error", "_granian"):

@@ -29,12 +29,12 @@ from django.db import connections
 from authserver.datadir import BASE_DIR
 from authserver.serve import net, tls
 from authserver.serve.supervisor import (
+    SERVER_LOG_CONFIG,
     ChildExited,
     NotReady,
     StopRequested,
     Supervisor,
     reset_metrics_dir,
-    server_log_config,
 )
 
 DEFAULT_BIND = "127.0.0.1:8443"
@@ -231,7 +231,7 @@ class Command(BaseCommand):
     ) -> None:
         python = sys.executable
         run_dir = Path(settings.DATA_DIR) / "run"
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(reset_metrics_dir(Path(settings.PROMETHEUS_MULTIPROC_DIR)))
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(reset_metrics_dir(Path(str(settings.PROMETHEUS_MULTIPROC_DIR))))
         web = [
             python, "-m", "gunicorn", "authserver.wsgi:application",
             "--bind", bind.gunicorn(),
@@ -245,7 +245,7 @@ class Command(BaseCommand):
             # Shorter than serve's own 10 s grace period, so gunicorn's stop is always graceful.
             "--graceful-timeout", "8",
             # JSON lines like the application's; no access log (the application writes one).
-            "--logconfig-dict", server_log_config(),
+            "--log-config-json", str(SERVER_LOG_CONFIG),
         ]  # fmt: skip
         if _gunicorn_has_control_socket():
             # gunicorn ≥ 25.1 opens a control socket shared per user (~/.gunicorn); serve uses signals.
