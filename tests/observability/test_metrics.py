@@ -109,3 +109,19 @@ def test_dependency_errors_are_counted_at_the_fail_closed_boundary(error, depend
     response = handlers.FailClosedMiddleware(view)(RequestFactory().post("/oauth/token"))
     assert response.status_code == 503
     assert delta(before, samples(), "authserver_dependency_errors_total", dependency=dependency) == 1
+
+
+def test_a_revocation_is_counted(app, service_client):
+    svc, svc_secret = service_client
+    auth = {"Authorization": basic_auth(svc.client_id, svc_secret)}
+    status, _, body = call(app, "/oauth/token", method="POST", body="grant_type=client_credentials&scope=ai.infer",
+                           headers=auth)
+    assert status == 200, body
+    before = samples()
+    status, _, _ = call(app, "/oauth/revoke", method="POST", body=f"token={json.loads(body)['access_token']}",
+                        headers=auth)
+    assert status == 200
+    after = samples()
+    assert delta(before, after, "authserver_revocations_total", kind="access_token") == 1
+    assert delta(before, after, "authserver_http_requests_total", route="oauth2_provider:revoke-token",
+                 method="POST", status="200") == 1
