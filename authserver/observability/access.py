@@ -7,13 +7,14 @@ applies) and counts in the request, token and introspection series. Access lines
 up to about a second after the response, and at the latest when the process exits.
 
 What a line holds: method, route name, status, duration, client id and resource server when the
-view recorded them, the client's address, the request id. Never a path, a query string, a body or
-a header value other than the validated request id.
+view recorded them, the client's address, the request id, the answering process's pid. Never a
+path, a query string, a body or a header value other than the validated request id.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Hashable
 from typing import Any, cast
@@ -37,6 +38,7 @@ Served = tuple[str, str | None, int, float, tuple[str | None, str | None, str | 
 
 
 def _request_served(batch: Counter[Hashable]) -> None:
+    pid = os.getpid()  # the events thread runs in the process that answered
     for payload, n in batch.items():
         method, route, status, seconds, telemetry, address, request_id = cast(Served, payload)
         client_id, resource_server, outcome = telemetry or (None, None, None)
@@ -45,7 +47,7 @@ def _request_served(batch: Counter[Hashable]) -> None:
             log.info("request", extra={
                 "method": method[:16], "route": route or UNMATCHED, "status": status,
                 "duration_ms": round(seconds * 1000, 3), "client_id": client_id, "resource_server": resource_server,
-                "client_ip": str(ip) if ip else None, "request_id": request_id,
+                "client_ip": str(ip) if ip else None, "request_id": request_id, "pid": pid,
             })
             metrics.request_seconds.labels(route or UNMATCHED).observe(seconds)
         metrics.requests.labels(route or UNMATCHED, method if method in METHODS else "other", str(status)).inc(n)
