@@ -49,6 +49,8 @@ case "$role" in
             --respawn-failed-workers \
             --workers-kill-timeout 8 \
             --log-level warning \
+            --log-config /app/authserver/serve/server_logging.json \
+            --no-access-log \
             "$@" \
             authserver.wsgi:application
         ;;

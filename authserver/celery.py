@@ -1,9 +1,17 @@
-"""The Celery app. Configuration comes from Django settings (``CELERY_*``)."""
+"""The Celery app. Configuration comes from Django settings (``CELERY_*``).
 
+Logging: the worker and beat log through Django's ``LOGGING`` (one JSON object a line, credentials
+redacted) instead of Celery's own format: ``worker_hijack_root_logger`` is off and the
+``setup_logging`` receiver below configures it. Metrics: task runs, failures, duration and lag
+(authserver.observability.jobs); every message published carries its send time for the lag.
+"""
+
+import logging.config
 import os
+import time
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from authserver import datadir
 
@@ -20,3 +28,38 @@ def _prepare_data_dir(**kwargs: Any) -> None:
     # `celery -A authserver worker|beat`. Idempotent, so a web process that already prepared the
     # data directory and then sends a task only re-checks it.
     datadir.prepare()
+
+
+@signals.setup_logging.connect
+def _json_logging(**kwargs: Any) -> None:
+    # A receiver here means Celery configures no logging of its own (worker and beat alike).
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@signals.before_task_publish.connect
+def _stamp_sent_at(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    if headers is not None:
+        headers.setdefault("sent_at", time.time())
+
+
+@signals.task_prerun.connect
+def _task_prerun(**kwargs: Any) -> None:
+    from authserver.observability import jobs
+
+    jobs.task_prerun(**kwargs)
+
+
+@signals.task_postrun.connect
+def _task_postrun(**kwargs: Any) -> None:
+    from authserver.observability import jobs
+
+    jobs.task_postrun(**kwargs)
+
+
+@signals.task_failure.connect
+def _task_failure(**kwargs: Any) -> None:
+    from authserver.observability import jobs
+
+    jobs.task_failure(**kwargs)

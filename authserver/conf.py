@@ -239,6 +239,10 @@ class AuthServerConfig:
                              production="django.core.mail.backends.smtp.EmailBackend")
     from_email: str = var("AUTHSERVER_FROM_EMAIL", "authserver@localhost")
     log_level: str = var("AUTHSERVER_LOG_LEVEL", "INFO", _log_level)
+    # /metrics answers only to "Authorization: Bearer <this>"; unset, it is a 404 like any unknown path.
+    metrics_token: str = var("AUTHSERVER_METRICS_TOKEN", "", flat="METRICS_TOKEN", secret=True)
+    # prometheus-client's multi-process directory (its own variable name); None: <data dir>/metrics.
+    metrics_dir: Path | None = var("PROMETHEUS_MULTIPROC_DIR", None, _path, flat="PROMETHEUS_MULTIPROC_DIR")
     rate_limits: Mapping[str, tuple[str, str]] = var("AUTHSERVER_RATE_LIMITS", RATE_LIMIT_DEFAULTS, _rate_limits,
                                                      flat="RATE_LIMITS")
     tokens: TokenConfig = section(TokenConfig)
@@ -308,6 +312,7 @@ def load(environ: Mapping[str, str], *, testing: bool | None = None) -> AuthServ
         testing=testing,
         csrf_trusted_origins=config.csrf_trusted_origins or (config.issuer,),
         keystore=replace(config.keystore, file=config.keystore.file or config.data_dir / "keystore.json"),
+        metrics_dir=config.metrics_dir or config.data_dir / "metrics",
     )
     keystore = config.keystore
     if keystore.backend not in {"file", "pkcs11"}:

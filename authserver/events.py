@@ -9,10 +9,13 @@ payloads, counted, to the topic's subscribers about once a second; subscribers c
 
 Telemetry is a side effect and fails open: a full queue drops the oldest payloads, and a
 subscriber that raises is logged and skipped. Nothing that grants access may depend on it.
+What is pending when the process exits is delivered then (``atexit``), so a short command loses
+no access line.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -74,8 +77,19 @@ api_key_verified = Topic("api_key.verified")
 # A revoked or suspended API key was presented: its id.
 api_key_refused = Topic("api_key.refused")
 
+# A request was answered (authserver.handlers, both stacks): (method, route name or None, status,
+# seconds, the view's ``request.telemetry`` or None, REMOTE_ADDR, request id). ``telemetry`` is
+# what the view chose to record: (client id, resource server client id, outcome), any of them
+# None; never a credential. Read by authserver.observability (access line and metrics).
+request_served = Topic("request.served")
+# The fail-closed boundary refused a request because a dependency is down: "database", "redis" or
+# "counter_store".
+dependency_failed = Topic("dependency.failed")
+# A rate-limit policy refused a request: the policy's name.
+rate_limit_refused = Topic("ratelimit.refused")
+
 TOPICS = (token_introspected, introspection_inactive, client_auth_failed, token_requested, api_key_verified,
-          api_key_refused)
+          api_key_refused, request_served, dependency_failed, rate_limit_refused)
 
 
 def deliver_all() -> None:
@@ -118,3 +132,5 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+# Registered after logging's own exit hook, so it runs before logging shuts down (LIFO).
+atexit.register(deliver_all)

@@ -22,6 +22,12 @@ inside that window the request
 fails closed (503) and Django discards the connection at the end of the request, as it does for
 any database error.
 
+Both stacks give every request an id (``X-Request-ID``: the caller's if it is short and of a safe
+charset, else a fresh one), send it back in the response, and time the request: one
+``events.request_served`` per request, which authserver.observability turns into the JSON access
+line and the request metrics off the request path (``emit`` is a ``deque.append``: no project code
+runs, so the cached introspection still enters the same six modules).
+
 ``AUTHSERVER_BENCH_BASELINE=1`` (the bench only) adds ``/bench/bare``: a bare JSON view on the
 same lean handler, the baseline every ratio in ``bench/`` is measured against. It is never
 mounted otherwise.
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -43,7 +50,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from authserver import netaddr
+from authserver import events, netaddr
 from authserver.counters import CountersUnavailable
 from authserver.ratelimit.limiter import LimiterUnavailable
 
@@ -68,6 +75,11 @@ BROWSER_ONLY_MIDDLEWARE = frozenset({
 
 HEALTH_CHECK_WINDOW = 1.0
 
+# A request id from the caller (a proxy, a resource server) is kept only if it is short and made of
+# characters that cannot break a log line or a header; anything else gets a fresh one.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
+_request_served = events.request_served.emit
+
 _load_lock = threading.Lock()
 _recent = threading.local()
 
@@ -80,7 +92,26 @@ def machine_middleware() -> list[str]:
     return [path for path in settings.MIDDLEWARE if path not in BROWSER_ONLY_MIDDLEWARE]
 
 
-class MachineHandler(WSGIHandler):
+class ServedHandler(WSGIHandler):
+    """A ``WSGIHandler`` that tags each request with its id and reports it served (both stacks)."""
+
+    def get_response(self, request: Any) -> Any:
+        started = time.perf_counter()
+        supplied = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = supplied if supplied and REQUEST_ID_PATTERN.fullmatch(supplied) else os.urandom(16).hex()
+        request.request_id = request_id
+        response = super().get_response(request)
+        response["X-Request-ID"] = request_id
+        match, meta = request.resolver_match, request.META
+        _request_served((request.method, match.view_name if match is not None else None, response.status_code,
+                         time.perf_counter() - started, getattr(request, "telemetry", None),
+                         # who the client is (trusted proxies) is worked out off the request path
+                         (meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"), meta.get("HTTP_FORWARDED")),
+                         request_id))
+        return response
+
+
+class MachineHandler(ServedHandler):
     """A ``WSGIHandler`` whose middleware chain is :func:`machine_middleware`."""
 
     def load_middleware(self, is_async: bool = False) -> None:
@@ -122,7 +153,7 @@ class Dispatcher:
     """Route by path: machine endpoints to the lean handler, the rest to the full one."""
 
     def __init__(self) -> None:
-        self.full = WSGIHandler()
+        self.full = ServedHandler()
         self.machine = MachineHandler()
         self.machine_paths = MACHINE_PATHS | ({BASELINE_PATH} if baseline_enabled() else set())
 
@@ -153,11 +184,23 @@ class FailClosedMiddleware:
         try:
             return self.get_response(request)
         except DEPENDENCY_ERRORS as exc:
-            log.error("dependency unavailable", extra={"error": type(exc).__name__, "path": request.path})
-            return unavailable()
+            return _refuse(request, exc)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, DEPENDENCY_ERRORS):
-            log.error("dependency unavailable", extra={"error": type(exception).__name__, "path": request.path})
-            return unavailable()
+            return _refuse(request, exception)
         return None
+
+
+def _dependency(exc: BaseException) -> str:
+    if isinstance(exc, DatabaseError):
+        return "database"
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return "redis"
+    return "counter_store"  # Redis or the embedded SQLite file, behind the counter store and the limiter
+
+
+def _refuse(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    log.error("dependency unavailable", extra={"error": type(exc).__name__, "path": request.path})
+    events.dependency_failed.emit(_dependency(exc))
+    return unavailable()

@@ -76,6 +76,8 @@ ANOMALY_TRAFFIC_RETENTION_DAYS = config.anomaly.traffic_retention_days
 ANOMALY_LIMIT_CACHE_SECONDS = config.anomaly.limit_cache_seconds
 ANOMALY_ALERT_EMAILS = list(config.anomaly.alert_emails)
 MANAGEMENT_API_AUDIENCE = config.management_api_audience
+METRICS_TOKEN = config.metrics_token
+PROMETHEUS_MULTIPROC_DIR = config.metrics_dir
 # fmt: on
 
 PRODUCTION = config.production
@@ -107,6 +109,7 @@ INSTALLED_APPS = [
     "keys",
     "authserver.crypto",
     "authserver.anomaly",
+    "authserver.observability",
 ]
 if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only
@@ -211,6 +214,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # Tests of the embedded pass run tasks in-process unless a test starts a real worker.
 CELERY_TASK_ALWAYS_EAGER = config.celery_eager
+# Celery logs through LOGGING below (JSON, redacted): authserver.celery answers setup_logging.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Authentication -----------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

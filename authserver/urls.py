@@ -8,6 +8,7 @@ from django.urls import include, path
 from authserver import health
 from authserver.introspection import endpoint as introspection_endpoint
 from authserver.oauth import views as oauth_views
+from authserver.observability.views import metrics_view
 
 oauth_patterns = (
     [
@@ -31,5 +32,6 @@ urlpatterns = [
     path("livez", health.livez, name="livez"),
     path("readyz", health.readyz, name="readyz"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),  # a 404 unless AUTHSERVER_METRICS_TOKEN is presented
     path(f"{settings.ADMIN_PATH}/", admin.site.urls),
 ]

@@ -25,6 +25,7 @@ from authserver import credentials, revocation
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
 from authserver.jobs import enqueue_on_commit
+from authserver.observability import metrics
 from clients.models import Client
 from keys import policy
 from keys.models import ApiKey, ApiKeyStatus, CompromiseResponse, CompromiseResponseStatus
@@ -187,6 +188,7 @@ def api_key_revoke(*, key: ApiKey, actor: Any = None) -> ApiKey:
                                                                    ApiKeyStatus.EXPIRED}, stamp="revoked",
                           actor=actor, event="api_key.revoked")
     log.info("api key revoked", extra={"key_id": str(key.id), "actor": str(actor or "system")})
+    metrics.revocations.labels("api_key").inc()
     return revoked
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from authserver import credentials
+from authserver import credentials, events
 from tests.factories import REDIRECT_URI, RS_AUDIENCE, UserFactory, make_client, make_resource_server
 
 ISSUED: list[str] = []
@@ -109,3 +109,8 @@ def native_client(db: Any) -> tuple[Any, None]:
 @pytest.fixture
 def other_resource_server(db: Any) -> tuple[Any, str]:
     return make_resource_server(OTHER_RS_AUDIENCE)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Access lines still pending at exit would be written to pytest's capture files, closed by then.
+    events.discard_all_for_tests()

@@ -17,6 +17,7 @@ from authserver.anomaly.models import Action, Anomaly, AnomalyStatus, Baseline
 from authserver.anomaly.selectors import action_for, subject_credential
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
+from authserver.observability import metrics
 
 log = logging.getLogger("authserver.anomaly")
 ACTOR = "anomaly-detector"
@@ -123,6 +124,7 @@ def anomaly_record(*, signal: str, subject: str, minute: datetime, evidence: dic
                               "action": action, "action_taken": anomaly.action_taken},
                      personal=personal or None)
     log.warning("anomaly detected", extra={"signal": signal, "subject": subject, "action": action})
+    metrics.anomalies.labels(signal).inc()
     transaction.on_commit(lambda: alert_send(anomaly))
     return anomaly, True
 

@@ -28,7 +28,10 @@ returns the configured one.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -48,10 +51,39 @@ class DecryptionError(Exception):
     """A ciphertext or wrapped key failed authentication: wrong key, wrong record, or tampered."""
 
 
+# Operations counted in authserver_keystore_operations_total (by backend and outcome).
+COUNTED_OPERATIONS = ("initialize", "create_version", "destroy_version", "wrap", "unwrap")
+
+
+def _counted(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def counted(self: KeyStore, *args: Any, **kwargs: Any) -> Any:
+        from authserver.observability import metrics  # not at import: settings may not be ready yet
+
+        series = metrics.keystore_operations
+        try:
+            result = method(self, *args, **kwargs)
+        except Exception:
+            series.labels(self.name or type(self).__name__, operation, "error").inc()
+            raise
+        series.labels(self.name or type(self).__name__, operation, "ok").inc()
+        return result
+
+    return counted
+
+
 class KeyStore(ABC):
     #: Seconds another process may go on seeing the previous current version after a rotation.
     staleness: float = 0.0
     name: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every backend's own implementation is counted, whoever calls it.
+        super().__init_subclass__(**kwargs)
+        for operation in COUNTED_OPERATIONS:
+            method = cls.__dict__.get(operation)
+            if callable(method) and not getattr(method, "__isabstractmethod__", False):
+                setattr(cls, operation, _counted(operation, method))
 
     @abstractmethod
     def exists(self) -> bool: ...

@@ -96,6 +96,10 @@ def introspect(request: HttpRequest) -> HttpResponse:
         return _json({"error": "invalid_request", "error_description": "The token parameter is required."}, 400)
     client_ip = form.get("client_ip")
     answer = service.introspect(credential=token, caller=caller, client_ip=client_ip, view=view)
+    # For the access line and the metrics (authserver.handlers reports it; an attribute, no call).
+    active = answer["active"]
+    request.telemetry = (answer.get("client_id") if active else None, caller["client_id"],  # type: ignore[attr-defined]
+                         "active" if active else "rate_limited" if answer.get("rate_limited") else "inactive")
     if not answer["active"] and not answer.get("rate_limited"):
         # Token fishing (per resource server) and invalid tokens (per presenting network).
         address = client_ip or client_address(request.META)

@@ -17,6 +17,7 @@ from django.db import models
 from oauth2_provider.models import AbstractAccessToken, AbstractGrant, AbstractIDToken, AbstractRefreshToken
 
 from authserver import credentials, revocation
+from authserver.observability import metrics
 
 # A value that no digest can equal: what a lookup by a malformed code is turned into.
 _NEVER_MATCHES = "!"
@@ -92,6 +93,7 @@ class AccessToken(AbstractAccessToken):
         """Every revocation path (RFC 7009 endpoint, rotation, admin) ends here: fan it out."""
         super().revoke()
         revocation.invalidate()
+        metrics.revocations.labels("access_token").inc()
 
 
 class RefreshToken(AbstractRefreshToken):
@@ -104,6 +106,10 @@ class RefreshToken(AbstractRefreshToken):
 
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
+
+    def revoke(self) -> None:
+        super().revoke()
+        metrics.revocations.labels("refresh_token").inc()
 
     @classmethod
     def revoke_family(cls, token_family: Any) -> None:

@@ -55,6 +55,9 @@ class TokenView(dot_views.TokenView):
         if response.status_code == 401:
             limit_for("token.auth_failure.ip", network)
             events.client_auth_failed.emit(network)
+        elif response.status_code == 200:
+            # The grant, for the tokens-issued series (authserver.observability bounds the label).
+            request.telemetry = (None, None, request.POST.get("grant_type"))  # type: ignore[attr-defined]
         # RFC 6749 §5.1/§5.2: token responses, errors included, are JSON and never cached. Errors
         # oauthlib raises before a grant handler runs (e.g. parameters in the URL query) came back
         # as text/html without Cache-Control.

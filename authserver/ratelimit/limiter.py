@@ -185,6 +185,7 @@ def note(request: HttpRequest, decision: Decision) -> None:
 
 
 def too_many(request: HttpRequest, decision: Decision) -> HttpResponse:
+    events.rate_limit_refused.emit(decision.policy.name)
     if decision.first_refusal:
         from authserver.audit.context import request_personal
         from authserver.audit.services import audit_record

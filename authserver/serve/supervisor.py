@@ -6,6 +6,12 @@ Celery's main process stop their own workers), up to ``stop_timeout`` seconds to
 to the child's whole process group, so that no worker or pool process is left behind. On Linux
 each child also asks the kernel for SIGTERM should ``serve`` itself die (even by SIGKILL), so no
 child outlives it. If any child exits on its own, ``serve`` stops the rest.
+
+Before the first child starts, ``serve`` empties prometheus-client's multi-process directory
+(:func:`reset_metrics_dir`): every child writes its metrics there, and files of an earlier run
+would be added to this one's. The web server logs in the application's JSON format
+(:data:`SERVER_LOG_CONFIG`, shared with the container's granian); its own access log stays off in
+favour of the application's access line.
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+# The servers' logging (gunicorn ``--log-config-json``, granian ``--log-config``): JSON lines through
+# the application's formatter and redaction; the servers' access loggers are silenced.
+SERVER_LOG_CONFIG = Path(__file__).with_name("server_logging.json")
 
 STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.2
@@ -182,3 +192,16 @@ def _killpg(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def reset_metrics_dir(path: Path) -> Path:
+    """Create prometheus-client's multi-process directory, or empty it of an earlier run's files.
+
+    Only its own files (``*.db``) are removed, so a mistyped ``PROMETHEUS_MULTIPROC_DIR`` never
+    costs anything else.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for entry in path.glob("*.db"):
+        if entry.is_file() and not entry.is_symlink():
+            entry.unlink(missing_ok=True)
+    return path

@@ -17,7 +17,7 @@ from tests.conftest import basic_auth
 pytestmark = pytest.mark.django_db
 
 # Headers that legitimately differ between two calls.
-VOLATILE = {"date", "ratelimit", "ratelimit-policy"}
+VOLATILE = {"date", "ratelimit", "ratelimit-policy", "x-request-id"}
 
 
 def wsgi_call(app: Any, path: str, body: str = "", auth: str = "", method: str = "POST") -> tuple[int, dict, bytes]:

@@ -30,7 +30,14 @@ from django.db import connections
 from authserver import conf_files
 from authserver.datadir import BASE_DIR
 from authserver.serve import net, tls
-from authserver.serve.supervisor import ChildExited, NotReady, StopRequested, Supervisor
+from authserver.serve.supervisor import (
+    SERVER_LOG_CONFIG,
+    ChildExited,
+    NotReady,
+    StopRequested,
+    Supervisor,
+    reset_metrics_dir,
+)
 
 DEFAULT_BIND = "127.0.0.1:8443"
 ADMIN_USERNAME = "admin"
@@ -227,6 +234,7 @@ class Command(BaseCommand):
     ) -> None:
         python = sys.executable
         run_dir = Path(settings.DATA_DIR) / "run"
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(reset_metrics_dir(Path(str(settings.PROMETHEUS_MULTIPROC_DIR))))
         web = [
             python, "-m", "gunicorn", "authserver.wsgi:application",
             "--bind", bind.gunicorn(),
@@ -239,12 +247,12 @@ class Command(BaseCommand):
             "--keep-alive", "5",
             # Shorter than serve's own 10 s grace period, so gunicorn's stop is always graceful.
             "--graceful-timeout", "8",
+            # JSON lines like the application's; no access log (the application writes one).
+            "--log-config-json", str(SERVER_LOG_CONFIG),
         ]  # fmt: skip
         if _gunicorn_has_control_socket():
             # gunicorn ≥ 25.1 opens a control socket shared per user (~/.gunicorn); serve uses signals.
             web.append("--no-control-socket")
-        if options["verbosity"] >= 2:
-            web += ["--access-logfile", "/dev/stderr"]
         if cert_path and key_path:
             web += ["--certfile", str(cert_path), "--keyfile", str(key_path)]
         supervisor.spawn("web", web, env, BASE_DIR)
