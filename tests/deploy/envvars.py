@@ -26,12 +26,9 @@ INTERNAL = {
     "AUTHSERVER_SERVE_WORKER_READY_FILE": "set by manage.py serve for the worker it starts; not an input",
 }
 
-# Named by issue 11 and added by other branches of it (trusted proxies, metrics): in the table
-# ahead of the code. Once a name is read, test_planned_names_are_not_read_yet says to drop it here.
-PLANNED = {
-    "AUTHSERVER_METRICS_TOKEN",
-    "PROMETHEUS_MULTIPROC_DIR",
-}
+# Variables documented ahead of the code that will read them (none today). Once a name is read,
+# test_planned_names_are_not_read_yet says to drop it here.
+PLANNED: set[str] = set()
 
 
 def _constant(node: ast.AST) -> str | None:
@@ -74,9 +71,14 @@ def entrypoint_reads() -> set[str]:
 
 
 def read_by_code() -> set[str]:
-    names = set(conf.env_names()) | entrypoint_reads()
+    configured = set(conf.env_names())
+    names = configured | entrypoint_reads()
     for folder in SOURCE_DIRS:
         for path in (ROOT / folder).rglob("*.py"):
             if "migrations" not in path.parts:
                 names |= python_reads(path)
-    return names
+    # Every configured variable may be given as <NAME>_FILE (docs/operations.md says so once):
+    # reading REDIS_URL_FILE is reading REDIS_URL.
+    # (AUTHSERVER_KEYSTORE_FILE is a variable of its own: names that are configured stay as they are.)
+    return {name.removesuffix("_FILE") if name not in configured and name.removesuffix("_FILE") in configured
+            else name for name in names}
