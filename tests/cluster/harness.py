@@ -185,9 +185,9 @@ class Cluster:
             self.start_worker(n)
         self.start_beat("beat1")
         self._start_nginx()
-        wait_until(lambda: self._ready(self.base_url), "/readyz through nginx", procs=list(self.procs.values()))
+        wait_until(lambda: self.ready(self.base_url), "/readyz through nginx", procs=list(self.procs.values()))
         for node in self.node_ports:
-            wait_until(lambda node=node: self._ready(self.node_url(node)), f"/readyz on node {node}")
+            wait_until(lambda node=node: self.ready(self.node_url(node)), f"/readyz on node {node}")
         for n in (1, 2):
             wait_until(lambda n=n: "ready." in self.procs[f"worker{n}"].log(), f"worker{n}",
                        procs=[self.procs[f"worker{n}"]])
@@ -232,7 +232,7 @@ class Cluster:
         self.procs["nginx"] = Proc("nginx", [NGINX, "-e", str(self.logs / "nginx-error.log"),
                                              "-c", str(self.workdir / "nginx.conf")], self.env, self.logs).start()
 
-    def _ready(self, base: str) -> bool:
+    def ready(self, base: str) -> bool:
         try:
             kwargs: dict[str, Any] = {"verify": self.cert} if base.startswith("https") else {}
             return requests.get(f"{base}/readyz", timeout=5, **kwargs).status_code == 200
@@ -285,3 +285,13 @@ class Cluster:
         for path in sorted(self.logs.glob("*.log")):
             parts.append(f"----- {path.name} -----\n{path.read_text(errors='replace')[-chars:]}")
         return "\n".join(parts)
+
+
+def set_schedule(cluster: Cluster, *, name: str, task: str, seconds: int) -> None:
+    """Create or change the beat schedule ``name`` (a django-celery-beat row, as the admin would)."""
+    cluster.django(
+        "from django_celery_beat.models import IntervalSchedule, PeriodicTask\n"
+        "every, _ = IntervalSchedule.objects.get_or_create(every=params['seconds'], period='seconds')\n"
+        "PeriodicTask.objects.update_or_create(name=params['name'], task=params['task'],"
+        " defaults={'interval': every, 'enabled': True})\n",
+        name=name, task=task, seconds=seconds)
