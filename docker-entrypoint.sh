@@ -9,7 +9,7 @@
 #                         the worker count (default 2). It does not migrate: /readyz answers 503
 #                         ("migrations": "pending") until the migrate step has run.
 #   worker [celery args]  Celery worker (CELERY_CONCURRENCY, default 2)
-#   beat [celery args]    Celery beat with django-celery-beat's database scheduler (run exactly one)
+#   beat [celery args]    Celery beat with the database scheduler under the beat lock (a second one stands by)
 #   serve [serve args]    manage.py serve: migrate, first-run setup, HTTPS on 0.0.0.0:8443, worker, beat
 #   manage ARGS           manage.py ARGS (e.g. `manage createsuperuser`, `manage backup --output F`)
 #   anything else         executed as is
@@ -72,7 +72,7 @@ case "$role" in
         # The schedule lives in the database; beat's local files stay inside the container.
         exec python -m celery -A authserver beat \
             --loglevel INFO \
-            --scheduler django_celery_beat.schedulers:DatabaseScheduler \
+            --scheduler authserver.beat:LockedDatabaseScheduler \
             --schedule /tmp/celerybeat-schedule \
             "$@"
         ;;

@@ -210,7 +210,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "authserver.beat:LockedDatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # Tests of the embedded pass run tasks in-process unless a test starts a real worker.
 CELERY_TASK_ALWAYS_EAGER = config.celery_eager

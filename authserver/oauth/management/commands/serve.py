@@ -281,7 +281,7 @@ class Command(BaseCommand):
             beat = [
                 python, "-m", "celery", "-A", "authserver", "beat",
                 "--loglevel", "INFO",
-                "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+                "--scheduler", "authserver.beat:LockedDatabaseScheduler",
                 "--pidfile", str(pidfile),
                 "--schedule", str(run_dir / "celerybeat-schedule"),
             ]  # fmt: skip
