@@ -153,4 +153,4 @@ def test_env_names_lists_every_declaration_once():
     assert len(names) == len(set(names))
     assert {"AUTHSERVER_ENV", "DATABASE_URL", "REDIS_URL", "AUTHSERVER_PKCS11_PIN",
             "AUTHSERVER_ANOMALY_ALERT_EMAILS"} <= set(names)
-    assert all(re.fullmatch(r"AUTHSERVER_[A-Z0-9_]+|DATABASE_URL|REDIS_URL", name) for name in names)
+    assert all(re.fullmatch(r"AUTHSERVER_[A-Z0-9_]+|DATABASE_URL|REDIS_URL|PROMETHEUS_MULTIPROC_DIR", name) for name in names)

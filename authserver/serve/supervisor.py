@@ -197,11 +197,30 @@ def _killpg(pgid: int, signum: int) -> None:
 def reset_metrics_dir(path: Path) -> Path:
     """Create prometheus-client's multi-process directory, or empty it of an earlier run's files.
 
-    Only its own files (``*.db``) are removed, so a mistyped ``PROMETHEUS_MULTIPROC_DIR`` never
-    costs anything else.
+    Only its own files (``<kind>_<pid>.db``) of processes that are gone are removed: a mistyped
+    ``PROMETHEUS_MULTIPROC_DIR`` never costs anything else, and a live process sharing the
+    directory (a second ``serve`` started by mistake, a test runner whose children inherit the
+    variable) keeps counting into files that still exist.
     """
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     for entry in path.glob("*.db"):
-        if entry.is_file() and not entry.is_symlink():
+        if entry.is_file() and not entry.is_symlink() and not _alive(_metrics_file_pid(entry.name)):
             entry.unlink(missing_ok=True)
     return path
+
+
+def _metrics_file_pid(name: str) -> int | None:
+    tail = name.removesuffix(".db").rpartition("_")[2]
+    return int(tail) if tail.isdigit() else None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True

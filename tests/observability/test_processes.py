@@ -9,14 +9,27 @@ from authserver.logging import JsonFormatter, RedactCredentialsFilter
 from authserver.serve import supervisor
 
 
-def test_the_metrics_directory_is_emptied_of_metric_files_only(tmp_path):
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid  # reaped: no process has it (until the kernel hands it out again)
+
+
+def test_the_metrics_directory_is_emptied_of_dead_processes_metric_files_only(tmp_path):
+    import os
+
     directory = tmp_path / "metrics"
     directory.mkdir()
-    (directory / "counter_123.db").write_bytes(b"x")
-    (directory / "histogram_123.db").write_bytes(b"x")
+    dead, live = _dead_pid(), os.getpid()
+    (directory / f"counter_{dead}.db").write_bytes(b"x")
+    (directory / f"histogram_{dead}.db").write_bytes(b"x")
+    (directory / f"counter_{live}.db").write_bytes(b"x")  # a live process still counting here
     (directory / "notes.txt").write_text("kept")
     assert supervisor.reset_metrics_dir(directory) == directory
-    assert sorted(p.name for p in directory.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in directory.iterdir()) == [f"counter_{live}.db", "notes.txt"]
 
 
 def test_the_metrics_directory_is_created_owner_only(tmp_path):
