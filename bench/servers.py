@@ -14,12 +14,34 @@ from pathlib import Path
 
 from bench.env import HOST, ROOT, free_port
 
-# The production web role (docker-entrypoint.sh `web`) is granian, chosen on this comparison;
-# manage.py serve runs gunicorn gthread because it terminates TLS itself.
+# The production web role (docker-entrypoint.sh `web`) is granian, chosen on this comparison.
 SERVERS = ("gunicorn-sync", "gunicorn-gthread", "granian")
+# manage.py serve terminates TLS itself: these two are the candidates for it (--compare only),
+# each serving HTTPS with a generated certificate, as serve would run it.
+TLS_SERVERS = ("gunicorn-gthread-tls", "granian-tls")
 
 
-def command(kind: str, app: str, port: int, workers: int) -> list[str]:
+def _tls_files(directory: Path) -> tuple[Path, Path]:
+    from authserver.serve.tls import generate
+
+    cert_path, key_path = directory / "bench-cert.pem", directory / "bench-key.pem"
+    if not cert_path.exists():
+        cert_pem, key_pem = generate([HOST])
+        key_path.write_bytes(key_pem)
+        key_path.chmod(0o600)
+        cert_path.write_bytes(cert_pem)
+    return cert_path, key_path
+
+
+def command(kind: str, app: str, port: int, workers: int, tls: tuple[Path, Path] | None = None) -> list[str]:
+    if kind.endswith("-tls"):
+        assert tls is not None
+        cert, key = (str(path) for path in tls)
+        if kind == "granian-tls":
+            return [*command("granian", app, port, workers), "--ssl-certificate", cert, "--ssl-keyfile", key]
+        # manage.py serve's gunicorn: gthread (4 threads, keep-alive 5 s) with the certificate.
+        return [*command("gunicorn-gthread", app, port, workers), "--certfile", cert,
+                "--keyfile", key]
     if kind.startswith("gunicorn"):
         cmd = [sys.executable, "-m", "gunicorn", app, "--bind", f"{HOST}:{port}", "--workers", str(workers),
                "--keep-alive", "5", "--graceful-timeout", "8", "--worker-tmp-dir", "/dev/shm",
@@ -48,8 +70,21 @@ class Server:
     log: Path
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.kind.endswith("-tls") else "http"
+
+    @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{self.scheme}://{HOST}:{self.port}"
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.scheme == "https":
+            import ssl
+
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the bench's own certificate
+            return http.client.HTTPSConnection(HOST, self.port, timeout=timeout, context=context)
+        return http.client.HTTPConnection(HOST, self.port, timeout=timeout)
 
     def worker_pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False)
@@ -68,7 +103,7 @@ class Server:
 def start(kind: str, env: dict[str, str], log_dir: Path, *, workers: int = 2, app: str = "authserver.wsgi:application",
           cwd: Path = ROOT, python: str | None = None, name: str | None = None) -> Server:
     port = free_port()
-    cmd = command(kind, app, port, workers)
+    cmd = command(kind, app, port, workers, _tls_files(log_dir) if kind.endswith("-tls") else None)
     if python:
         cmd[0] = python
     log = log_dir / f"{name or kind}-{port}.log"
@@ -80,7 +115,7 @@ def start(kind: str, env: dict[str, str], log_dir: Path, *, workers: int = 2, ap
         if proc.poll() is not None:
             raise RuntimeError(f"{kind} exited:\n{log.read_text()[-3000:]}")
         try:
-            conn = http.client.HTTPConnection(HOST, port, timeout=2)
+            conn = server.connection(timeout=2)
             conn.request("GET", "/readyz", headers={"X-Forwarded-Proto": "https"})
             status = conn.getresponse().status
             conn.close()
@@ -95,7 +130,7 @@ def start(kind: str, env: dict[str, str], log_dir: Path, *, workers: int = 2, ap
     # Warm every worker (imports, first connection) before anything is measured.
     for _ in range(20 * workers):
         try:
-            conn = http.client.HTTPConnection(HOST, port, timeout=5)
+            conn = server.connection(timeout=5)
             conn.request("GET", "/readyz", headers={"X-Forwarded-Proto": "https"})
             conn.getresponse().read()
             conn.close()

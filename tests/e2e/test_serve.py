@@ -200,11 +200,11 @@ def test_serve_first_run_https_and_clean_stop(data_dir: Path) -> None:
 
     children = serve.children()
     assert set(children) == {"web", "worker", "beat"}
-    for name, needle in {"web": "gunicorn", "worker": " worker ", "beat": " beat "}.items():
+    for name, needle in {"web": "granian", "worker": " worker ", "beat": " beat "}.items():
         assert _state(children[name]), f"{name} is not running\n{serve.transcript()}"
         assert needle in _cmdline(children[name])
     descendants = _processes_of(data_dir)
-    assert len(descendants) >= 5, descendants  # + 2 gunicorn workers and the Celery pool process
+    assert len(descendants) >= 5, descendants  # + 2 granian workers and the Celery pool process
 
     serve.proc.send_signal(signal.SIGINT)
     try:
@@ -218,7 +218,7 @@ def test_serve_first_run_https_and_clean_stop(data_dir: Path) -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inspects /proc")
 def test_serve_stops_everything_when_a_child_dies(data_dir: Path) -> None:
-    """Plain HTTP behind a proxy; when gunicorn dies, serve stops the worker and exits non-zero."""
+    """Plain HTTP behind a proxy; when the web server dies, serve stops the worker and exits non-zero."""
     port = _free_port()
     serve = _start(data_dir, "--bind", f"127.0.0.1:{port}", "--no-tls", "--no-beat", "--workers", "1")
     serve.wait_for("Ready.", READY_TIMEOUT)
@@ -237,7 +237,7 @@ def test_serve_stops_everything_when_a_child_dies(data_dir: Path) -> None:
         returncode = serve.proc.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         serve.proc.kill()
-        pytest.fail(f"serve did not stop within {STOP_TIMEOUT} s of losing gunicorn\n{serve.transcript()}")
+        pytest.fail(f"serve did not stop within {STOP_TIMEOUT} s of losing the web server\n{serve.transcript()}")
     assert returncode != 0
     assert "web (pid" in serve.transcript()
     _assert_all_gone(serve, [*children.values(), *descendants])

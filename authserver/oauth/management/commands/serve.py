@@ -1,7 +1,7 @@
 """``manage.py serve``: run the whole authorization server with one command.
 
 On a fresh clone it needs nothing: it migrates the database, creates the embedded broker's folders,
-creates a first superuser, generates a self-signed certificate, then runs gunicorn (HTTPS), a
+creates a first superuser, generates a self-signed certificate, then runs granian (HTTPS), a
 Celery worker and Celery beat as child processes until Ctrl-C or SIGTERM. ``DATABASE_URL`` and
 ``REDIS_URL`` switch the children to PostgreSQL and Redis through the settings they inherit.
 """
@@ -49,12 +49,12 @@ WORKER_READY_TIMEOUT = 60.0
 class Command(BaseCommand):
     help = (
         "Run authserver: migrate, first-run setup (superuser, self-signed TLS certificate), then "
-        "gunicorn, a Celery worker and Celery beat until interrupted."
+        "granian (HTTPS), a Celery worker and Celery beat until interrupted."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default=DEFAULT_BIND, help=f"HOST:PORT to listen on (default {DEFAULT_BIND})")
-        parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+        parser.add_argument("--workers", type=int, default=2, help="web server worker processes (default 2)")
         parser.add_argument(
             "--no-tls",
             action="store_true",
@@ -235,26 +235,30 @@ class Command(BaseCommand):
         python = sys.executable
         run_dir = Path(settings.DATA_DIR) / "run"
         env["PROMETHEUS_MULTIPROC_DIR"] = str(reset_metrics_dir(Path(str(settings.PROMETHEUS_MULTIPROC_DIR))))
+        # granian, as in the production web role, here terminating TLS itself. Chosen on the bench's
+        # comparison of the two candidates serving HTTPS (`python -m bench --compare
+        # granian-tls,gunicorn-gthread-tls`; README, "Server choice"): ahead on introspection (hot
+        # and cold) and client_credentials. Four blocking threads per worker, as gunicorn gthread
+        # had here: serve also answers browsers, and an explicit revocation holds its thread while
+        # the fan-out settles.
         web = [
-            python, "-m", "gunicorn", "authserver.wsgi:application",
-            "--bind", bind.gunicorn(),
+            python, "-m", "granian", "--interface", "wsgi",
+            "--host", bind.host or "0.0.0.0",  # noqa: S104 - "--bind :PORT" asks for every interface
+            "--port", str(bind.port),
             "--workers", str(options["workers"]),
-            # serve terminates TLS itself: threads keep connections alive between requests, so a
-            # client doesn't pay a TLS handshake per request (sync workers close every one). The
-            # web role sits behind a TLS proxy and uses sync workers (docker-entrypoint.sh).
-            "--worker-class", "gthread",
-            "--threads", "4",
-            "--keep-alive", "5",
-            # Shorter than serve's own 10 s grace period, so gunicorn's stop is always graceful.
-            "--graceful-timeout", "8",
+            "--blocking-threads", "4",
+            "--no-ws",
+            # Shorter than serve's own 10 s grace period, so the web server's stop is always graceful.
+            "--workers-kill-timeout", "8",
             # JSON lines like the application's; no access log (the application writes one).
-            "--log-config-json", str(SERVER_LOG_CONFIG),
+            "--log-config", str(SERVER_LOG_CONFIG),
+            "--no-access-log",
         ]  # fmt: skip
-        if _gunicorn_has_control_socket():
-            # gunicorn ≥ 25.1 opens a control socket shared per user (~/.gunicorn); serve uses signals.
-            web.append("--no-control-socket")
         if cert_path and key_path:
-            web += ["--certfile", str(cert_path), "--keyfile", str(key_path)]
+            # TLS 1.2 too (granian's default minimum is 1.3): serve is also what browsers and older
+            # command-line clients reach directly.
+            web += ["--ssl-certificate", str(cert_path), "--ssl-keyfile", str(key_path), "--ssl-protocol-min", "tls1.2"]
+        web.append("authserver.wsgi:application")
         supervisor.spawn("web", web, env, BASE_DIR)
 
         if not options["no_worker"]:
@@ -295,7 +299,7 @@ class Command(BaseCommand):
         def web_answers() -> bool:
             return net.probe(bind.connect_host, bind.port, tls=use_tls, path="/livez") is not None
 
-        supervisor.wait_until(web_answers, WEB_READY_TIMEOUT, "gunicorn")
+        supervisor.wait_until(web_answers, WEB_READY_TIMEOUT, "the web server (granian)")
         # Live; ready once its dependencies answer (the first readiness answer may still be
         # "starting" while the process loads its migration graph).
         deadline = time.monotonic() + READY_TIMEOUT
@@ -327,9 +331,3 @@ class Command(BaseCommand):
             self.say("Certificate:  none (--no-tls: terminate TLS in the proxy in front of this server)")
         self.say("children: " + " ".join(f"{c.name}={c.pid}" for c in supervisor.children))
         self.say("Ready.")
-
-
-def _gunicorn_has_control_socket() -> bool:
-    import gunicorn
-
-    return tuple(gunicorn.version_info[:2]) >= (25, 1)
