@@ -78,7 +78,8 @@ api_key_verified = Topic("api_key.verified")
 api_key_refused = Topic("api_key.refused")
 
 # A request was answered (authserver.handlers, both stacks): (method, route name or None, status,
-# seconds, the view's ``request.telemetry`` or None, REMOTE_ADDR, request id). ``telemetry`` is
+# seconds, the view's ``request.telemetry`` or None, (REMOTE_ADDR, X-Forwarded-For, Forwarded) for
+# netaddr.client_address to read off the request path, request id). ``telemetry`` is
 # what the view chose to record: (client id, resource server client id, outcome), any of them
 # None; never a credential. Read by authserver.observability (access line and metrics).
 request_served = Topic("request.served")
