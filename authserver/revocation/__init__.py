@@ -202,12 +202,19 @@ def _database_reachable() -> bool:
         try:
             readable, _, _ = select.select([fileno()], [], [], 0)
         except (OSError, ValueError):
-            return False
+            readable = [True]
         if readable:
+            _db_local.checked, _db_local.ok, _db_local.raw = time.monotonic(), False, None
             return False
     now = time.monotonic()
+    # A recent answer vouches only for the connection it was about. A thread whose connection was
+    # closed since (Django closes it after a database error) or never opened must check again:
+    # otherwise the request right after a failed one would trust the "ok" from before the failure.
     if now - getattr(_db_local, "checked", -1e9) < CHECK_INTERVAL:
-        return bool(_db_local.ok)
+        if not _db_local.ok:
+            return False  # a recent failure: trust nothing cached (fail closed), don't retry yet
+        if raw is not None and _db_local.raw is raw:
+            return True
     try:
         connection.ensure_connection()
         cursor = connection.connection.cursor()
@@ -218,7 +225,7 @@ def _database_reachable() -> bool:
         ok = True
     except Exception:  # noqa: BLE001 - unreachable, whatever the reason: trust nothing cached
         ok = False
-    _db_local.checked, _db_local.ok = now, ok
+    _db_local.checked, _db_local.ok, _db_local.raw = now, ok, connection.connection if ok else None
     return ok
 
 

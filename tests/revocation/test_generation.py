@@ -97,3 +97,24 @@ def test_the_generation_never_repeats_after_the_store_is_emptied(settings):
         revocation._shared._file().unlink()
     revocation.reset_for_tests()
     assert revocation.current() > before
+
+
+@pytest.mark.django_db
+def test_a_closed_connection_is_not_vouched_for_by_an_earlier_check(monkeypatch):
+    """The request after a database error runs on a closed connection: the "ok" from before the
+    error, though recent, says nothing about it (seen as a cached answer served with the database
+    down, on a web thread whose failed request had closed its connection)."""
+    from django.db import connections
+
+    connection = connections["default"]  # the wrapper itself, not the thread-local proxy
+    assert revocation._database_reachable() is True
+    # What Django does at the end of a request that hit a database error: the thread is left with
+    # no connection (set directly: inside the test's transaction Django would defer the close).
+    monkeypatch.setattr(connection, "connection", None)
+
+    def down() -> None:
+        raise OSError("server closed the connection")
+
+    monkeypatch.setattr(connection, "ensure_connection", down)
+    assert revocation._database_reachable() is False
+    assert revocation.request_view().generation is None
