@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,8 @@ def _modules_entered(call: Any) -> set[str]:
     return entered
 
 
-def test_a_cached_introspection_enters_at_most_six_project_modules(app, resource_server, service_client):  # noqa: F811
+def test_a_cached_introspection_enters_at_most_six_project_modules(app, resource_server, service_client,  # noqa: F811
+                                                                   monkeypatch):
     rs, rs_secret = resource_server
     svc, svc_secret = service_client
     status, _, body = wsgi_call(app, "/oauth/token", "grant_type=client_credentials&scope=ai.infer",
@@ -55,11 +55,13 @@ def test_a_cached_introspection_enters_at_most_six_project_modules(app, resource
         status, _, body = wsgi_call(app, "/oauth/introspect", f"token={token}", auth)
         assert status == 200 and json.loads(body)["active"] is True
 
-    revocation.current()  # fresh, as on a worker serving a request every few milliseconds
+    # Steady state, as on a worker serving a request every few milliseconds: the generation and the
+    # database were checked moments ago. The interval is widened for the count so that the profiler's
+    # own slowness can't make this request the one that re-checks (that path is counted below).
+    monkeypatch.setattr(revocation, "CHECK_INTERVAL", 60.0)
+    revocation.current()
     revocation._database_reachable()
-    started = time.monotonic()
     entered = _modules_entered(cached_introspection)
-    assert time.monotonic() - started < revocation.CHECK_INTERVAL, "too slow to count a steady-state request"
     print(f"\ncached introspection entered {len(entered)} project modules: {sorted(entered)}")
     assert entered <= {"authserver.handlers", "authserver.ratelimit.limiter", "authserver.introspection.endpoint",
                        "authserver.introspection.service", "authserver.revocation", "authserver.credentials"}
