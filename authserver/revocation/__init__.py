@@ -228,6 +228,17 @@ def _start_retrying() -> None:
     threading.Thread(target=_retry_closing, name="revocation-retry", daemon=True).start()
 
 
+def _close_again(change: str) -> bool:
+    try:
+        value = _shared.bump(closing=change)
+    except GenerationUnavailable:
+        return False
+    with _state_lock:
+        _unclosed.discard(change)
+        _state.update(generation=value, checked=-1e9, healthy=False)
+    return True
+
+
 def _retry_closing() -> None:
     """Close every change whose bump after commit failed, backing off up to RETRY_MAX_SECONDS."""
     delay = 0.1
@@ -235,14 +246,9 @@ def _retry_closing() -> None:
         while _unclosed:
             time.sleep(delay)
             for change in list(_unclosed):
-                try:
-                    retried = _shared.bump(closing=change)
-                except GenerationUnavailable:
+                if not _close_again(change):
                     delay = min(delay * 2, RETRY_MAX_SECONDS)
                     break
-                with _state_lock:
-                    _unclosed.discard(change)
-                    _state.update(generation=retried, checked=-1e9, healthy=False)
                 log.warning("revocation generation bumped after an earlier failure; caches back in use")
     finally:
         _retrying.clear()
