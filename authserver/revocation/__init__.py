@@ -188,16 +188,19 @@ def invalidate(*, settle: bool = False, quietly: bool = False) -> None:
     """
     from django.db import transaction
 
+    # Only explicit revocations open a marker: they are what must never be served stale, and they
+    # are rare. A marker of a transaction that rolls back stays open until it expires, switching
+    # every cache off meanwhile; rotations and quiet changes (frequent) don't pay that.
     change = os.urandom(8).hex()
     try:
-        value = _shared.bump(opening=change)
+        value = _shared.bump(opening=change if settle else None)
     except GenerationUnavailable:
         if not quietly:
             raise
         log.warning("revocation generation could not be bumped")
     else:
         with _state_lock:
-            _state.update(generation=value, checked=time.monotonic(), healthy=False)
+            _state.update(generation=value, checked=time.monotonic(), healthy=not settle and not _unclosed)
     transaction.on_commit(lambda: _close(change, settle=settle))
 
 

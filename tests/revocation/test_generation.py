@@ -63,10 +63,21 @@ def test_invalidate_bumps_now_and_again_after_commit():
     start = revocation.current()
     with transaction.atomic():
         revocation.invalidate()
-        assert revocation.current() is None, "a change is open: nothing cached is trusted until it commits"
-        inside = revocation._state["generation"]
+        inside = revocation.current()
         assert inside > start
     assert revocation.current() > inside
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_explicit_revocation_trusts_no_cache_anywhere_until_it_commits():
+    start = revocation.current()
+    with transaction.atomic():
+        revocation.invalidate(settle=True)
+        assert revocation.current() is None, "a revocation is open: nothing cached is trusted until it commits"
+        assert revocation._shared.state().settled(time.time()) is False, "...by any process"
+        assert revocation._state["generation"] > start
+    assert revocation._shared.state().settled(time.time()) is True
+    assert revocation.current() > start
 
 
 @pytest.mark.django_db(transaction=True)
