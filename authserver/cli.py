@@ -1,13 +1,16 @@
 """Shared plumbing for the JSON command-line interface.
 
 Every command prints exactly one JSON object on stdout; errors go to stderr as one JSON object
-and exit non-zero (2 for usage errors, 1 for refused operations). A domain error
+and exit non-zero (2 for usage errors, 1 for refused operations). A dependency that is down (the
+database, read-only or unreachable; Redis; a full disk) is ``{"error": "unavailable", "detail": ...}``
+with exit status 1, never a traceback. A domain error
 (authserver.errors) or a model validation error raised by a service is turned into that here, in
 one place, for every command.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import sys
@@ -16,8 +19,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from authserver.counters import CountersUnavailable
 from authserver.errors import DomainError
+from authserver.revocation import GenerationUnavailable
 
 _DURATION_RE = re.compile(r"^(\d{1,9})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -50,3 +58,29 @@ class JsonCommand(BaseCommand):
             self.fail(str(exc))
         except ValidationError as exc:
             self.fail("; ".join(exc.messages))
+        except UNAVAILABLE as exc:
+            # A dependency is down: one JSON line, never a traceback. The detail is chosen here,
+            # not the exception's text (which may name hosts, paths or statements).
+            sys.stderr.write(json.dumps({"error": "unavailable", "detail": unavailable_detail(exc)}) + "\n")
+            sys.exit(1)
+
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    DatabaseError, RedisConnectionError, RedisTimeoutError, CountersUnavailable, GenerationUnavailable, OSError,
+)
+
+
+def unavailable_detail(exc: BaseException) -> str:
+    if isinstance(exc, DatabaseError):
+        if "read-only" in str(exc) or "readonly" in str(exc):
+            return "the database is read-only"
+        return "the database is unavailable"
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, CountersUnavailable)):
+        return "redis (the counter store) is unavailable"
+    if isinstance(exc, GenerationUnavailable):
+        return "the revocation store (redis or the data directory) is unavailable"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "a file could not be written (read-only or permission denied)"
+    return "a file or service could not be used"

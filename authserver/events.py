@@ -83,8 +83,8 @@ api_key_refused = Topic("api_key.refused")
 # what the view chose to record: (client id, resource server client id, outcome), any of them
 # None; never a credential. Read by authserver.observability (access line and metrics).
 request_served = Topic("request.served")
-# The fail-closed boundary refused a request because a dependency is down: "database", "redis" or
-# "counter_store".
+# The fail-closed boundary refused a request because a dependency is down: "database", "redis",
+# "counter_store" or "revocation_store".
 dependency_failed = Topic("dependency.failed")
 # A rate-limit policy refused a request: the policy's name.
 rate_limit_refused = Topic("ratelimit.refused")

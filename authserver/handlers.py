@@ -53,12 +53,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from authserver import events, netaddr
 from authserver.counters import CountersUnavailable
 from authserver.ratelimit.limiter import LimiterUnavailable
+from authserver.revocation import GenerationUnavailable
 
 log = logging.getLogger("authserver.failclosed")
 
 # redis is always installed (it is only used when REDIS_URL is set).
 DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
     DatabaseError, RedisConnectionError, RedisTimeoutError, CountersUnavailable, LimiterUnavailable,
+    GenerationUnavailable,
 )
 
 MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/livez", "/readyz", "/healthz"})
@@ -197,6 +199,8 @@ def _dependency(exc: BaseException) -> str:
         return "database"
     if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
         return "redis"
+    if isinstance(exc, GenerationUnavailable):
+        return "revocation_store"  # Redis or the file in the data directory
     return "counter_store"  # Redis or the embedded SQLite file, behind the counter store and the limiter
 
 

@@ -51,9 +51,18 @@ def api_key_verify(*, key: str, audience: str, client_ip: str | None,
         return dict(INACTIVE)
     key_id = str(row["id"])
     events.api_key_verified.emit((key_id, client_ip))
+    own = row
     row = _with_effective_limit(row, key_id)
-    limits = usage.consume(key_id, quota=row["quota"], used_baseline=row["uses"], rate_limit=row["rate_limit"],
-                              period=row["rate_limit_period"])
+    try:
+        limits = usage.consume(key_id, quota=row["quota"], used_baseline=row["uses"], rate_limit=row["rate_limit"],
+                               period=row["rate_limit_period"])
+    except counters.CountersUnavailable:
+        # Limited only by a learned limit: with the store unreachable there is none (README,
+        # "Rate limits"); the key's own limits decide, and it has none. Its own quota or rate
+        # limit can't be counted: fail closed (503).
+        if own["quota"] is not None or own["rate_limit"] is not None:
+            raise
+        row, limits = own, usage.Limits(None, None, None)
     if limits.out_of_quota:
         return dict(INACTIVE)
     if limits.rate_limited:

@@ -109,17 +109,34 @@ def publish_limits(limits: Mapping[str, int | None]) -> None:
 
 
 def effective_limit(subject: str) -> int | None:
-    """The published per-minute limit of ``subject`` (None: none), cached in-process. Never raises."""
+    """The published per-minute limit of ``subject`` (None: none), cached in-process. Never raises.
+
+    While the store is unreachable there is no learned limit, at once: what the anomaly job
+    published is data in the store, and applying a cached copy would make a key that is limited
+    only by it need the store to count (503) instead of being verified under its own static
+    limits (README, "Rate limits"). After a failure, the next lookup bypasses the cache and is the
+    probe that finds the store back.
+    """
     now = time.monotonic()
+    store = backend()
+    if isinstance(store, RedisStore) and store.failed_at is not None:
+        if store.down():
+            return None
+        try:
+            value = store.get_limit(subject)
+        except Exception:  # noqa: BLE001 - still unreachable: no learned limit
+            return None
+        limit_cache[subject] = (now + float(settings.ANOMALY_LIMIT_CACHE_SECONDS), value)
+        return value
     cached = limit_cache.get(subject)
     if cached is not None and cached[0] > now:
         return cached[1]
     ttl = float(settings.ANOMALY_LIMIT_CACHE_SECONDS)
     try:
-        value = backend().get_limit(subject)
+        value = store.get_limit(subject)
     except Exception:  # noqa: BLE001 - no adaptive limit rather than no answer
         log.warning("effective limits unavailable; static limits apply")
-        value = None
+        return None  # not cached: the lookup after the store is back finds the limit
     if ttl > 0:
         if len(limit_cache) > 100_000:
             limit_cache.clear()

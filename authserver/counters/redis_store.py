@@ -6,10 +6,15 @@ Key names are those earlier releases used (``authserver:usage``, ``authserver:qu
 
 from __future__ import annotations
 
+import functools
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
 from authserver.counters.store import Batch, CountersUnavailable, Hit, Tally, window_start
@@ -23,12 +28,49 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+# After a connection failure, calls fail at once for this long instead of each waiting on a dead
+# Redis (a circuit breaker); the first call after it is the probe.
+BREAKER_SECONDS = 1.0
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guarded(method: F) -> F:
+    """Fail fast while the breaker is open; a connection failure opens it; a success forgets it."""
+
+    @functools.wraps(method)
+    def guarded(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
+        if self.down():
+            raise CountersUnavailable("redis unavailable (recent failure)")
+        try:
+            result = method(self, *args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self.failed_at = time.monotonic()
+            raise CountersUnavailable(type(exc).__name__) from exc
+        except CountersUnavailable:
+            self.failed_at = time.monotonic()
+            raise
+        self.failed_at = None
+        return result
+
+    return guarded  # type: ignore[return-value]
+
+
 class RedisStore:
     def __init__(self, url: str) -> None:
-        # Short timeouts: a hung Redis must turn into CountersUnavailable (a 503 or the
-        # per-process fallback) within a second, not hold a request thread.
-        self.redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        # Short timeouts and no retries: a dead or hung Redis must turn into CountersUnavailable (a
+        # 503 or the per-process fallback) within half a second, not hold a request thread (redis-py
+        # retries three times with back-off by default: seconds per call).
+        self.redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
+                                          retry=Retry(NoBackoff(), 0))
+        self.failed_at: float | None = None  # monotonic time of the last connection failure, until a success
 
+    def down(self) -> bool:
+        """Did a call fail less than BREAKER_SECONDS ago? Then calls fail without a round trip."""
+        failed_at = self.failed_at
+        return failed_at is not None and time.monotonic() - failed_at < BREAKER_SECONDS
+
+    @_guarded
     def add(self, tally: Tally, batch: Batch) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for (name, bucket), n in batch.counts.items():
@@ -40,6 +82,7 @@ class RedisStore:
             pipe.sadd(PREFIX + tally.pairs, *(f"{a}|{b}" for a, b in batch.pairs))
         pipe.execute()
 
+    @_guarded
     def drain(self, tally: Tally) -> Batch:
         batch = Batch()
         suffix = uuid.uuid4().hex
@@ -64,6 +107,7 @@ class RedisStore:
             self.redis.delete(tmp)
         return batch
 
+    @_guarded
     def consume(self, name: str, *, baseline: int | None, period: int | None, now: float) -> Hit:
         # One MULTI/EXEC: the total and the window move together, in one round trip.
         pipe = self.redis.pipeline(transaction=True)
@@ -86,10 +130,12 @@ class RedisStore:
         count = int(results[2 if baseline is not None else 0]) if period else None
         return Hit(total, count, reset)
 
+    @_guarded
     def total(self, name: str) -> int | None:
         value = self.redis.get(f"{PREFIX}quota:{name}")
         return int(value) if value is not None else None
 
+    @_guarded
     def window_count(self, name: str, *, period: int, now: float) -> int:
         try:
             value = self.redis.get(f"{PREFIX}rl:{name}:{window_start(now, period)}")
@@ -97,6 +143,7 @@ class RedisStore:
             raise CountersUnavailable(str(exc)) from exc
         return int(value or 0)
 
+    @_guarded
     def set_limits(self, limits: Mapping[str, int | None]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         keep: dict[FieldT, EncodableT] = {subject: int(value) for subject, value in limits.items() if value is not None}
@@ -107,6 +154,7 @@ class RedisStore:
             pipe.hdel(LIMITS, *drop)
         pipe.execute()
 
+    @_guarded
     def get_limit(self, subject: str) -> int | None:
         value = self.redis.hget(LIMITS, subject)
         return int(value) if value is not None else None

@@ -25,6 +25,7 @@ The hot path lives in this one module on purpose: a cached introspection enters 
 from __future__ import annotations
 
 import logging
+import os
 import select
 import threading
 import time
@@ -33,12 +34,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from authserver.revocation.store import SharedGeneration
+from authserver.revocation.store import GenerationUnavailable, SharedGeneration
+
+__all__ = [
+    "CACHES", "CHECK_INTERVAL", "TTL", "GenerationUnavailable", "RequestView", "VerificationCache", "bump",
+    "clear_caches", "current", "invalidate", "request_view",
+]
 
 log = logging.getLogger("authserver.revocation")
 
 TTL = 30.0
 CHECK_INTERVAL = 0.1
+RETRY_MAX_SECONDS = 5.0
 
 
 class VerificationCache:
@@ -111,20 +118,29 @@ class RequestView:
 _shared = SharedGeneration()
 _state_lock = threading.Lock()
 _state: dict[str, Any] = {"generation": -1, "checked": -1e9, "healthy": False}
+# Changes this process committed whose bump after commit has not succeeded yet (a retry thread
+# keeps trying): while any is left, this process trusts nothing cached.
+_unclosed: set[str] = set()
+_retrying = threading.Event()
 
 
 def current() -> int | None:
-    """The generation this process may trust now, or None if it can't be confirmed."""
+    """The generation this process may trust now, or None if it can't be confirmed (store
+    unreadable, a change open anywhere, or a change of ours not yet fanned out after commit)."""
     now = time.monotonic()
     if now - _state["checked"] < CHECK_INTERVAL:
         return int(_state["generation"]) if _state["healthy"] else None
     with _state_lock:
         try:
-            _state["generation"] = _shared.read()
-            _state["healthy"] = True
+            state = _shared.state()
+            _state["generation"] = state.generation
+            trusted = state.settled(time.time()) and not _unclosed
         except Exception:  # noqa: BLE001 - any failure to confirm means: trust nothing cached
             log.warning("revocation generation unreadable; in-process cache disabled until it recovers")
-            _state["healthy"] = False
+            trusted = False
+        if not trusted and _state["healthy"]:
+            clear_caches()
+        _state["healthy"] = trusted
         _state["checked"] = now
     return int(_state["generation"]) if _state["healthy"] else None
 
@@ -138,21 +154,28 @@ def request_view() -> RequestView:
 
 
 def bump() -> int:
-    """Invalidate every worker's cached answers. Raises if the shared store is unreachable:
-    a revocation that cannot be fanned out must not report success."""
+    """Invalidate every worker's cached answers. Raises :class:`GenerationUnavailable` if the
+    shared store can't be written: a revocation that cannot be fanned out must not report success."""
     value = _shared.bump()
     with _state_lock:
-        _state.update(generation=value, checked=time.monotonic(), healthy=True)
+        _state.update(generation=value, checked=time.monotonic(), healthy=not _unclosed)
     return value
 
 
 def invalidate(*, settle: bool = False, quietly: bool = False) -> None:
-    """Drop every cached answer in every process: now, and again after the transaction commits.
+    """Drop every cached answer in every process: now (opening the change), and again after the
+    transaction commits (closing it).
 
-    The bump after commit is the one that matters: a worker that re-read the generation and
-    queried the database before our commit could have cached the pre-change row under the new
-    number. The bump now makes the change visible at once to this process and to code running
-    inside the same transaction (and to tests, whose transactions never commit).
+    Before commit: the bump makes the change visible at once, and opens a marker that keeps every
+    process from caching or serving anything until it is closed (:mod:`authserver.revocation.store`).
+    If it fails, :class:`GenerationUnavailable` rolls the transaction back (503): truthfully,
+    nothing was committed.
+
+    After commit: the bump that closes the marker is the one that matters: a worker that re-read the
+    generation before the marker opened may have cached the pre-change row under the earlier
+    number, which both bumps outdate. If this one fails the change *has* committed, so the caller
+    answers success; the marker stays open (nothing cached is used anywhere until it expires), this
+    process trusts no cache, and a thread retries the bump until it succeeds.
 
     ``settle=True`` (explicit revocations: RFC 7009, key revoke/suspend, compromise response,
     refresh-token reuse) then waits ``CHECK_INTERVAL`` before the caller can return: by then every
@@ -165,24 +188,75 @@ def invalidate(*, settle: bool = False, quietly: bool = False) -> None:
     """
     from django.db import transaction
 
-    if quietly:
-        _bump_quietly()
-        transaction.on_commit(_bump_quietly)
-        return
-    bump()
-    transaction.on_commit(_bump_and_settle if settle else bump)
-
-
-def _bump_and_settle() -> None:
-    bump()
-    time.sleep(CHECK_INTERVAL)
-
-
-def _bump_quietly() -> None:
+    # Only explicit revocations open a marker: they are what must never be served stale, and they
+    # are rare. A marker of a transaction that rolls back stays open until it expires, switching
+    # every cache off meanwhile; rotations and quiet changes (frequent) don't pay that.
+    change = os.urandom(8).hex()
     try:
-        bump()
-    except Exception:  # noqa: BLE001 - the store is down: readers trust no cache while it is
+        value = _shared.bump(opening=change if settle else None)
+    except GenerationUnavailable:
+        if not quietly:
+            raise
         log.warning("revocation generation could not be bumped")
+    else:
+        with _state_lock:
+            _state.update(generation=value, checked=time.monotonic(), healthy=not settle and not _unclosed)
+    transaction.on_commit(lambda: _close(change, settle=settle))
+
+
+def _close(change: str, *, settle: bool) -> None:
+    """After commit: bump and close ``change``. Never raises: the change has committed."""
+    try:
+        value = _shared.bump(closing=change)
+    except GenerationUnavailable as exc:
+        log.error("revocation committed, but the generation could not be bumped after commit; "
+                  "cached answers are disabled until it is", extra={"error": str(exc)})
+        with _state_lock:
+            _unclosed.add(change)
+            _state.update(checked=time.monotonic(), healthy=False)
+            clear_caches()
+        _start_retrying()
+    else:
+        with _state_lock:
+            # Re-read at the next request: other changes may still be open.
+            _state.update(generation=value, checked=-1e9, healthy=False)
+    if settle:
+        time.sleep(CHECK_INTERVAL)
+
+
+def _start_retrying() -> None:
+    if _retrying.is_set():
+        return
+    _retrying.set()
+    threading.Thread(target=_retry_closing, name="revocation-retry", daemon=True).start()
+
+
+def _close_again(change: str) -> bool:
+    try:
+        value = _shared.bump(closing=change)
+    except GenerationUnavailable:
+        return False
+    with _state_lock:
+        _unclosed.discard(change)
+        _state.update(generation=value, checked=-1e9, healthy=False)
+    return True
+
+
+def _retry_closing() -> None:
+    """Close every change whose bump after commit failed, backing off up to RETRY_MAX_SECONDS."""
+    delay = 0.1
+    try:
+        while _unclosed:
+            time.sleep(delay)
+            for change in list(_unclosed):
+                if not _close_again(change):
+                    delay = min(delay * 2, RETRY_MAX_SECONDS)
+                    break
+                log.warning("revocation generation bumped after an earlier failure; caches back in use")
+    finally:
+        _retrying.clear()
+        if _unclosed:  # a change added as this thread was leaving
+            _start_retrying()
 
 
 _db_local = threading.local()
@@ -238,7 +312,9 @@ def reset_for_tests() -> None:
     """Forget this process's view of the generation, the database check and every cached answer."""
     with _state_lock:
         _state.update(generation=-1, checked=-1e9, healthy=False)
+        _unclosed.clear()
     _db_local.__dict__.clear()
+    _shared.clear_pending_for_tests()
     _shared.forget_connections()
     clear_caches()
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 
 from authserver import revocation
-from authserver.revocation.store import REDIS_KEY
+from authserver.revocation.store import REDIS_KEY, GenerationUnavailable
 
 
 @pytest.fixture(autouse=True)
@@ -45,9 +45,9 @@ def test_another_process_bump_is_seen_within_the_check_interval():
 @pytest.mark.django_db
 def test_an_unreadable_store_trusts_nothing(monkeypatch):
     def down() -> int:
-        raise OSError("store down")
+        raise GenerationUnavailable("store down")
 
-    monkeypatch.setattr(revocation._shared, "read", down)
+    monkeypatch.setattr(revocation._shared, "state", down)
     assert revocation.current() is None
     assert revocation.request_view().generation is None
 
@@ -69,6 +69,18 @@ def test_invalidate_bumps_now_and_again_after_commit():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_explicit_revocation_trusts_no_cache_anywhere_until_it_commits():
+    start = revocation.current()
+    with transaction.atomic():
+        revocation.invalidate(settle=True)
+        assert revocation.current() is None, "a revocation is open: nothing cached is trusted until it commits"
+        assert revocation._shared.state().settled(time.time()) is False, "...by any process"
+        assert revocation._state["generation"] > start
+    assert revocation._shared.state().settled(time.time()) is True
+    assert revocation.current() > start
+
+
+@pytest.mark.django_db(transaction=True)
 def test_settled_invalidation_waits_before_returning():
     started = time.monotonic()
     with transaction.atomic():
@@ -78,11 +90,11 @@ def test_settled_invalidation_waits_before_returning():
 
 @pytest.mark.django_db
 def test_invalidate_raises_when_it_cannot_fan_out_unless_quiet(monkeypatch):
-    def down() -> int:
-        raise OSError("store down")
+    def down(**_: object) -> int:
+        raise GenerationUnavailable("store down")
 
     monkeypatch.setattr(revocation._shared, "bump", down)
-    with pytest.raises(OSError):
+    with pytest.raises(GenerationUnavailable):
         revocation.invalidate()
     revocation.invalidate(quietly=True)  # logged, not raised: readers trust no cache while it is down
 
