@@ -26,6 +26,6 @@ class Backoff:
         """The wait before the next start of a child that died after running ``ran_for`` seconds."""
         if ran_for >= self.stable_after:
             self.attempts = 0
-        delay = min(self.ceiling, self.first * 2**self.attempts)
+        delay: float = min(self.ceiling, self.first * 2.0**self.attempts)
         self.attempts += 1
         return delay
