@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,10 +33,10 @@ def supervisor() -> Iterator[tuple[Supervisor, list[str]]]:
     sup.stop_all()
 
 
-def _wait(condition: object, timeout: float = 10.0) -> None:
+def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return
         time.sleep(0.05)
     raise AssertionError("condition not met in time")

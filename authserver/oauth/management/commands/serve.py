@@ -268,9 +268,9 @@ class Command(BaseCommand):
             ready_file = run_dir / "worker.ready"
             worker_env = {**env, "AUTHSERVER_SERVE_WORKER_READY_FILE": str(ready_file)}
             if embedded_broker:
-                # Kombu's filesystem transport moves each message it takes into the temporary
-                # directory before reading it: keep that inside the owner-only data directory
-                # (and on its filesystem, so that the move is an atomic rename).
+                # The worker's temporary files stay inside the owner-only data directory (the
+                # embedded broker itself claims and stages messages in its own folders beside the
+                # queue: authserver.broker).
                 worker_env["TMPDIR"] = str(Path(settings.BROKER_DIR) / "tmp")
             worker = [
                 python, "-m", "celery", "-A", "authserver", "worker",
