@@ -202,6 +202,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         "control_folder": str(BROKER_DIR / "control"),
     }
 )
+# The embedded broker: kombu's filesystem transport, discarding damaged message files instead of
+# dying on them (authserver.broker). Redis: kombu's own.
+CELERY_BROKER_TRANSPORT = None if config.redis_url else "authserver.broker:Transport"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -5,7 +5,14 @@ reaches only ``serve``, which then stops every child: SIGTERM to each child (gun
 Celery's main process stop their own workers), up to ``stop_timeout`` seconds to exit, then SIGKILL
 to the child's whole process group, so that no worker or pool process is left behind. On Linux
 each child also asks the kernel for SIGTERM should ``serve`` itself die (even by SIGKILL), so no
-child outlives it. If any child exits on its own, ``serve`` stops the rest.
+child outlives it.
+
+A child that exits on its own: the web server's exit is fatal (``serve`` stops the rest and exits
+non-zero, for systemd or the container runtime to restart the whole; granian itself replaces a
+dead worker process of its own). The Celery worker and beat are restarted with back-off
+(:mod:`authserver.serve.restart`) while the web server keeps answering: jobs are deferred work
+that the reconciliation sweeps catch up on, never a reason to stop serving. Each death and each
+restart is one line on serve's stderr naming the child, its pid and when it starts again.
 
 Before the first child starts, ``serve`` empties prometheus-client's multi-process directory
 (:func:`reset_metrics_dir`): every child writes its metrics there, and files of an earlier run
@@ -24,8 +31,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from authserver.serve.restart import Backoff
 
 # The servers' logging (gunicorn ``--log-config-json``, granian ``--log-config``): JSON lines through
 # the application's formatter and redaction; the servers' access loggers are silenced.
@@ -61,7 +70,15 @@ class NotReady(Exception):
 @dataclass
 class Child:
     name: str
-    proc: subprocess.Popen[bytes]
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    backoff: Backoff | None = None  # None: not restarted, its exit is fatal
+    before_start: Callable[[], None] | None = None
+    proc: subprocess.Popen[bytes] = field(init=False)
+    started_at: float = 0.0
+    restart_at: float | None = None  # set while waiting to be started again
+    restarts: int = 0
 
     @property
     def pid(self) -> int:
@@ -116,11 +133,31 @@ class Supervisor:
             self._force = True
 
     # --- children -----------------------------------------------------------------------------
-    def spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> Child:
-        proc = subprocess.Popen(  # noqa: S603 (argv built by serve from sys.executable and fixed flags)
-            list(argv),
-            env=dict(env),
-            cwd=cwd,
+    def spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        *,
+        restart: bool = False,
+        before_start: Callable[[], None] | None = None,
+    ) -> Child:
+        """Start a child; with ``restart``, start it again (after ``before_start``) whenever it dies."""
+        child = Child(
+            name, list(argv), dict(env), cwd, backoff=Backoff() if restart else None, before_start=before_start
+        )
+        self._start(child)
+        self.children.append(child)
+        return child
+
+    def _start(self, child: Child) -> None:
+        if child.before_start is not None:
+            child.before_start()
+        child.proc = subprocess.Popen(  # noqa: S603 (argv built by serve from sys.executable and fixed flags)
+            child.argv,
+            env=child.env,
+            cwd=child.cwd,
             stdin=subprocess.DEVNULL,
             # Children log to serve's stderr: serve's stdout carries only its own messages
             # (Celery prints its banners to stdout).
@@ -128,18 +165,49 @@ class Supervisor:
             start_new_session=True,
             preexec_fn=_parent_death_signal(),  # noqa: PLW1509 (serve is single-threaded)
         )
-        child = Child(name, proc)
-        self.children.append(child)
-        return child
+        child.started_at = time.monotonic()
+        child.restart_at = None
 
     def check(self) -> None:
-        """Raise StopRequested after a signal, ChildExited if any child has ended."""
+        """Raise StopRequested after a signal, ChildExited if a child whose exit is fatal has ended;
+        schedule and perform the restarts of the others."""
         if self.stop_signal is not None:
             raise StopRequested(self.stop_signal)
+        now = time.monotonic()
         for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    self._restart(child, now)
+                continue
             returncode = child.proc.poll()
-            if returncode is not None:
-                raise ChildExited(child.name, child.pid, returncode)
+            if returncode is None:
+                continue
+            exited = ChildExited(child.name, child.pid, returncode)
+            if child.backoff is None:
+                raise exited
+            # Whatever the dead child left in its group (Celery's pool process) goes with it.
+            _killpg(child.pid, signal.SIGKILL)
+            delay = child.backoff.next_delay(now - child.started_at)
+            child.restart_at = now + delay
+            self._log(f"{exited}; restarting it in {delay:g} s")
+
+    def _log(self, message: str) -> None:
+        try:
+            self.log(message)
+        except OSError:
+            pass  # stderr on a full disk: a lost line must not stop the supervision it reports on
+
+    def _restart(self, child: Child, now: float) -> None:
+        assert child.backoff is not None  # noqa: S101 (only restartable children are scheduled)
+        try:
+            self._start(child)
+        except OSError as exc:  # no memory, no file descriptors, a full disk for its files
+            delay = child.backoff.next_delay(0.0)
+            child.restart_at = now + delay
+            self._log(f"could not restart {child.name} ({exc}); trying again in {delay:g} s")
+            return
+        child.restarts += 1
+        self._log(f"{child.name} restarted (pid {child.pid}, restart {child.restarts})")
 
     def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -171,7 +239,7 @@ class Supervisor:
             time.sleep(0.1)
         for child in self.children:
             if child.alive():
-                self.log(f"{child.name} (pid {child.pid}) did not stop in time; killing it")
+                self._log(f"{child.name} (pid {child.pid}) did not stop in time; killing it")
                 _killpg(child.pid, signal.SIGKILL)
                 child.proc.wait()
             # Anything the child left behind in its group (a pool process, a gunicorn worker) goes too.

@@ -250,6 +250,9 @@ class Command(BaseCommand):
             "--no-ws",
             # Shorter than serve's own 10 s grace period, so the web server's stop is always graceful.
             "--workers-kill-timeout", "8",
+            # A granian worker process that dies is replaced by granian; only its main process
+            # dying stops serve (authserver.serve.supervisor).
+            "--respawn-failed-workers", "--respawn-interval", "1",
             # JSON lines like the application's; no access log (the application writes one).
             "--log-config", str(SERVER_LOG_CONFIG),
             "--no-access-log",
@@ -263,12 +266,11 @@ class Command(BaseCommand):
 
         if not options["no_worker"]:
             ready_file = run_dir / "worker.ready"
-            ready_file.unlink(missing_ok=True)
             worker_env = {**env, "AUTHSERVER_SERVE_WORKER_READY_FILE": str(ready_file)}
             if embedded_broker:
-                # Kombu's filesystem transport moves each message it takes into the temporary
-                # directory before reading it: keep that inside the owner-only data directory
-                # (and on its filesystem, so that the move is an atomic rename).
+                # The worker's temporary files stay inside the owner-only data directory (the
+                # embedded broker itself claims and stages messages in its own folders beside the
+                # queue: authserver.broker).
                 worker_env["TMPDIR"] = str(Path(settings.BROKER_DIR) / "tmp")
             worker = [
                 python, "-m", "celery", "-A", "authserver", "worker",
@@ -276,12 +278,13 @@ class Command(BaseCommand):
                 "--without-mingle", "--without-gossip",
                 "-I", "authserver.serve.worker_ready",
             ]  # fmt: skip
-            supervisor.spawn("worker", worker, worker_env, BASE_DIR)
+            supervisor.spawn(
+                "worker", worker, worker_env, BASE_DIR, restart=True,
+                before_start=lambda: ready_file.unlink(missing_ok=True),
+            )  # fmt: skip
 
         if not options["no_beat"]:
             pidfile = run_dir / "celerybeat.pid"
-            # serve holds the data directory's lock, so a pidfile here is a leftover of a crash.
-            pidfile.unlink(missing_ok=True)
             beat = [
                 python, "-m", "celery", "-A", "authserver", "beat",
                 "--loglevel", "INFO",
@@ -289,7 +292,11 @@ class Command(BaseCommand):
                 "--pidfile", str(pidfile),
                 "--schedule", str(run_dir / "celerybeat-schedule"),
             ]  # fmt: skip
-            supervisor.spawn("beat", beat, env, BASE_DIR)
+            # serve holds the data directory's lock, so a pidfile here is a leftover of a crash
+            # (of an earlier serve, or of the beat being restarted).
+            supervisor.spawn(
+                "beat", beat, env, BASE_DIR, restart=True, before_start=lambda: pidfile.unlink(missing_ok=True)
+            )
 
     def _wait_ready(
         self, supervisor: Supervisor, bind: net.Bind, use_tls: bool, ready_file: Path, options: dict[str, Any]
