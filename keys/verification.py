@@ -52,8 +52,7 @@ def api_key_verify(*, key: str, audience: str, client_ip: str | None,
     key_id = str(row["id"])
     events.api_key_verified.emit((key_id, client_ip))
     row = _with_effective_limit(row, key_id)
-    limits = usage.consume(key_id, quota=row["quota"], used_baseline=row["uses"], rate_limit=row["rate_limit"],
-                              period=row["rate_limit_period"])
+    limits = usage.consume(key_id, quota=row["quota"], rate_limit=row["rate_limit"], period=row["rate_limit_period"])
     if limits.out_of_quota:
         return dict(INACTIVE)
     if limits.rate_limited:
