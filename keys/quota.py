@@ -14,6 +14,11 @@ the leased total read fresh from the database. After any loss of the store:
 * under-grant: what was left of the leased blocks when the store lost them, at most one block per
   key in the steady state (one more for each lease that was in flight at the moment of the loss).
 
+A token exchange leases inside the token endpoint's transaction; an error answer still commits
+it, but an exception that rolls the exchange back (the database failing mid-request) also rolls
+the lease back while the store keeps counting it: only if the store then loses its data too can
+that one block be granted twice.
+
 The block is ``ceil(quota / 20)``, at least 1 and at most :data:`LEASE_BLOCK_MAX`: one database
 write per block, so a key with a quota of 1,000,000 writes once every 1,000 uses.
 """
