@@ -81,8 +81,8 @@ class ApiKeyExchangeGrant(GrantTypeBase):
             raise errors.InvalidGrantError(request=request)
         self._authenticate(request, row["client__client_id"])
         self._narrow_scope_and_audience(request, row)
-        limits = usage.consume(str(row["id"]), quota=row["quota"], used_baseline=row["uses"],
-                               rate_limit=row["rate_limit"], period=row["rate_limit_period"])
+        limits = usage.consume(str(row["id"]), quota=row["quota"], rate_limit=row["rate_limit"],
+                               period=row["rate_limit_period"])
         if limits.out_of_quota:
             raise errors.InvalidGrantError(request=request)
         if limits.rate_limited:

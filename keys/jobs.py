@@ -17,17 +17,21 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
+from authserver.counters import Batch
 from authserver.crypto import secret
 from keys import services
-from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse, CompromiseResponseStatus
-from keys.usage import drain_usage
+from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse, CompromiseResponseStatus, UsageBatch
+from keys.usage import usage_pending, usage_settle, usage_stage
 
 log = logging.getLogger("authserver.keys.jobs")
 BATCH = 500
+# Recorded batch ids are kept this long: far longer than any batch can stay pending (a pending
+# batch is settled by the next run that reaches the store, every minute).
+USAGE_BATCHES_KEPT = timedelta(days=30)
 
 
 def webhook_signing_key() -> bytes:
@@ -100,26 +104,50 @@ def expiry_warnings_send(*, now: datetime | None = None, actor: Any = "job:keys.
 
 
 def usage_roll_up() -> dict[str, int]:
-    """Move counted usage into hourly rows and last-used fields (one transaction)."""
-    usage, last = drain_usage()
-    known = set(ApiKey.objects.filter(pk__in={k for k, _ in usage} | set(last)).values_list("pk", flat=True))
-    known_ids = {str(pk) for pk in known}
+    """Move counted usage into hourly rows and last-used fields, each use exactly once.
+
+    Counts leave the counter store in three steps, and a crash (or the database or the store
+    going away) between any two leaves nothing lost or doubled: stage (the store atomically moves
+    the live counts into a pending batch with an id), record (one database transaction writes the
+    batch and its id; a batch whose id is already recorded is skipped), settle (the store forgets
+    the batch). Every run first finishes the batches an earlier run left pending.
+    """
+    usage_stage()
+    keys: set[str] = set()
+    requests = 0
+    for batch_id, batch in usage_pending().items():
+        counted = _usage_batch_record(batch_id, batch)
+        usage_settle(batch_id)
+        keys |= {key_id for key_id, _ in counted}
+        requests += sum(counted.values())
+    UsageBatch.objects.filter(applied__lt=timezone.now() - USAGE_BATCHES_KEPT).delete()
+    return {"keys": len(keys), "requests": requests}
+
+
+def _usage_batch_record(batch_id: str, batch: Batch) -> dict[tuple[str, int], int]:
+    """Write one pending batch and its id in one transaction; what it counted (nothing if recorded before)."""
     with transaction.atomic():
-        for (key_id, hour), count in usage.items():
-            if key_id not in known_ids:
-                continue
+        try:
+            with transaction.atomic():
+                UsageBatch.objects.create(id=batch_id)
+        except IntegrityError:
+            return {}  # recorded by a run that crashed before it could settle the batch
+        wanted = {key_id for key_id, _ in batch.counts} | set(batch.latest)
+        known = {str(pk) for pk in ApiKey.objects.filter(pk__in=wanted).values_list("pk", flat=True)}
+        counted = {k: n for k, n in batch.counts.items() if k[0] in known}  # keys deleted since are dropped
+        for (key_id, hour), count in counted.items():
             bucket = datetime.fromtimestamp(hour, UTC)
             row, created = ApiKeyUsage.objects.get_or_create(key_id=key_id, hour=bucket, defaults={"requests": count})
             if not created:
                 ApiKeyUsage.objects.filter(pk=row.pk).update(requests=F("requests") + count)
             ApiKey.objects.filter(pk=key_id).update(uses=F("uses") + count)
-        for key_id, (ts, ip) in last.items():
-            if key_id in known_ids:
-                ApiKey.objects.filter(pk=key_id).update(
-                    last_used=datetime.fromtimestamp(ts, UTC), last_used_ip=ip or None
-                )
-    counted = {k: n for k, n in usage.items() if k[0] in known_ids}  # keys deleted since are dropped
-    return {"keys": len({k for k, _ in counted}), "requests": sum(counted.values())}
+        for key_id, (ts, ip) in batch.latest.items():
+            if key_id in known:
+                used = datetime.fromtimestamp(ts, UTC)
+                # Batches may be recorded out of order (an older one left pending): never go back.
+                ApiKey.objects.filter(Q(last_used__isnull=True) | Q(last_used__lt=used), pk=key_id).update(
+                    last_used=used, last_used_ip=ip or None)
+    return counted
 
 
 def compromise_responses_stalled(*, stale_after: int = 60) -> list[str]:

@@ -54,6 +54,10 @@ class ApiKey(models.Model):
     last_used = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
     uses = models.PositiveBigIntegerField(default=0)
+    # How much of the quota the counter store has been leased, in blocks (keys.quota): never more
+    # than ``quota``, never lowered. A store that loses its counters starts again from here, so
+    # uses it counted before the loss can't be granted twice.
+    quota_leased = models.PositiveBigIntegerField(default=0, editable=False)
     # Bumped on every change that affects verification, so cached answers can be told apart.
     version = models.PositiveIntegerField(default=1)
 
@@ -90,6 +94,17 @@ class ApiKeyUsage(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["key", "hour"], name="one_usage_row_per_key_hour")]
         ordering = ["-hour"]
+
+
+class UsageBatch(models.Model):
+    """A pending usage batch the roll-up has written (keys.jobs.usage_roll_up), recorded in the same
+    transaction: writing the same batch again, after a crash before the store forgot it, is a no-op."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    applied = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-applied"]
 
 
 class CompromiseResponseStatus(models.TextChoices):

@@ -4,9 +4,12 @@
   store every second (:mod:`authserver.counters.buffer`); :func:`keys.jobs.usage_roll_up` drains it
   into ``ApiKeyUsage`` rows and the key's ``uses``/``last_used`` fields. Losing a few counts when a
   process dies is acceptable: it decides nothing (fail open);
-* quotas and rate limits: counted synchronously, one atomic round trip and only for keys that have
-  them, because they decide access; if the store can't count, :exc:`CountersUnavailable` reaches the
-  caller, which fails closed (503, or an inactive answer).
+  The roll-up takes counts out of the store only once the database has them, each exactly once
+  (:func:`usage_stage`, :func:`usage_pending`, :func:`usage_settle`);
+* quotas and rate limits: counted synchronously, only for keys that have them, because they decide
+  access; a quota inside blocks leased from the database (:mod:`keys.quota`), a rate limit in its
+  window. If the store can't count, :exc:`CountersUnavailable` reaches the caller, which fails
+  closed (503, or an inactive answer).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from authserver import counters
+from keys.quota import quota_use
 
 log = logging.getLogger("authserver.counters")
 
@@ -66,20 +70,35 @@ def drain_usage() -> tuple[dict[tuple[str, int], int], dict[str, tuple[float, st
     return batch.counts, batch.latest
 
 
-def consume(key_id: str, *, quota: int | None, used_baseline: int, rate_limit: int | None,
-            period: int | None, now: float | None = None) -> Limits:
+def usage_stage() -> None:
+    """Move every counted use (this process's buffer first) into a new pending batch in the store."""
+    counters.stage(USAGE)
+
+
+def usage_pending() -> dict[str, counters.Batch]:
+    """The pending usage batches by id, oldest first: ``counts`` per (key id, hour), ``latest`` per key id."""
+    return counters.pending(USAGE)
+
+
+def usage_settle(batch_id: str) -> None:
+    """Forget a pending batch once the database has recorded it."""
+    counters.settle(USAGE, batch_id)
+
+
+def consume(key_id: str, *, quota: int | None, rate_limit: int | None, period: int | None,
+            now: float | None = None) -> Limits:
     """Count one use against the key's quota and rate limit. Raises CountersUnavailable.
 
-    ``used_baseline`` is the use count already rolled up into the database: a quota counter the
-    store lost (a Redis restart, a deleted file) restarts from it rather than from zero.
+    The quota is counted inside blocks leased from the database (keys.quota): a counter the store
+    lost (a Redis restart, a deleted file) restarts from the leased total, never from a lagging count.
     """
     if quota is None and rate_limit is None:
         return Limits(None, None, None)
+    used = quota_use(key_id, quota=quota) if quota is not None else None
     windowed = rate_limit is not None and bool(period)
-    hit = counters.consume(key_id, baseline=used_baseline if quota is not None else None,
-                           period=period if windowed else None, now=now)
+    hit = counters.consume(key_id, period=period, now=now) if windowed else None
     return Limits(
-        quota - hit.total if quota is not None and hit.total is not None else None,
-        rate_limit - hit.window_count if rate_limit is not None and hit.window_count is not None else None,
-        hit.window_reset,
+        quota - used if quota is not None and used is not None else None,
+        rate_limit - hit.window_count if rate_limit is not None and hit and hit.window_count is not None else None,
+        hit.window_reset if hit else None,
     )

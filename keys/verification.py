@@ -54,7 +54,7 @@ def api_key_verify(*, key: str, audience: str, client_ip: str | None,
     own = row
     row = _with_effective_limit(row, key_id)
     try:
-        limits = usage.consume(key_id, quota=row["quota"], used_baseline=row["uses"], rate_limit=row["rate_limit"],
+        limits = usage.consume(key_id, quota=row["quota"], rate_limit=row["rate_limit"],
                                period=row["rate_limit_period"])
     except counters.CountersUnavailable:
         # Limited only by a learned limit: with the store unreachable there is none (README,

@@ -24,11 +24,12 @@ from django.conf import settings
 from authserver.counters.buffer import Buffer
 from authserver.counters.redis_store import RedisStore
 from authserver.counters.sqlite_store import SQLiteStore
-from authserver.counters.store import Batch, CounterStore, CountersUnavailable, Hit, Tally
+from authserver.counters.store import Batch, CounterStore, CountersUnavailable, Hit, QuotaTake, Tally
 
 __all__ = [
-    "Batch", "Buffer", "CounterStore", "CountersUnavailable", "Hit", "Tally", "backend", "buffered", "consume",
-    "drain", "effective_limit", "publish_limits", "reset_for_tests", "window_count", "wipe_for_tests",
+    "Batch", "Buffer", "CounterStore", "CountersUnavailable", "Hit", "QuotaTake", "Tally", "backend", "buffered",
+    "consume", "drain", "effective_limit", "pending", "publish_limits", "quota_grant", "quota_take",
+    "reset_for_tests", "settle", "stage", "window_count", "wipe_for_tests",
 ]
 
 log = logging.getLogger("authserver.counters")
@@ -67,6 +68,25 @@ def drain(tally: Tally) -> Batch:
     return backend().drain(tally)
 
 
+# Exactly once: stage (the store moves the tally to a pending batch), record each pending batch in
+# the database together with its id, then settle it. A crash between any two steps leaves the
+# batch pending, and the next run finishes it; the recorded id makes a second recording a no-op.
+def stage(tally: Tally) -> None:
+    """Move everything counted for ``tally`` (this process's buffer first) into a new pending batch."""
+    buffered(tally).flush()
+    backend().stage(tally)
+
+
+def pending(tally: Tally) -> dict[str, Batch]:
+    """The pending batches of ``tally`` by id, oldest first."""
+    return backend().pending(tally)
+
+
+def settle(tally: Tally, batch_id: str) -> None:
+    """Forget a pending batch its owner has recorded."""
+    backend().settle(tally, batch_id)
+
+
 # -- Hits: synchronous, because they decide access -------------------------------------------------
 def consume(name: str, *, baseline: int | None = None, period: int | None = None, now: float | None = None) -> Hit:
     """Count one hit of ``name`` on its running total (started at ``baseline``) and/or its current
@@ -76,6 +96,28 @@ def consume(name: str, *, baseline: int | None = None, period: int | None = None
     except CountersUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - any store failure means: can't decide
+        raise CountersUnavailable(str(exc)) from exc
+
+
+def quota_take(name: str, *, quota: int) -> QuotaTake:
+    """Count one use of ``name`` inside its leased quota blocks (CounterStore.quota_take).
+
+    Raises CountersUnavailable."""
+    try:
+        return backend().quota_take(name, quota=quota)
+    except CountersUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any store failure means: can't decide
+        raise CountersUnavailable(str(exc)) from exc
+
+
+def quota_grant(name: str, *, nonce: str, start: int, leased: int) -> bool:
+    """Record a lease taken from the database (CounterStore.quota_grant). Raises CountersUnavailable."""
+    try:
+        return backend().quota_grant(name, nonce=nonce, start=start, leased=leased)
+    except CountersUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001
         raise CountersUnavailable(str(exc)) from exc
 
 

@@ -7,6 +7,7 @@ Key names are those earlier releases used (``authserver:usage``, ``authserver:qu
 from __future__ import annotations
 
 import functools
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -17,10 +18,56 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
-from authserver.counters.store import Batch, CountersUnavailable, Hit, Tally, window_start
+from authserver.counters.store import Batch, CountersUnavailable, Hit, QuotaTake, Tally, window_start
 
 PREFIX = "authserver:"
 LIMITS = PREFIX + "limits"
+QUOTA = PREFIX + "quotalease:"  # a hash per key: used, lease, nonce
+LEGACY_QUOTA = PREFIX + "quota:"  # earlier releases' running totals, read once when a counter starts
+
+# KEYS: the registry of pending batches, then (live key, pending key) pairs. ARGV: the batch id.
+# One script: the renames and the registration happen together or not at all.
+_STAGE = """
+local moved = 0
+for i = 2, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('RENAME', KEYS[i], KEYS[i + 1])
+    moved = 1
+  end
+end
+if moved == 1 then redis.call('SADD', KEYS[1], ARGV[1]) end
+return moved
+"""
+
+# KEYS: the counter. ARGV: the quota, a fresh nonce. Returns {used, nonce} ('' when counted).
+_TAKE = """
+local v = redis.call('HMGET', KEYS[1], 'used', 'lease', 'nonce')
+if not v[3] then
+  redis.call('HSET', KEYS[1], 'nonce', ARGV[2])
+  return {0, ARGV[2]}
+end
+if not v[1] then return {0, v[3]} end
+local used, lease = tonumber(v[1]), tonumber(v[2])
+if used < lease then return {redis.call('HINCRBY', KEYS[1], 'used', 1), ''} end
+if lease >= tonumber(ARGV[1]) then return {used + 1, ''} end
+return {0, v[3]}
+"""
+
+# KEYS: the counter, the legacy total. ARGV: nonce, start, leased. Returns 1 if granted.
+_GRANT = """
+local v = redis.call('HMGET', KEYS[1], 'used', 'lease', 'nonce')
+if v[3] ~= ARGV[1] then return 0 end
+local leased = tonumber(ARGV[3])
+if not v[1] then
+  local used = tonumber(ARGV[2])
+  local legacy = redis.call('GET', KEYS[2])
+  if legacy and tonumber(legacy) > used then used = tonumber(legacy) end
+  redis.call('HSET', KEYS[1], 'used', used, 'lease', leased)
+elseif leased > tonumber(v[2]) then
+  redis.call('HSET', KEYS[1], 'lease', leased)
+end
+return 1
+"""
 
 
 def _text(value: bytes | str) -> str:
@@ -64,6 +111,9 @@ class RedisStore:
         self.redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5,
                                           retry=Retry(NoBackoff(), 0))
         self.failed_at: float | None = None  # monotonic time of the last connection failure, until a success
+        self._stage = self.redis.register_script(_STAGE)
+        self._take = self.redis.register_script(_TAKE)
+        self._grant = self.redis.register_script(_GRANT)
 
     def down(self) -> bool:
         """Did a call fail less than BREAKER_SECONDS ago? Then calls fail without a round trip."""
@@ -92,22 +142,70 @@ class RedisStore:
                 self.redis.rename(PREFIX + source, tmp)  # atomic: new counts go to a fresh key
             except redis.RedisError:  # the key does not exist: nothing to drain
                 continue
-            if source == tally.counts:
-                for field, value in self.redis.hgetall(tmp).items():
-                    name, _, bucket = _text(field).rpartition("|")
-                    batch.count(name, int(bucket), int(value))
-            elif source == tally.latest:
-                for field, value in self.redis.hgetall(tmp).items():
-                    ts, _, text = _text(value).partition("|")
-                    batch.latest[_text(field)] = (float(ts), text)
-            else:
-                for member in self.redis.smembers(tmp):
-                    a, _, b = _text(member).partition("|")
-                    batch.pairs.add((a, b))
+            self._read(tally, source, tmp, batch)
             self.redis.delete(tmp)
         return batch
 
     @_guarded
+    def _read(self, tally: Tally, source: str, key: str, batch: Batch) -> None:
+        """Add what ``key`` holds (a copy of the tally's ``source``) to ``batch``."""
+        if source == tally.counts:
+            for field, value in self.redis.hgetall(key).items():
+                name, _, bucket = _text(field).rpartition("|")
+                batch.count(name, int(bucket), int(value))
+        elif source == tally.latest:
+            for field, value in self.redis.hgetall(key).items():
+                ts, _, text = _text(value).partition("|")
+                batch.latest[_text(field)] = (float(ts), text)
+        else:
+            for member in self.redis.smembers(key):
+                a, _, b = _text(member).partition("|")
+                batch.pairs.add((a, b))
+
+    # -- Exactly-once drains: stage, record in the database, settle ---------------------------------
+    def _registry(self, tally: Tally) -> str:
+        return f"{PREFIX}{tally.counts}:pending"
+
+    @_guarded
+    def stage(self, tally: Tally) -> None:
+        batch_id = f"{time.time_ns():020d}-{secrets.token_hex(6)}"
+        keys = [self._registry(tally)]
+        for source in tally.names:
+            keys += [PREFIX + source, f"{PREFIX}{source}:pending:{batch_id}"]
+        self._stage(keys=keys, args=[batch_id])
+
+    @_guarded
+    def pending(self, tally: Tally) -> dict[str, Batch]:
+        batches: dict[str, Batch] = {}
+        for batch_id in sorted(_text(member) for member in self.redis.smembers(self._registry(tally))):
+            batch = batches[batch_id] = Batch()
+            for source in tally.names:
+                self._read(tally, source, f"{PREFIX}{source}:pending:{batch_id}", batch)
+        return batches
+
+    @_guarded
+    def settle(self, tally: Tally, batch_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(*(f"{PREFIX}{source}:pending:{batch_id}" for source in tally.names))
+        pipe.srem(self._registry(tally), batch_id)
+        pipe.execute()
+
+    # -- Quotas counted inside leased blocks -----------------------------------------------------------
+    @_guarded
+    def quota_take(self, name: str, *, quota: int) -> QuotaTake:
+        try:
+            used, nonce = self._take(keys=[QUOTA + name], args=[quota, secrets.token_hex(8)])
+        except redis.RedisError as exc:
+            raise CountersUnavailable(str(exc)) from exc
+        return QuotaTake(int(used), _text(nonce) or None)
+
+    @_guarded
+    def quota_grant(self, name: str, *, nonce: str, start: int, leased: int) -> bool:
+        try:
+            return bool(self._grant(keys=[QUOTA + name, LEGACY_QUOTA + name], args=[nonce, start, leased]))
+        except redis.RedisError as exc:
+            raise CountersUnavailable(str(exc)) from exc
+
     def consume(self, name: str, *, baseline: int | None, period: int | None, now: float) -> Hit:
         # One MULTI/EXEC: the total and the window move together, in one round trip.
         pipe = self.redis.pipeline(transaction=True)
@@ -160,7 +258,7 @@ class RedisStore:
         return int(value) if value is not None else None
 
     def wipe(self, tallies: Iterable[Tally]) -> None:
-        patterns = [f"{PREFIX}rl:*", f"{PREFIX}quota:*", f"{LIMITS}*"]
+        patterns = [f"{PREFIX}rl:*", f"{PREFIX}quota:*", f"{QUOTA}*", f"{LIMITS}*"]
         patterns += [f"{PREFIX}{name}*" for tally in tallies for name in tally.names]
         for pattern in patterns:
             keys = list(self.redis.scan_iter(pattern, count=1000))

@@ -8,18 +8,21 @@ counts.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from authserver.counters.store import Batch, CountersUnavailable, Hit, Tally, window_start
+from authserver.counters.store import Batch, CountersUnavailable, Hit, QuotaTake, Tally, window_start
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota (key_id TEXT PRIMARY KEY, used INTEGER);
 CREATE TABLE IF NOT EXISTS rate (key_id TEXT, window INTEGER, n INTEGER, PRIMARY KEY (key_id, window));
 CREATE TABLE IF NOT EXISTS limits (subject TEXT PRIMARY KEY, lim INTEGER);
+CREATE TABLE IF NOT EXISTS quota_lease (key_id TEXT PRIMARY KEY, used INTEGER, lease INTEGER, nonce TEXT NOT NULL);
 """
 
 
@@ -67,6 +70,14 @@ class SQLiteStore:
                 db.execute(f"CREATE TABLE IF NOT EXISTS {tally.latest} (name TEXT PRIMARY KEY, ts REAL, value TEXT)")
             if tally.pairs:
                 db.execute(f"CREATE TABLE IF NOT EXISTS {tally.pairs} (a TEXT, b TEXT, PRIMARY KEY (a, b))")
+            # Pending batches (stage/settle): the same columns after the batch id.
+            db.execute(f"CREATE TABLE IF NOT EXISTS {tally.counts}_pending "
+                       "(batch TEXT, name TEXT, bucket INTEGER, n INTEGER)")
+            if tally.latest:
+                db.execute(f"CREATE TABLE IF NOT EXISTS {tally.latest}_pending "
+                           "(batch TEXT, name TEXT, ts REAL, value TEXT)")
+            if tally.pairs:
+                db.execute(f"CREATE TABLE IF NOT EXISTS {tally.pairs}_pending (batch TEXT, a TEXT, b TEXT)")
             self._tallies_ready.add(tally)
 
     # Table names below come from a validated Tally (letters and underscores), never from input.
@@ -100,6 +111,73 @@ class SQLiteStore:
                 batch.pairs = {(a, b) for a, b in db.execute(f"SELECT * FROM {tally.pairs}")}  # noqa: S608
                 db.execute(f"DELETE FROM {tally.pairs}")  # noqa: S608
         return batch
+
+    # -- Exactly-once drains: stage, record in the database, settle ---------------------------------
+    def stage(self, tally: Tally) -> None:
+        self._tables(tally)
+        batch_id = f"{time.time_ns():020d}-{secrets.token_hex(6)}"
+        with self._write() as db:  # one transaction: the batch moves whole or not at all
+            for table in tally.names:
+                db.execute(f"INSERT INTO {table}_pending SELECT ?, * FROM {table}", (batch_id,))  # noqa: S608
+                db.execute(f"DELETE FROM {table}")  # noqa: S608
+
+    def pending(self, tally: Tally) -> dict[str, Batch]:
+        self._tables(tally)
+        batches: dict[str, Batch] = {}
+        db = self._connect()
+        try:
+            db.execute("BEGIN")  # one snapshot of every table
+            for batch_id, name, bucket, n in db.execute(f"SELECT * FROM {tally.counts}_pending"):  # noqa: S608
+                batches.setdefault(batch_id, Batch()).count(name, int(bucket), int(n))
+            if tally.latest:
+                for batch_id, name, ts, text in db.execute(f"SELECT * FROM {tally.latest}_pending"):  # noqa: S608
+                    batches.setdefault(batch_id, Batch()).latest[name] = (float(ts), text)
+            if tally.pairs:
+                for batch_id, a, b in db.execute(f"SELECT * FROM {tally.pairs}_pending"):  # noqa: S608
+                    batches.setdefault(batch_id, Batch()).pairs.add((a, b))
+        except sqlite3.Error as exc:
+            raise CountersUnavailable(str(exc)) from exc
+        finally:
+            if db.in_transaction:
+                db.execute("COMMIT")
+        return dict(sorted(batches.items()))
+
+    def settle(self, tally: Tally, batch_id: str) -> None:
+        self._tables(tally)
+        with self._write() as db:
+            for table in tally.names:
+                db.execute(f"DELETE FROM {table}_pending WHERE batch = ?", (batch_id,))  # noqa: S608
+
+    # -- Quotas counted inside leased blocks (see CounterStore.quota_take) ------------------------------
+    def quota_take(self, name: str, *, quota: int) -> QuotaTake:
+        with self._write() as db:
+            row = db.execute("SELECT used, lease, nonce FROM quota_lease WHERE key_id = ?", (name,)).fetchone()
+            if row is None:
+                nonce = secrets.token_hex(8)
+                db.execute("INSERT INTO quota_lease VALUES (?, NULL, NULL, ?)", (name, nonce))
+                return QuotaTake(0, nonce)
+            used, lease, nonce = row
+            if used is None:
+                return QuotaTake(0, nonce)
+            if used < lease:
+                db.execute("UPDATE quota_lease SET used = used + 1 WHERE key_id = ?", (name,))
+                return QuotaTake(used + 1)
+            if lease >= quota:
+                return QuotaTake(used + 1)
+            return QuotaTake(0, nonce)
+
+    def quota_grant(self, name: str, *, nonce: str, start: int, leased: int) -> bool:
+        with self._write() as db:
+            row = db.execute("SELECT used, lease, nonce FROM quota_lease WHERE key_id = ?", (name,)).fetchone()
+            if row is None or row[2] != nonce:
+                return False
+            if row[0] is None:
+                legacy = db.execute("SELECT used FROM quota WHERE key_id = ?", (name,)).fetchone()
+                used = max(start, int(legacy[0])) if legacy else start
+                db.execute("UPDATE quota_lease SET used = ?, lease = ? WHERE key_id = ?", (used, leased, name))
+            elif leased > row[1]:
+                db.execute("UPDATE quota_lease SET lease = ? WHERE key_id = ?", (leased, name))
+            return True
 
     def consume(self, name: str, *, baseline: int | None, period: int | None, now: float) -> Hit:
         total = count = reset = None

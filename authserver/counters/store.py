@@ -6,9 +6,14 @@ docs/decisions/0005-introspection-hot-path.md):
 * tallies: counts each process adds up in memory (:mod:`authserver.counters.buffer`), pushes here
   about every second, and a job drains: ``(name, bucket) -> n``, optionally each name's latest
   ``(time, text)`` and a set of ``(a, b)`` pairs. A side effect: losing a few counts is acceptable;
+  A drain in two steps (:meth:`CounterStore.stage`, then :meth:`CounterStore.settle` once the
+  database has the counts) lets an owner count each of them exactly once;
 * hits: a running total and/or a fixed-window count per name, counted synchronously because they
   decide access (quotas, rate limits). A store that can't count raises :class:`CountersUnavailable`
   and the caller fails closed;
+* quota positions: a use counted inside blocks its owner leases from the database
+  (:meth:`CounterStore.quota_take`, :meth:`CounterStore.quota_grant`), so that a store that loses
+  them never grants more than was leased;
 * published limits: per-subject values one job computes and hot paths read.
 """
 
@@ -65,6 +70,16 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class QuotaTake:
+    """One use asked of a quota counter: counted at position ``used`` (over the quota when the
+    lease is the whole quota and is used up), or ``lease_nonce`` set: the counter needs a lease
+    (it is new, lost, or its leased blocks are used up) to be granted under that nonce."""
+
+    used: int
+    lease_nonce: str | None = None
+
+
+@dataclass(frozen=True)
 class Hit:
     """One counted hit: the running total and the current window's count, this hit included."""
 
@@ -84,6 +99,30 @@ class CounterStore(Protocol):
 
     def drain(self, tally: Tally) -> Batch:
         """Take everything stored for ``tally`` out: each count is returned by exactly one drain."""
+
+    def stage(self, tally: Tally) -> None:
+        """Atomically move what is stored for ``tally`` into a new pending batch (nothing if empty)."""
+
+    def pending(self, tally: Tally) -> dict[str, Batch]:
+        """The pending batches of ``tally`` by id, oldest first (ids sort by the time they were staged)."""
+
+    def settle(self, tally: Tally, batch_id: str) -> None:
+        """Forget the pending batch ``batch_id`` (its owner has recorded it). Idempotent."""
+
+    def quota_take(self, name: str, *, quota: int) -> QuotaTake:
+        """Count one use of ``name`` inside its leased blocks, atomically. Raises :class:`CountersUnavailable`.
+
+        A counter the store does not hold (new, or lost with the store's data) starts as a
+        placeholder with a fresh nonce and asks for a lease; so does one whose lease is used up
+        while the lease is below ``quota``. Once the lease covers the whole quota and is used up,
+        the answer is ``used`` = lease + 1, over the quota, without a lease."""
+
+    def quota_grant(self, name: str, *, nonce: str, start: int, leased: int) -> bool:
+        """Record a lease of the database's quota blocks up to ``leased`` (the database's total
+        after the lease; ``start`` its total before). Only under the nonce the counter had when the
+        lease was asked for (False otherwise: the counter was lost and made again meanwhile, and
+        this lease, taken before that, must not start it). A placeholder starts counting at
+        ``start``; a counting one only raises its lease to ``leased``, never lowers it."""
 
     def consume(self, name: str, *, baseline: int | None, period: int | None, now: float) -> Hit:
         """Count one hit of ``name``, atomically, in one round trip.

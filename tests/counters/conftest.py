@@ -1,6 +1,7 @@
 """The store under test: the SQLite file always, Redis too when ``REDIS_URL`` is set.
 
-Redis runs on database 9 whatever ``REDIS_URL`` names, and only database 9 is flushed.
+Redis runs on database 9 whatever ``REDIS_URL`` names (``COUNTERS_TEST_REDIS_DB`` picks another, so
+that runs side by side on one Redis don't flush each other's), and only that database is flushed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from authserver import counters
 from authserver.counters.redis_store import RedisStore
 from authserver.counters.sqlite_store import SQLiteStore
 
-REDIS_TEST_DB = 9
+REDIS_TEST_DB = int(os.environ.get("COUNTERS_TEST_REDIS_DB", "9"))
 
 
 def redis_test_url() -> str | None:

@@ -10,20 +10,31 @@ import pytest
 from authserver import counters
 from authserver.anomaly import traffic
 from keys import usage
+from keys.models import ApiKey
+from keys.services import api_key_create
+from tests.factories import make_client
 
 T0 = 1_700_000_040.0  # a whole minute
 HOUR = int(T0 // 3600 * 3600)
 
 
 # -- keys.usage: quota and rate limit ---------------------------------------------------------------
-@pytest.mark.parametrize(("quota", "baseline", "remaining", "out"), [
+def limited_key(*, quota: int, leased: int = 0) -> str:
+    """The id of a key with ``quota``, ``leased`` of it already leased to a counter store."""
+    client, _ = make_client(name="owner")
+    key, _ = api_key_create(client=client, name="limited", quota=max(quota, 1))
+    ApiKey.objects.filter(pk=key.pk).update(quota=quota, quota_leased=leased)
+    return str(key.pk)
+
+
+@pytest.mark.parametrize(("quota", "leased", "remaining", "out"), [
     (3, 0, [2, 1, 0, -1], [False, False, False, True]),
-    (3, 2, [0, -1], [False, True]),  # the rolled-up uses count against the quota
+    (3, 2, [0, -1], [False, True]),  # what was leased before (to a store that lost it) counts as used
     (0, 0, [-1], [True]),
 ])
-def test_quota_counts_from_the_rolled_up_uses(configured, quota, baseline, remaining, out):
-    limits = [usage.consume("k", quota=quota, used_baseline=baseline, rate_limit=None, period=None, now=T0)
-              for _ in remaining]
+def test_quota_counts_from_the_leased_total(configured, db, quota, leased, remaining, out):
+    key_id = limited_key(quota=quota, leased=leased)
+    limits = [usage.consume(key_id, quota=quota, rate_limit=None, period=None, now=T0) for _ in remaining]
     assert [lim.quota_remaining for lim in limits] == remaining
     assert [lim.out_of_quota for lim in limits] == out
     assert all(lim.rate_limit_remaining is None and not lim.rate_limited for lim in limits)
@@ -34,15 +45,15 @@ def test_quota_counts_from_the_rolled_up_uses(configured, quota, baseline, remai
     ((0, 10, 59, 60), [1, 0, -1, 1], [60, 60, 60, 120]),  # a new window forgives
 ])
 def test_rate_limit_windows(configured, offsets, remaining, reset):
-    limits = [usage.consume("k", quota=None, used_baseline=0, rate_limit=2, period=60, now=T0 + dt) for dt in offsets]
+    limits = [usage.consume("k", quota=None, rate_limit=2, period=60, now=T0 + dt) for dt in offsets]
     assert [lim.rate_limit_remaining for lim in limits] == remaining
     assert [lim.rate_limited for lim in limits] == [r < 0 for r in remaining]
     assert [lim.rate_limit_reset for lim in limits] == [T0 + r for r in reset]
     assert all(lim.quota_remaining is None for lim in limits)
 
 
-def test_quota_and_rate_limit_together(configured):
-    limits = usage.consume("k", quota=10, used_baseline=4, rate_limit=5, period=3600, now=T0)
+def test_quota_and_rate_limit_together(configured, db):
+    limits = usage.consume(limited_key(quota=10, leased=4), quota=10, rate_limit=5, period=3600, now=T0)
     assert limits == usage.Limits(quota_remaining=5, rate_limit_remaining=4, rate_limit_reset=HOUR + 3600)
 
 
@@ -51,8 +62,7 @@ def test_a_key_without_limits_never_touches_the_store(monkeypatch):
         raise AssertionError("no store for an unlimited key")
 
     monkeypatch.setattr(counters, "backend", broken)
-    assert usage.consume("k", quota=None, used_baseline=0, rate_limit=None, period=None) == usage.Limits(None, None,
-                                                                                                        None)
+    assert usage.consume("k", quota=None, rate_limit=None, period=None) == usage.Limits(None, None, None)
 
 
 def test_a_store_failure_is_counters_unavailable(configured, monkeypatch):
@@ -60,8 +70,11 @@ def test_a_store_failure_is_counters_unavailable(configured, monkeypatch):
         raise OSError("disk gone")
 
     monkeypatch.setattr(configured, "consume", broken)
+    monkeypatch.setattr(configured, "quota_take", broken)
     with pytest.raises(counters.CountersUnavailable):
-        usage.consume("k", quota=1, used_baseline=0, rate_limit=None, period=None)
+        usage.consume("k", quota=1, rate_limit=None, period=None)
+    with pytest.raises(counters.CountersUnavailable):
+        usage.consume("k", quota=None, rate_limit=1, period=60)
     with pytest.raises(counters.CountersUnavailable):
         counters.consume("login:alice", period=60)
 

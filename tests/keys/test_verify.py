@@ -190,6 +190,7 @@ def test_counter_store_down_fails_closed_for_limited_keys(key_owner, monkeypatch
         raise counters.CountersUnavailable("down")
 
     monkeypatch.setattr(counters.backend(), "consume", broken)
+    monkeypatch.setattr(counters.backend(), "quota_take", broken)
     with pytest.raises(counters.CountersUnavailable):
         verify(limited)
     assert verify(plain)["active"] is True  # nothing to count: unaffected
