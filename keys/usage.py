@@ -77,7 +77,7 @@ def consume(key_id: str, *, quota: int | None, used_baseline: int, rate_limit: i
         return Limits(None, None, None)
     windowed = rate_limit is not None and bool(period)
     hit = counters.consume(key_id, baseline=used_baseline if quota is not None else None,
-                           period=period if windowed else None, now=now)
+                           period=period if windowed else None, limit=rate_limit if windowed else None, now=now)
     return Limits(
         quota - hit.total if quota is not None and hit.total is not None else None,
         rate_limit - hit.window_count if rate_limit is not None and hit.window_count is not None else None,

@@ -28,7 +28,7 @@ from authserver.counters.store import Batch, CounterStore, CountersUnavailable, 
 
 __all__ = [
     "Batch", "Buffer", "CounterStore", "CountersUnavailable", "Hit", "Tally", "backend", "buffered", "consume",
-    "drain", "effective_limit", "publish_limits", "reset_for_tests", "window_count", "wipe_for_tests",
+    "drain", "effective_limit", "publish_limits", "reset_for_tests", "window_buckets", "window_count", "wipe_for_tests",
 ]
 
 log = logging.getLogger("authserver.counters")
@@ -68,11 +68,14 @@ def drain(tally: Tally) -> Batch:
 
 
 # -- Hits: synchronous, because they decide access -------------------------------------------------
-def consume(name: str, *, baseline: int | None = None, period: int | None = None, now: float | None = None) -> Hit:
-    """Count one hit of ``name`` on its running total (started at ``baseline``) and/or its current
-    ``period``-second window. Raises CountersUnavailable: the caller decides whether to fail closed."""
+def consume(name: str, *, baseline: int | None = None, period: int | None = None, limit: int | None = None,
+            now: float | None = None) -> Hit:
+    """Count one hit of ``name`` on its running total (started at ``baseline``) and/or its sliding
+    ``period``-second window (recorded only while under ``limit``: store.sliding). Raises
+    CountersUnavailable: the caller decides whether to fail closed."""
     try:
-        return backend().consume(name, baseline=baseline, period=period, now=time.time() if now is None else now)
+        return backend().consume(name, baseline=baseline, period=period, now=time.time() if now is None else now,
+                                 limit=limit)
     except CountersUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - any store failure means: can't decide
@@ -80,9 +83,19 @@ def consume(name: str, *, baseline: int | None = None, period: int | None = None
 
 
 def window_count(name: str, period: int, *, now: float | None = None) -> int:
-    """How many hits the current window of ``name`` has, without counting one. Raises CountersUnavailable."""
+    """How many hits the sliding window of ``name`` has, without counting one. Raises CountersUnavailable."""
     try:
         return backend().window_count(name, period=period, now=time.time() if now is None else now)
+    except CountersUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise CountersUnavailable(str(exc)) from exc
+
+
+def window_buckets(name: str, period: int, *, now: float | None = None) -> dict[int, int]:
+    """The live buckets of ``name``'s sliding window, without counting. Raises CountersUnavailable."""
+    try:
+        return backend().window_buckets(name, period=period, now=time.time() if now is None else now)
     except CountersUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001
