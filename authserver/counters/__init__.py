@@ -27,7 +27,8 @@ from authserver.counters.sqlite_store import SQLiteStore
 from authserver.counters.store import Batch, CounterStore, CountersUnavailable, Hit, Tally
 
 __all__ = [
-    "Batch", "Buffer", "CounterStore", "CountersUnavailable", "Hit", "Tally", "backend", "buffered", "consume",
+    "Batch", "Buffer", "CounterStore", "CountersUnavailable", "Hit", "Tally", "applicable_limit", "backend",
+    "buffered", "consume",
     "drain", "effective_limit", "publish_limits", "reset_for_tests", "window_buckets", "window_count", "wipe_for_tests",
 ]
 
@@ -112,8 +113,23 @@ limit_cache: dict[str, tuple[float, int | None]] = {}
 _limit_lock = threading.Lock()
 
 
+def applicable_limit(published: int | None, *, operator_set: bool) -> int | None:
+    """The per-minute limit a published value imposes on a credential, or None.
+
+    Published values are signed: a *binding* limit (negative: an anomaly's action or a limit pinned
+    in the admin) always applies; a *learned* one (positive) only where the operator set no limit of
+    their own (``operator_set``): explicit operator limits win over learned ones (issue 12, item 15).
+    The limiter applies the same rule inline (authserver.ratelimit.limiter._adaptive_limit: the hot
+    path enters no module for it).
+    """
+    if published is None or (published > 0 and operator_set):
+        return None
+    return abs(published)
+
+
 def publish_limits(limits: Mapping[str, int | None]) -> None:
-    """Store effective per-minute limits by subject (None removes one). Raises on store errors."""
+    """Store effective per-minute limits by subject (None removes one; negative: binding, see
+    :func:`applicable_limit`). Raises on store errors."""
     if limits:
         backend().set_limits(limits)
     with _limit_lock:

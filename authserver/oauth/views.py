@@ -32,7 +32,7 @@ from authserver.http import NO_STORE
 from authserver.netaddr import client_address, client_network
 from authserver.oauth.clientauth import basic_credentials
 from authserver.ratelimit.failures import failure_budget_check, failure_record
-from authserver.ratelimit.limiter import RateLimited, enforce, note
+from authserver.ratelimit.limiter import RateLimited, collect_into, collect_start, enforce, note
 
 log = logging.getLogger("authserver.oauth")
 
@@ -79,7 +79,9 @@ class TokenView(dot_views.TokenView):
             with transaction.atomic():
                 return cast(HttpResponse, super(TokenView, self).post(request, *args, **kwargs))
 
+        collect_start()  # the per-client decision (validator): its RateLimit fields, learned limit included
         response = _client_authenticated(request, network, respond)
+        collect_into(request)
         if response.status_code == 200:
             # The grant, for the tokens-issued series (authserver.observability bounds the label).
             request.telemetry = (None, None, request.POST.get("grant_type"))  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -236,6 +237,28 @@ def headers(decisions: list[Decision]) -> dict[str, str]:
     if not tightest.allowed:
         out["Retry-After"] = str(max(1, tightest.reset))
     return out
+
+
+_pending: ContextVar[list[Decision] | None] = ContextVar("ratelimit_pending", default=None)
+
+
+def collect_start() -> None:
+    """Start collecting decisions taken where no HTTP request is at hand (DOT's validator), so
+    :func:`collect_into` can add their RateLimit fields to the response (learned limits included)."""
+    _pending.set([])
+
+
+def remember(decision: Decision) -> Decision:
+    pending = _pending.get()
+    if pending is not None:
+        pending.append(decision)
+    return decision
+
+
+def collect_into(request: HttpRequest) -> None:
+    for decision in _pending.get() or []:
+        note(request, decision)
+    _pending.set(None)
 
 
 def note(request: HttpRequest, decision: Decision) -> None:
