@@ -83,3 +83,27 @@ def test_the_published_sign_says_what_binds():
     assert counters.applicable_limit(600, operator_set=False) == 600
     assert counters.applicable_limit(600, operator_set=True) is None, "learned: the operator's limit wins"
     assert counters.applicable_limit(-5, operator_set=True) == 5, "an action or a pin binds"
+
+
+# -- The admin shows the learned limit and whether it applies ------------------------------------------
+def test_the_client_admin_shows_the_learned_limit(client, admin_user, service_client, anomaly_settings, settings):
+    app, _ = service_client
+    _learn(f"client:{app.client_id}", 600)
+    client.force_login(admin_user)
+    page = client.get(f"/{settings.ADMIN_PATH}/clients/client/{app.pk}/change/")
+    assert b"600/min learned (applies)" in page.content
+    assert b"600/min learned" in client.get(f"/{settings.ADMIN_PATH}/clients/client/").content
+    anomaly_settings.RATE_LIMITS = {**anomaly_settings.RATE_LIMITS, "token.client": ("1000/60", "local")}
+    page = client.get(f"/{settings.ADMIN_PATH}/clients/client/{app.pk}/change/")
+    assert b"not applied: the operator&#x27;s token.client 1000/60s wins" in page.content
+
+
+def test_the_key_admin_shows_the_learned_limit(client, admin_user, owner, anomaly_settings, settings):
+    key, _ = api_key_create(client=owner, name="k", rate_limit=(1000, 60))
+    _learn(f"key:{key.pk}", 600)
+    client.force_login(admin_user)
+    page = client.get(f"/{settings.ADMIN_PATH}/keys/apikey/{key.pk}/change/")
+    assert b"600/min learned (not applied" in page.content
+    assert b"600/min learned" in client.get(f"/{settings.ADMIN_PATH}/keys/apikey/").content
+    limit_pin(subject=f"key:{key.pk}", limit=5, actor="test")
+    assert b"5/min (pinned or an anomaly&#x27;s action: applies)" in client.get(f"/{settings.ADMIN_PATH}/keys/apikey/{key.pk}/change/").content
