@@ -115,3 +115,13 @@ def test_api_key_rate_limit_slides(window_store):
             for t in _burst_across_the_boundary()]
     assert sum(not u.rate_limited for u in uses) == 30
     assert uses[-1].rate_limit_reset == T0 + 600, "the next use is admitted when the first leaves"
+
+
+def test_the_clock_itself_crossing_a_boundary(window_store, login_policy, monkeypatch):
+    """The same burst with the limiter reading the (patched) clock, as requests do: 60 of 80 were
+    admitted with fixed windows."""
+    admitted = 0
+    for t in _burst_across_the_boundary():
+        monkeypatch.setattr(limiter.time, "time", lambda t=t: t)
+        admitted += limiter.limit_for(login_policy, "192.0.2.0").allowed
+    assert admitted == 30
