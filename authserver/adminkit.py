@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from authserver import counters
 from authserver.http import NO_STORE
 
 if TYPE_CHECKING:
@@ -116,3 +117,21 @@ class OneTimeCredentialAdmin(ModelAdmin):
         return HttpResponseRedirect(
             reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[pk])
         )
+
+
+def learned_limit_text(subject: str, *, operator_limit: str | None) -> str:
+    """What the admin shows of a credential's learned per-minute limit and whether it applies (the
+    value the anomaly job published: authserver.counters.applicable_limit; README, "Rate limits").
+
+    ``operator_limit``: the limit the operator set for the credential, if any: it wins over a
+    learned limit, not over a pin or an anomaly's action.
+    """
+    published = counters.effective_limit(subject)
+    if not published:
+        return "none learned yet"
+    limit = f"{abs(published):,}/min"
+    if published < 0:
+        return f"{limit} (pinned or an anomaly's action: applies)"
+    if operator_limit:
+        return f"{limit} learned (not applied: the operator's {operator_limit} wins)"
+    return f"{limit} learned (applies)"

@@ -28,7 +28,8 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
-from authserver.adminkit import OneTimeCredentialAdmin, add_form_context, once_token
+from authserver.adminkit import OneTimeCredentialAdmin, add_form_context, learned_limit_text, once_token
+from authserver.ratelimit.limiter import policy
 from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
 from clients.models import Client, RetiredClientSecret, Scope
 
@@ -104,19 +105,22 @@ class ClientAdmin(OneTimeCredentialAdmin):
         "grant_types_display",
         "audience",
         "secret_hint",
+        "learned_limit",
         "created_display",
     )
     list_display_links = ("name", "client_id")
     list_filter = ("client_type", GrantTypeFilter, "is_resource_server", "remember_consent", "allowed_scopes")
     search_fields = ("name", "client_id", "audience")
     ordering = ("-created",)
-    readonly_fields = ("client_id", "client_type", "client_secret_hint", "client_secret_rotated", "created", "updated")
+    readonly_fields = ("client_id", "client_type", "client_secret_hint", "client_secret_rotated", "created", "updated",
+                       "learned_limit")
     fieldsets = (
         (None, {"fields": ("name", "client_id", "client_type", "client_secret_hint", "client_secret_rotated")}),
         ("Grants and redirects", {"fields": ("grant_types", "redirect_uris")}),
         ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences")}),
         ("Resource server", {"fields": ("is_resource_server", "audience")}),
         ("Tokens and consent", {"fields": ("access_token_lifetime", "refresh_token_lifetime", "remember_consent")}),
+        ("Rate limit", {"fields": ("learned_limit",)}),
         ("Timestamps", {"fields": ("created", "updated"), "classes": ("collapse",)}),
     )
     add_fieldsets = (
@@ -137,6 +141,13 @@ class ClientAdmin(OneTimeCredentialAdmin):
     @admin.display(description="secret", ordering="client_secret_hint")
     def secret_hint(self, obj: Client) -> str:
         return obj.client_secret_hint or "—"
+
+    @admin.display(description="learned token limit")
+    def learned_limit(self, obj: Client) -> str:
+        # Learned by anomaly detection (README, "Rate limits"); an explicit token.client policy wins.
+        token_client = policy("token.client")
+        explicit = f"token.client {token_client.limit}/{token_client.window}s" if token_client.explicit else None
+        return learned_limit_text(f"client:{obj.client_id}", operator_limit=explicit)
 
     @admin.display(description="created", ordering="created")
     def created_display(self, obj: Client) -> str:

@@ -96,7 +96,7 @@ def consume(key_id: str, *, quota: int | None, rate_limit: int | None, period: i
         return Limits(None, None, None)
     used = quota_use(key_id, quota=quota) if quota is not None else None
     windowed = rate_limit is not None and bool(period)
-    hit = counters.consume(key_id, period=period, now=now) if windowed else None
+    hit = counters.consume(key_id, period=period, limit=rate_limit, now=now) if windowed else None
     return Limits(
         quota - used if quota is not None and used is not None else None,
         rate_limit - hit.window_count if rate_limit is not None and hit and hit.window_count is not None else None,

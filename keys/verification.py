@@ -26,14 +26,15 @@ INACTIVE: dict[str, Any] = {"active": False}
 
 
 def _with_effective_limit(row: dict[str, Any], key_id: str) -> dict[str, Any]:
-    """The row with the tighter of the key's own rate limit and its published effective one.
+    """The row with the limit that applies: the key's own rate limit (set by the operator) wins over
+    a learned one; a binding one (an anomaly's action, a pin) tightens it (counters.applicable_limit).
 
     The cached row is never modified: a copy carries the tighter limit.
     """
-    per_minute = counters.effective_limit(f"key:{key_id}")
+    own, period = row.get("rate_limit"), row.get("rate_limit_period")
+    per_minute = counters.applicable_limit(counters.effective_limit(f"key:{key_id}"), operator_set=bool(own and period))
     if per_minute is None:
         return row
-    own, period = row.get("rate_limit"), row.get("rate_limit_period")
     if own and period and own * 60 / period <= per_minute:
         return row
     return {**row, "rate_limit": per_minute, "rate_limit_period": 60}

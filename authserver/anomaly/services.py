@@ -59,10 +59,22 @@ def baseline_refresh(baseline: Baseline, *, now: datetime | None = None, cfg: de
     return baseline
 
 
+def baseline_binding(baseline: Baseline, *, now: datetime) -> bool:
+    """Is the effective limit an operator's pin or an anomaly's action (tightened, floored)? Those
+    bind even where the operator set a limit of their own; a limit merely learned from traffic
+    (the default for a new credential included) gives way to it (issue 12, item 15)."""
+    tightened = baseline.tightened_until is not None and baseline.tightened_until > now
+    return bool(baseline.pinned_limit or baseline.floored or tightened)
+
+
 def limits_publish(baselines: list[Baseline] | None = None) -> int:
-    """Write effective limits to the counters store, where the limiter reads them (all if None)."""
-    rows = baselines if baselines is not None else Baseline.objects.only("subject", "effective_limit")
-    limits = {b.subject: (b.effective_limit or None) for b in rows}
+    """Write effective limits to the counters store, where the limiter reads them (all if None):
+    negative when binding (counters.applicable_limit)."""
+    now = timezone.now()
+    rows = baselines if baselines is not None else Baseline.objects.only(
+        "subject", "effective_limit", "pinned_limit", "floored", "tightened_until")
+    limits = {b.subject: (None if not b.effective_limit else
+                          -b.effective_limit if baseline_binding(b, now=now) else b.effective_limit) for b in rows}
     try:
         counters.publish_limits(limits)
     except Exception:  # noqa: BLE001 - the next run publishes again

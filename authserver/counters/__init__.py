@@ -27,9 +27,9 @@ from authserver.counters.sqlite_store import SQLiteStore
 from authserver.counters.store import Batch, CounterStore, CountersUnavailable, Hit, QuotaTake, Tally
 
 __all__ = [
-    "Batch", "Buffer", "CounterStore", "CountersUnavailable", "Hit", "QuotaTake", "Tally", "backend", "buffered",
-    "consume", "drain", "effective_limit", "pending", "publish_limits", "quota_grant", "quota_take",
-    "reset_for_tests", "settle", "stage", "window_count", "wipe_for_tests",
+    "Batch", "Buffer", "CounterStore", "CountersUnavailable", "Hit", "QuotaTake", "Tally", "applicable_limit",
+    "backend", "buffered", "consume", "drain", "effective_limit", "pending", "publish_limits", "quota_grant",
+    "quota_take", "reset_for_tests", "settle", "stage", "window_buckets", "window_count", "wipe_for_tests",
 ]
 
 log = logging.getLogger("authserver.counters")
@@ -88,11 +88,14 @@ def settle(tally: Tally, batch_id: str) -> None:
 
 
 # -- Hits: synchronous, because they decide access -------------------------------------------------
-def consume(name: str, *, baseline: int | None = None, period: int | None = None, now: float | None = None) -> Hit:
-    """Count one hit of ``name`` on its running total (started at ``baseline``) and/or its current
-    ``period``-second window. Raises CountersUnavailable: the caller decides whether to fail closed."""
+def consume(name: str, *, baseline: int | None = None, period: int | None = None, limit: int | None = None,
+            now: float | None = None) -> Hit:
+    """Count one hit of ``name`` on its running total (started at ``baseline``) and/or its sliding
+    ``period``-second window (recorded only while under ``limit``: store.sliding). Raises
+    CountersUnavailable: the caller decides whether to fail closed."""
     try:
-        return backend().consume(name, baseline=baseline, period=period, now=time.time() if now is None else now)
+        return backend().consume(name, baseline=baseline, period=period, now=time.time() if now is None else now,
+                                 limit=limit)
     except CountersUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - any store failure means: can't decide
@@ -122,9 +125,19 @@ def quota_grant(name: str, *, nonce: str, start: int, leased: int) -> bool:
 
 
 def window_count(name: str, period: int, *, now: float | None = None) -> int:
-    """How many hits the current window of ``name`` has, without counting one. Raises CountersUnavailable."""
+    """How many hits the sliding window of ``name`` has, without counting one. Raises CountersUnavailable."""
     try:
         return backend().window_count(name, period=period, now=time.time() if now is None else now)
+    except CountersUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise CountersUnavailable(str(exc)) from exc
+
+
+def window_buckets(name: str, period: int, *, now: float | None = None) -> dict[int, int]:
+    """The live buckets of ``name``'s sliding window, without counting. Raises CountersUnavailable."""
+    try:
+        return backend().window_buckets(name, period=period, now=time.time() if now is None else now)
     except CountersUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -141,8 +154,23 @@ limit_cache: dict[str, tuple[float, int | None]] = {}
 _limit_lock = threading.Lock()
 
 
+def applicable_limit(published: int | None, *, operator_set: bool) -> int | None:
+    """The per-minute limit a published value imposes on a credential, or None.
+
+    Published values are signed: a *binding* limit (negative: an anomaly's action or a limit pinned
+    in the admin) always applies; a *learned* one (positive) only where the operator set no limit of
+    their own (``operator_set``): explicit operator limits win over learned ones (issue 12, item 15).
+    The limiter applies the same rule inline (authserver.ratelimit.limiter._adaptive_limit: the hot
+    path enters no module for it).
+    """
+    if published is None or (published > 0 and operator_set):
+        return None
+    return abs(published)
+
+
 def publish_limits(limits: Mapping[str, int | None]) -> None:
-    """Store effective per-minute limits by subject (None removes one). Raises on store errors."""
+    """Store effective per-minute limits by subject (None removes one; negative: binding, see
+    :func:`applicable_limit`). Raises on store errors."""
     if limits:
         backend().set_limits(limits)
     with _limit_lock:

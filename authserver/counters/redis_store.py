@@ -1,7 +1,9 @@
 """The counter store on Redis (``REDIS_URL`` set): shared by every process of every host.
 
 Key names are those earlier releases used (``authserver:usage``, ``authserver:quota:<id>``,
-``authserver:rl:<name>:<window>``, ...), so a rolling deploy keeps its counts.
+...), so a rolling deploy keeps its counts. Sliding windows (``authserver:sw:<name>``, a hash of
+bucket -> hits) replaced the fixed ``authserver:rl:<name>:<window>`` keys: an upgrade forgets at
+most one window of rate-limit counts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
-from authserver.counters.store import Batch, CountersUnavailable, Hit, QuotaTake, Tally, window_start
+from authserver.counters.store import Batch, CountersUnavailable, Hit, QuotaTake, Tally, buckets, sliding
 
 PREFIX = "authserver:"
 LIMITS = PREFIX + "limits"
@@ -69,6 +71,34 @@ end
 return 1
 """
 
+# One sliding window, atomically (authserver.counters.store.sliding): drop buckets older than the
+# oldest counted one, sum the rest, record the hit only if the sum is under the limit (ARGV[3],
+# -1: no limit). Returns {recorded (0/1), bucket, hits, bucket, hits, ...} after the hit.
+_SLIDE = """
+local fields = redis.call('HGETALL', KEYS[1])
+local current, oldest, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local stale, live, total = {}, {}, 0
+for i = 1, #fields, 2 do
+  local bucket = tonumber(fields[i])
+  if bucket < oldest or bucket > current then
+    stale[#stale + 1] = fields[i]
+  else
+    total = total + tonumber(fields[i + 1])
+  end
+end
+if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
+local recorded = 0
+if limit < 0 or total < limit then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+  recorded = 1
+end
+local out = {recorded}
+fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields do out[#out + 1] = fields[i] end
+return out
+"""
+
 
 def _text(value: bytes | str) -> str:
     """A reply as text: bytes without ``decode_responses`` (how the client is made), typed as either."""
@@ -114,6 +144,7 @@ class RedisStore:
         self._stage = self.redis.register_script(_STAGE)
         self._take = self.redis.register_script(_TAKE)
         self._grant = self.redis.register_script(_GRANT)
+        self._slide = self.redis.register_script(_SLIDE)
 
     def down(self) -> bool:
         """Did a call fail less than BREAKER_SECONDS ago? Then calls fail without a round trip."""
@@ -146,7 +177,6 @@ class RedisStore:
             self.redis.delete(tmp)
         return batch
 
-    @_guarded
     def _read(self, tally: Tally, source: str, key: str, batch: Batch) -> None:
         """Add what ``key`` holds (a copy of the tally's ``source``) to ``batch``."""
         if source == tally.counts:
@@ -206,27 +236,40 @@ class RedisStore:
         except redis.RedisError as exc:
             raise CountersUnavailable(str(exc)) from exc
 
-    def consume(self, name: str, *, baseline: int | None, period: int | None, now: float) -> Hit:
+    @_guarded
+    def consume(self, name: str, *, baseline: int | None, period: int | None, now: float,
+                limit: int | None = None) -> Hit:
         # One MULTI/EXEC: the total and the window move together, in one round trip.
         pipe = self.redis.pipeline(transaction=True)
         if baseline is not None:
             total_key = f"{PREFIX}quota:{name}"
             pipe.set(total_key, baseline, nx=True)  # a lost counter restarts from the rolled-up count
             pipe.incr(total_key)
-        reset = None
         if period:
-            window = window_start(now, period)
-            reset = window + period
-            window_key = f"{PREFIX}rl:{name}:{window}"
-            pipe.incr(window_key)
-            pipe.expire(window_key, period + 5)
+            current, oldest = buckets(now, period)
+            self._slide(keys=[f"{PREFIX}sw:{name}"], args=[current, oldest, -1 if limit is None else limit,
+                                                           period + 5], client=pipe)
         try:
             results = pipe.execute()
         except redis.RedisError as exc:
             raise CountersUnavailable(str(exc)) from exc
         total = int(results[1]) if baseline is not None else None
-        count = int(results[2 if baseline is not None else 0]) if period else None
-        return Hit(total, count, reset)
+        if not period:
+            return Hit(total, None, None)
+        reply = results[-1]
+        live = {int(reply[i]): int(reply[i + 1]) for i in range(1, len(reply), 2)}
+        count, reset = sliding(live, now=now, period=period, limit=limit)
+        return Hit(total, count if reply[0] else count + 1, reset)
+
+    @_guarded
+    def window_buckets(self, name: str, *, period: int, now: float) -> dict[int, int]:
+        try:
+            fields = self.redis.hgetall(f"{PREFIX}sw:{name}")
+        except redis.RedisError as exc:
+            raise CountersUnavailable(str(exc)) from exc
+        current, oldest = buckets(now, period)
+        live = {int(b): int(n) for b, n in fields.items()}
+        return {b: n for b, n in live.items() if oldest <= b <= current}
 
     @_guarded
     def total(self, name: str) -> int | None:
@@ -235,11 +278,7 @@ class RedisStore:
 
     @_guarded
     def window_count(self, name: str, *, period: int, now: float) -> int:
-        try:
-            value = self.redis.get(f"{PREFIX}rl:{name}:{window_start(now, period)}")
-        except redis.RedisError as exc:
-            raise CountersUnavailable(str(exc)) from exc
-        return int(value or 0)
+        return sliding(self.window_buckets(name, period=period, now=now), now=now, period=period, limit=None)[0]
 
     @_guarded
     def set_limits(self, limits: Mapping[str, int | None]) -> None:
@@ -258,7 +297,7 @@ class RedisStore:
         return int(value) if value is not None else None
 
     def wipe(self, tallies: Iterable[Tally]) -> None:
-        patterns = [f"{PREFIX}rl:*", f"{PREFIX}quota:*", f"{QUOTA}*", f"{LIMITS}*"]
+        patterns = [f"{PREFIX}rl:*", f"{PREFIX}sw:*", f"{PREFIX}quota:*", f"{QUOTA}*", f"{LIMITS}*"]
         patterns += [f"{PREFIX}{name}*" for tally in tallies for name in tally.names]
         for pattern in patterns:
             keys = list(self.redis.scan_iter(pattern, count=1000))

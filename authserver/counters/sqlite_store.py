@@ -3,7 +3,8 @@
 WAL mode lets readers run beside the one writer; every write is a ``BEGIN IMMEDIATE`` transaction,
 so increments from many processes and threads serialise instead of losing updates. Table names are
 those earlier releases used and tally rows are written by position, so an existing file keeps its
-counts.
+counts (rate limits moved from fixed windows in ``rate`` to sliding ones in ``slide``: an upgrade
+forgets at most one window).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from authserver.counters.store import Batch, CountersUnavailable, Hit, QuotaTake, Tally, window_start
+from authserver.counters.store import Batch, CountersUnavailable, Hit, QuotaTake, Tally, buckets, sliding
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota (key_id TEXT PRIMARY KEY, used INTEGER);
 CREATE TABLE IF NOT EXISTS rate (key_id TEXT, window INTEGER, n INTEGER, PRIMARY KEY (key_id, window));
+CREATE TABLE IF NOT EXISTS slide (key_id TEXT, bucket INTEGER, n INTEGER, PRIMARY KEY (key_id, bucket));
 CREATE TABLE IF NOT EXISTS limits (subject TEXT PRIMARY KEY, lim INTEGER);
 CREATE TABLE IF NOT EXISTS quota_lease (key_id TEXT PRIMARY KEY, used INTEGER, lease INTEGER, nonce TEXT NOT NULL);
 """
@@ -179,7 +181,8 @@ class SQLiteStore:
                 db.execute("UPDATE quota_lease SET lease = ? WHERE key_id = ?", (leased, name))
             return True
 
-    def consume(self, name: str, *, baseline: int | None, period: int | None, now: float) -> Hit:
+    def consume(self, name: str, *, baseline: int | None, period: int | None, now: float,
+                limit: int | None = None) -> Hit:
         total = count = reset = None
         with self._write() as db:
             if baseline is not None:
@@ -188,24 +191,33 @@ class SQLiteStore:
                 (total,) = db.execute("UPDATE quota SET used = used + 1 WHERE key_id = ? RETURNING used",
                                       (name,)).fetchone()
             if period:
-                window = window_start(now, period)
-                reset = window + period
-                db.execute("DELETE FROM rate WHERE key_id = ? AND window < ?", (name, window))
-                (count,) = db.execute("INSERT INTO rate VALUES (?, ?, 1) ON CONFLICT (key_id, window) "
-                                      "DO UPDATE SET n = n + 1 RETURNING n", (name, window)).fetchone()
+                current, oldest = buckets(now, period)
+                db.execute("DELETE FROM slide WHERE key_id = ? AND (bucket < ? OR bucket > ?)", (name, oldest, current))
+                live = dict(db.execute("SELECT bucket, n FROM slide WHERE key_id = ?", (name,)).fetchall())
+                recorded = limit is None or sum(live.values()) < limit
+                if recorded:
+                    db.execute("INSERT INTO slide VALUES (?, ?, 1) "
+                               "ON CONFLICT (key_id, bucket) DO UPDATE SET n = n + 1", (name, current))
+                    live[current] = live.get(current, 0) + 1
+                count, reset = sliding(live, now=now, period=period, limit=limit)
+                count = count if recorded else count + 1
         return Hit(total, count, reset)
 
     def total(self, name: str) -> int | None:
         row = self._connect().execute("SELECT used FROM quota WHERE key_id = ?", (name,)).fetchone()
         return int(row[0]) if row else None
 
-    def window_count(self, name: str, *, period: int, now: float) -> int:
+    def window_buckets(self, name: str, *, period: int, now: float) -> dict[int, int]:
+        current, oldest = buckets(now, period)
         try:
-            row = self._connect().execute("SELECT n FROM rate WHERE key_id = ? AND window = ?",
-                                          (name, window_start(now, period))).fetchone()
+            rows = self._connect().execute("SELECT bucket, n FROM slide WHERE key_id = ? AND bucket BETWEEN ? AND ?",
+                                           (name, oldest, current)).fetchall()
         except sqlite3.Error as exc:
             raise CountersUnavailable(str(exc)) from exc
-        return int(row[0]) if row else 0
+        return {int(b): int(n) for b, n in rows}
+
+    def window_count(self, name: str, *, period: int, now: float) -> int:
+        return sliding(self.window_buckets(name, period=period, now=now), now=now, period=period, limit=None)[0]
 
     def set_limits(self, limits: Mapping[str, int | None]) -> None:
         with self._write() as db:

@@ -8,7 +8,7 @@ docs/decisions/0005-introspection-hot-path.md):
   ``(time, text)`` and a set of ``(a, b)`` pairs. A side effect: losing a few counts is acceptable;
   A drain in two steps (:meth:`CounterStore.stage`, then :meth:`CounterStore.settle` once the
   database has the counts) lets an owner count each of them exactly once;
-* hits: a running total and/or a fixed-window count per name, counted synchronously because they
+* hits: a running total and/or a sliding-window count per name, counted synchronously because they
   decide access (quotas, rate limits). A store that can't count raises :class:`CountersUnavailable`
   and the caller fails closed;
 * quota positions: a use counted inside blocks its owner leases from the database
@@ -19,6 +19,7 @@ docs/decisions/0005-introspection-hot-path.md):
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,16 +82,45 @@ class QuotaTake:
 
 @dataclass(frozen=True)
 class Hit:
-    """One counted hit: the running total and the current window's count, this hit included."""
+    """One counted hit: the running total and the sliding window's count, this hit included."""
 
     total: int | None  # None: no total kept (no baseline given)
-    window_count: int | None  # None: no window (no period given)
-    window_reset: int | None  # unix time the current window ends
+    window_count: int | None  # None: no window (no period given); over the limit: the hit was not recorded
+    window_reset: int | None  # unix time the next hit would be admitted (full), or the oldest hit leaves
 
 
-def window_start(now: float, period: int) -> int:
-    """Fixed windows aligned to the epoch, so every process and store agrees where one ends."""
-    return int(now // period * period)
+# -- Sliding windows ---------------------------------------------------------------------------------
+# Fixed windows aligned to the clock admitted about twice the limit across a boundary (issue 12,
+# item 14). A window is counted instead in SUB_WINDOWS buckets of period/SUB_WINDOWS seconds, and a
+# hit is admitted only if every bucket that overlaps [now - period, now] holds fewer than ``limit``
+# hits: a conservative cover, so no interval of ``period`` seconds ever admits more than the limit
+# (an admitted hit at t saw every admitted hit of [t - period, t]). Only admitted hits are recorded:
+# a caller over its limit regains capacity as its old hits leave, instead of staying locked out by
+# its own refused retries. The cost of the cover is at most one bucket (period/60) of delay.
+SUB_WINDOWS = 60
+
+
+def buckets(now: float, period: int) -> tuple[int, int]:
+    """``(current bucket, oldest bucket still counted)`` for a hit at ``now``."""
+    width = period / SUB_WINDOWS
+    return int(now // width), int((now - period) // width)
+
+
+def sliding(counts: Mapping[int, int], *, now: float, period: int, limit: int | None) -> tuple[int, int]:
+    """``(hits counted at now, unix time the next hit is admitted or the oldest hit leaves)`` from the
+    live buckets ``counts`` (bucket -> hits). A bucket b stops counting at (b + 1) * width + period."""
+    width = period / SUB_WINDOWS
+    _, oldest = buckets(now, period)
+    live = sorted((b, n) for b, n in counts.items() if b >= oldest and n > 0)
+    total = sum(n for _, n in live)
+    if not live:
+        return 0, math.ceil(now + period)
+    running = total
+    for bucket, n in live:
+        running -= n
+        if limit is None or total < limit or running < limit:
+            return total, math.ceil((bucket + 1) * width + period)
+    return total, math.ceil(now + period)  # unreachable: the last bucket leaves running at 0
 
 
 class CounterStore(Protocol):
@@ -124,18 +154,23 @@ class CounterStore(Protocol):
         this lease, taken before that, must not start it). A placeholder starts counting at
         ``start``; a counting one only raises its lease to ``leased``, never lowers it."""
 
-    def consume(self, name: str, *, baseline: int | None, period: int | None, now: float) -> Hit:
+    def consume(self, name: str, *, baseline: int | None, period: int | None, now: float,
+                limit: int | None = None) -> Hit:
         """Count one hit of ``name``, atomically, in one round trip.
 
         With ``baseline``: on its running total, which a lost counter restarts from. With ``period``:
-        on its current ``period``-second window. Raises :class:`CountersUnavailable`.
+        on its sliding ``period``-second window, recorded only if the window holds fewer than
+        ``limit`` hits (None: always). Raises :class:`CountersUnavailable`.
         """
 
     def total(self, name: str) -> int | None:
         """The running total of ``name`` (None: never counted)."""
 
     def window_count(self, name: str, *, period: int, now: float) -> int:
-        """Hits of ``name`` in its current window, without counting one. Raises :class:`CountersUnavailable`."""
+        """Hits of ``name`` in its sliding window, without counting one. Raises :class:`CountersUnavailable`."""
+
+    def window_buckets(self, name: str, *, period: int, now: float) -> dict[int, int]:
+        """The live buckets of ``name``'s sliding window (bucket -> hits). Raises :class:`CountersUnavailable`."""
 
     def set_limits(self, limits: Mapping[str, int | None]) -> None:
         """Publish per-subject limits (None removes one)."""

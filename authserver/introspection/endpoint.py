@@ -21,7 +21,8 @@ from authserver import events, revocation
 from authserver.http import NO_STORE
 from authserver.introspection import service
 from authserver.netaddr import client_address, client_network
-from authserver.ratelimit.limiter import enforce, note
+from authserver.ratelimit.failures import failure_budget_check, failure_record
+from authserver.ratelimit.limiter import RateLimited, enforce, note
 
 _JSON_HEADERS = {"Content-Type": "application/json", **NO_STORE}
 FORM = "application/x-www-form-urlencoded"
@@ -83,10 +84,21 @@ def introspect(request: HttpRequest) -> HttpResponse:
         return _json({"error": "invalid_request", "error_description": "Parameters belong in the body."}, 400)
     form = read_form(request)
     view = revocation.request_view()  # once per request: may cached answers be served?
-    caller = service.authenticate_resource_server(authorization=request.META.get("HTTP_AUTHORIZATION", ""),
-                                                  form=form or {}, view=view)
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    caller = service.authenticate_resource_server(
+        authorization=authorization, form=form or {}, view=view,
+        # Only credentials that missed the cache meet the failure budgets (a hit verified before):
+        # the hot path neither calls this nor pays for it.
+        guard=lambda client_id: failure_budget_check(client_id=client_id,
+                                                     network=client_network(client_address(request.META))))
     if caller is None:
-        events.client_auth_failed.emit(client_network(client_address(request.META)))
+        # The same budgets as the token endpoint's (authserver.ratelimit.failures): 429 once spent.
+        network = client_network(client_address(request.META))
+        events.client_auth_failed.emit(network)
+        presented = service.presented_client_credentials(authorization, form or {})
+        refused = failure_record(client_id=presented[0] if presented else None, network=network)
+        if refused is not None:
+            raise RateLimited(refused)
         return _json({"error": "invalid_client"}, 401, **{"WWW-Authenticate": 'Basic realm="introspection"'})
     note(request, enforce("introspect.rs", caller["client_id"]))
     if form is None:

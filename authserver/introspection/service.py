@@ -53,8 +53,8 @@ def presented_client_credentials(authorization: str, form: dict[str, str]) -> tu
     return None
 
 
-def authenticate_resource_server(*, authorization: str, form: dict[str, str],
-                                 view: RequestView) -> dict[str, Any] | None:
+def authenticate_resource_server(*, authorization: str, form: dict[str, str], view: RequestView,
+                                 guard: Callable[[str], None] | None = None) -> dict[str, Any] | None:
     """The authenticated resource server (``id``, ``client_id``, ``audience``), or None.
 
     The secret's format is checked before the row is read, and the check is one SHA-256: no
@@ -62,6 +62,9 @@ def authenticate_resource_server(*, authorization: str, form: dict[str, str],
     Successes are cached under the digest of the credentials exactly as presented (the
     ``Authorization`` value, or the form's pair), so a resource server calling all day costs one
     hash and no query; any change to a client invalidates them (clients.signals).
+
+    ``guard(client_id)`` runs before credentials that missed the cache are verified, and may raise
+    to refuse them (the budgets of failed authentication: a cache hit needs none, it verified).
     """
     cache_key = credentials.digest("basic\x00" + authorization if authorization else
                                    f"form\x00{form.get('client_id', '')}\x00{form.get('client_secret', '')}")
@@ -72,6 +75,8 @@ def authenticate_resource_server(*, authorization: str, form: dict[str, str],
     if presented is None:
         return None
     client_id, secret = presented
+    if guard is not None:
+        guard(client_id)
     if not 0 < len(client_id) <= 100 or len(secret) != _CLIENT_SECRET_LENGTH:
         return None
     if not credentials.is_well_formed(secret, credentials.CLIENT_SECRET):

@@ -12,18 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 from authserver.oauth.validator import AuthServerValidator
-from authserver.ratelimit.limiter import enforce
+from authserver.ratelimit.limiter import enforce, remember
 
 
 class RateLimitedValidator(AuthServerValidator):
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
         authenticated = super().authenticate_client(request, *args, **kwargs)
         if authenticated:
-            enforce("token.client", request.client.client_id)
+            remember(enforce("token.client", request.client.client_id))
         return authenticated
 
     def authenticate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
         if not super().authenticate_client_id(client_id, request, *args, **kwargs):
             return False
-        enforce("token.client", request.client.client_id)
+        remember(enforce("token.client", request.client.client_id))  # its RateLimit fields: the token view
         return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -29,7 +30,9 @@ from authserver.audit.context import actor_label, request_personal
 from authserver.audit.services import audit_record
 from authserver.http import NO_STORE
 from authserver.netaddr import client_address, client_network
-from authserver.ratelimit.limiter import RateLimited, already_exceeded, enforce, limit_for, note
+from authserver.oauth.clientauth import basic_credentials
+from authserver.ratelimit.failures import failure_budget_check, failure_record
+from authserver.ratelimit.limiter import RateLimited, collect_into, collect_start, enforce, note
 
 log = logging.getLogger("authserver.oauth")
 
@@ -39,23 +42,47 @@ log = logging.getLogger("authserver.oauth")
 _hide_all_post = method_decorator(sensitive_post_parameters())
 
 
+def _claimed_client_id(request: HttpRequest) -> str | None:
+    """The client id a request names (HTTP Basic, else the form; RFC 6749 §2.3.1), unverified."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        presented = basic_credentials(header)
+        return presented[0] if presented else None
+    return request.POST.get("client_id") or None
+
+
+def _client_authenticated(request: HttpRequest, network: str, respond: Callable[[], HttpResponse]) -> HttpResponse:
+    """``respond()`` under the budgets of failed client authentication (authserver.ratelimit.failures):
+    refused before any work if the named client's own budget is spent, 429 instead of 401 once a
+    budget the failure counts against is."""
+    claimed = _claimed_client_id(request)
+    failure_budget_check(client_id=claimed, network=network)
+    response: HttpResponse = respond()
+    if response.status_code == 401:
+        events.client_auth_failed.emit(network)
+        refused = failure_record(client_id=claimed, network=network)
+        if refused is not None:
+            raise RateLimited(refused)
+    return response
+
+
 class TokenView(dot_views.TokenView):
     @_hide_all_post
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        # Limits before any work: per network, then a separate budget of failed client
-        # authentications per network (a guessing client is cut off without slowing others);
-        # the per-client limit is applied once the client has authenticated (validator).
+        # Limits before any work: per network, then the budgets of failed client authentication
+        # (per client and network, per network for unknown ids: one client's failures never refuse
+        # another's correct secret); the per-client limit once the client has authenticated (validator).
         network = client_network(client_address(request.META))
         note(request, enforce("token.ip", network))
-        blocked = already_exceeded("token.auth_failure.ip", network)
-        if blocked is not None:
-            raise RateLimited(blocked)
-        with transaction.atomic():
-            response: HttpResponse = super().post(request, *args, **kwargs)
-        if response.status_code == 401:
-            limit_for("token.auth_failure.ip", network)
-            events.client_auth_failed.emit(network)
-        elif response.status_code == 200:
+
+        def respond() -> HttpResponse:
+            with transaction.atomic():
+                return cast(HttpResponse, super(TokenView, self).post(request, *args, **kwargs))
+
+        collect_start()  # the per-client decision (validator): its RateLimit fields, learned limit included
+        response = _client_authenticated(request, network, respond)
+        collect_into(request)
+        if response.status_code == 200:
             # The grant, for the tokens-issued series (authserver.observability bounds the label).
             request.telemetry = (None, None, request.POST.get("grant_type"))  # type: ignore[attr-defined]
         # RFC 6749 §5.1/§5.2: token responses, errors included, are JSON and never cached. Errors
@@ -82,9 +109,14 @@ class TokenView(dot_views.TokenView):
 class RevokeTokenView(dot_views.RevokeTokenView):
     @_hide_all_post
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        note(request, enforce("revoke.ip", client_network(client_address(request.META))))
-        with transaction.atomic():
-            return cast(HttpResponse, super().post(request, *args, **kwargs))
+        network = client_network(client_address(request.META))
+        note(request, enforce("revoke.ip", network))
+
+        def respond() -> HttpResponse:
+            with transaction.atomic():
+                return cast(HttpResponse, super(RevokeTokenView, self).post(request, *args, **kwargs))
+
+        return _client_authenticated(request, network, respond)
 
 
 class AuthorizationView(dot_views.AuthorizationView):

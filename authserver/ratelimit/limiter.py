@@ -1,5 +1,7 @@
-"""The limiter: fixed windows counted atomically in one round trip (Redis MULTI, or the embedded
-SQLite store for ``serve`` without Redis), shared by every process.
+"""The limiter: sliding windows counted atomically in one round trip (a Redis script, or the embedded
+SQLite store for ``serve`` without Redis), shared by every process. No interval of a window's
+length admits more than the limit (authserver.counters.store.sliding), and only admitted requests
+are counted, so ``Retry-After`` is when the next request would be admitted.
 
 Policies are named (``token.client``, ``login.ip``…) with a limit per window and a failure mode:
 
@@ -11,9 +13,12 @@ Policies are named (``token.client``, ``login.ip``…) with a limit per window a
   machine endpoints stay available when Redis is down while abuse is still bounded (token,
   introspection, revocation). The README documents the choice.
 
-A credential's *effective* limit, learned by anomaly detection, tightens its static one: it is data
-the anomaly job publishes in the counter store (:func:`authserver.counters.effective_limit`), read
-here; the limiter never calls into the anomaly app. :class:`RateLimitMiddleware` turns outcomes
+A credential's *effective* limit, learned by anomaly detection, tightens its static one unless the
+operator set that policy explicitly (an ``AUTHSERVER_RATE_LIMITS`` entry that differs from the
+built-in default): explicit operator limits win over learned ones. An anomaly's action (a limit
+tightened or floored) and a limit pinned in the admin still apply. The limits are data the anomaly
+job publishes in the counter store (:func:`authserver.counters.effective_limit`: a negative value
+is binding), read here; the limiter never calls into the anomaly app. :class:`RateLimitMiddleware` turns outcomes
 into HTTP (429 with ``Retry-After`` and RateLimit fields); an unreachable store whose policy fails
 closed raises :class:`LimiterUnavailable`, answered 503 by the fail-closed boundary.
 """
@@ -24,13 +29,17 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from authserver import counters, events
+from authserver.conf import RATE_LIMIT_DEFAULTS
+from authserver.counters.store import SUB_WINDOWS, sliding
 
 log = logging.getLogger("authserver.ratelimit")
 
@@ -41,6 +50,7 @@ class Policy:
     limit: int
     window: int
     on_unavailable: str  # "closed" | "local" | "process"
+    explicit: bool = False  # set by the operator (differs from the built-in default): learned limits don't apply
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class Decision:
     policy: Policy
     limit: int
     remaining: int
-    reset: int  # seconds until the window ends
+    reset: int  # seconds until the next request would be admitted (full) or the oldest one leaves
     allowed: bool
     first_refusal: bool = False  # exactly at the limit + 1: audit once per window, not per request
 
@@ -72,7 +82,8 @@ def policy(name: str) -> Policy:
     found = _policies.get(key)  # parsed once per (name, setting), so tests can still change it
     if found is None:
         count, _, period = text.partition("/")
-        found = _policies[key] = Policy(name, int(count), int(period), mode)
+        found = _policies[key] = Policy(name, int(count), int(period), mode,
+                                        explicit=RATE_LIMIT_DEFAULTS.get(name) != (text, mode))
     return found
 
 
@@ -80,86 +91,139 @@ def policy(name: str) -> Policy:
 ADAPTIVE_POLICIES = {"token.client": "client:", "introspect.rs": "rs:"}
 
 
-def _adaptive_limit(name: str, key: str, limit: int, window: int) -> int:
-    """The static limit of ``name`` for ``key``, tightened by its published effective limit."""
-    prefix = ADAPTIVE_POLICIES.get(name)
+def _adaptive_limit(pol: Policy, key: str, limit: int, *, operator_set: bool) -> int:
+    """The limit of ``pol`` for ``key``, tightened by its published effective limit.
+
+    A learned limit (published positive) applies only where the operator set no limit of their own
+    (``operator_set``: a per-credential limit, or the policy set explicitly); a binding one
+    (published negative: an anomaly's action or a pin) always applies.
+    """
+    prefix = ADAPTIVE_POLICIES.get(pol.name)
     if prefix is None:
         return limit
-    if name == "token.client":
+    if pol.name == "token.client":
         events.token_requested.emit(key)  # attempts, not successes: a refused spike is still seen
     subject = prefix + key
     cached = counters.limit_cache.get(subject)  # a fresh entry without a call; else read (never raises)
-    per_minute = cached[1] if cached is not None and cached[0] > time.monotonic() else counters.effective_limit(subject)
-    if per_minute is None:
+    published = cached[1] if cached is not None and cached[0] > time.monotonic() else counters.effective_limit(subject)
+    if published is None or (published > 0 and (operator_set or pol.explicit)):
         return limit
-    return max(1, min(limit, math.ceil(per_minute * window / 60)))
+    return max(1, min(limit, math.ceil(abs(published) * pol.window / 60)))
+
+
+class _Sliding:
+    """One key's sliding window in this process: buckets as in authserver.counters.store.sliding,
+    with a running total so a hit costs O(1) (the introspection hot path counts here)."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets: deque[list[int]] = deque()  # [bucket, hits], oldest first
+        self.total = 0
+
+    def hit(self, *, now: float, period: int, limit: int, record: bool = True) -> tuple[int, float]:
+        width = period / SUB_WINDOWS
+        current, oldest = int(now // width), int((now - period) // width)
+        while self.buckets and self.buckets[0][0] < oldest:
+            self.total -= self.buckets.popleft()[1]
+        admitted = record and self.total < limit
+        if admitted:
+            if self.buckets and self.buckets[-1][0] == current:
+                self.buckets[-1][1] += 1
+            else:
+                self.buckets.append([current, 1])
+            self.total += 1
+        count = self.total if admitted or not record else self.total + 1
+        running = self.total
+        for bucket, n in self.buckets:
+            running -= n
+            if self.total < limit or running < limit:
+                return count, (bucket + 1) * width + period
+        return count, now + period
 
 
 _local_lock = threading.Lock()
-_local_windows: dict[tuple[str, int], int] = {}
+_local_windows: dict[str, _Sliding] = {}
 
 
-def _local_hit(key: str, limit: int, window: int, now: float) -> tuple[int, int]:
-    start = int(now // window * window)
+def _local_hit(key: str, limit: int, window: int, now: float, *, record: bool = True) -> tuple[int, float]:
     with _local_lock:
-        if len(_local_windows) > 100_000:
-            for stale in [k for k in _local_windows if k[1] < start]:
-                _local_windows.pop(stale, None)
-        count = _local_windows.get((key, start), 0) + 1
-        _local_windows[(key, start)] = count
-    return count, start + window
+        found = _local_windows.get(key)
+        if found is None:
+            if len(_local_windows) > 100_000:
+                _local_windows.clear()  # a flood of keys: forget rather than grow without bound
+            found = _local_windows[key] = _Sliding()
+        return found.hit(now=now, period=window, limit=limit, record=record)
 
 
-def limit_for(name: str, key: str, *, override: int | None = None) -> Decision:
-    """Count one request of ``key`` against policy ``name`` (with an optional per-key limit)."""
+_refusals: dict[str, float] = {}  # counter key -> until when a refusal has been audited (per process)
+
+
+def _first_refusal(counter_key: str, now: float, reset_at: float) -> bool:
+    """The first refusal of ``counter_key`` until it is admitted again: audit once, not per request."""
+    if _refusals.get(counter_key, 0.0) > now:
+        return False
+    if len(_refusals) > 100_000:
+        _refusals.clear()
+    _refusals[counter_key] = reset_at
+    return True
+
+
+def _decision(pol: Policy, limit: int, key: str, count: int, reset_at: float, now: float) -> Decision:
+    remaining = limit - count
+    allowed = remaining >= 0
+    return Decision(pol, limit, max(remaining, 0), max(0, math.ceil(reset_at - now)), allowed,
+                    first_refusal=not allowed and _first_refusal(key, now, reset_at))
+
+
+def limit_for(name: str, key: str, *, override: int | None = None, now: float | None = None) -> Decision:
+    """Count one request of ``key`` against policy ``name`` (with an optional per-key limit the
+    operator set, which learned limits never override)."""
     pol = policy(name)
-    limit = override or pol.limit
-    limit = _adaptive_limit(name, key, limit, pol.window)
-    now = time.time()
+    limit = _adaptive_limit(pol, key, override or pol.limit, operator_set=override is not None)
+    now = time.time() if now is None else now
     counter_key = f"{name}:{key}"
     if pol.on_unavailable == "process":
         # A safety valve, not a business limit: counted by this process alone, so the hot path
         # pays no round trip (the cluster-wide ceiling is the limit times the worker count).
         count, reset_at = _local_hit(counter_key, limit, pol.window, now)
-        remaining = limit - count
-        return Decision(pol, limit, max(remaining, 0), max(0, int(reset_at - now)), remaining >= 0,
-                        first_refusal=remaining == -1)
+        return _decision(pol, limit, counter_key, count, reset_at, now)
     try:
-        result = counters.consume(counter_key, period=pol.window)
-        remaining = limit - int(result.window_count or 0)
-        reset_at = int(result.window_reset or now + pol.window)
+        result = counters.consume(counter_key, period=pol.window, limit=limit, now=now)
+        count, reset_at = int(result.window_count or 0), float(result.window_reset or now + pol.window)
     except counters.CountersUnavailable:
         if pol.on_unavailable == "closed":
             log.error("rate-limit store unavailable; refusing (fails closed)", extra={"policy": name})
             raise LimiterUnavailable(name) from None
         log.warning("rate-limit store unavailable; limiting per process", extra={"policy": name})
         count, reset_at = _local_hit(counter_key, limit, pol.window, now)
-        remaining = limit - count
-    return Decision(pol, limit, max(remaining, 0), max(0, int(reset_at - now)), remaining >= 0,
-                    first_refusal=remaining == -1)
+    return _decision(pol, limit, counter_key, count, reset_at, now)
 
 
-def enforce(name: str, key: str, *, override: int | None = None) -> Decision:
-    decision = limit_for(name, key, override=override)
+def enforce(name: str, key: str, *, override: int | None = None, now: float | None = None) -> Decision:
+    decision = limit_for(name, key, override=override, now=now)
     if not decision.allowed:
         raise RateLimited(decision)
     return decision
 
 
-def already_exceeded(name: str, key: str) -> Decision | None:
-    """For failure counters: is ``key`` already over the limit? (Does not count a hit.)"""
+def already_exceeded(name: str, key: str, *, now: float | None = None) -> Decision | None:
+    """For failure counters: is ``key``'s window already full? (Does not count a hit.)"""
     pol = policy(name)
+    now = time.time() if now is None else now
+    counter_key = f"{name}:{key}"
+    reset_at: float
     try:
-        count = counters.window_count(f"{name}:{key}", pol.window)
+        live = counters.window_buckets(counter_key, pol.window, now=now)
+        count, reset_at = sliding(live, now=now, period=pol.window, limit=pol.limit)
     except counters.CountersUnavailable:
         if pol.on_unavailable == "closed":
             raise LimiterUnavailable(name) from None
-        with _local_lock:
-            count = _local_windows.get((f"{name}:{key}", int(time.time() // pol.window * pol.window)), 0)
+        count, reset_at = _local_hit(counter_key, pol.limit, pol.window, now, record=False)
     if count < pol.limit:
         return None
-    reset = pol.window - int(time.time() % pol.window)
-    return Decision(pol, pol.limit, 0, reset, False)
+    return Decision(pol, pol.limit, 0, max(1, math.ceil(reset_at - now)), False,
+                    first_refusal=_first_refusal(counter_key, now, reset_at))
 
 
 def headers(decisions: list[Decision]) -> dict[str, str]:
@@ -173,6 +237,28 @@ def headers(decisions: list[Decision]) -> dict[str, str]:
     if not tightest.allowed:
         out["Retry-After"] = str(max(1, tightest.reset))
     return out
+
+
+_pending: ContextVar[list[Decision] | None] = ContextVar("ratelimit_pending", default=None)
+
+
+def collect_start() -> None:
+    """Start collecting decisions taken where no HTTP request is at hand (DOT's validator), so
+    :func:`collect_into` can add their RateLimit fields to the response (learned limits included)."""
+    _pending.set([])
+
+
+def remember(decision: Decision) -> Decision:
+    pending = _pending.get()
+    if pending is not None:
+        pending.append(decision)
+    return decision
+
+
+def collect_into(request: HttpRequest) -> None:
+    for decision in _pending.get() or []:
+        note(request, decision)
+    _pending.set(None)
 
 
 def note(request: HttpRequest, decision: Decision) -> None:
@@ -228,3 +314,4 @@ class RateLimitMiddleware:
 def reset_for_tests() -> None:
     with _local_lock:
         _local_windows.clear()
+    _refusals.clear()

@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from authserver.adminkit import add_form_context
+from authserver.adminkit import add_form_context, learned_limit_text
 from clients.models import Client
 from keys.admin.base import OnlyDeletedWithTheirClient
 from keys.admin.compromise import CompromiseViews
@@ -43,6 +43,7 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, ApiKeyLifecycleViews, ApiKeyUsageV
         "expires_display",
         "last_used_display",
         "uses_display",
+        "learned_limit_display",
     )
     list_display_links = ("name",)
     list_filter = (("client", ClientFilter), "status", ExpiryFilter)
@@ -69,6 +70,7 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, ApiKeyLifecycleViews, ApiKeyUsageV
                     "audiences_display",
                     "allowed_ips_display",
                     "rate_limit_display",
+                    "learned_limit_display",
                     "quota_display",
                 ),
             },
@@ -98,6 +100,7 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, ApiKeyLifecycleViews, ApiKeyUsageV
         "audiences_display",
         "allowed_ips_display",
         "rate_limit_display",
+        "learned_limit_display",
         "quota_display",
         "expires_at",
         "grace_ends_at",
@@ -209,6 +212,11 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, ApiKeyLifecycleViews, ApiKeyUsageV
     @admin.display(description="rate limit")
     def rate_limit_display(self, obj: ApiKey) -> str:
         return rate_limit_text(obj)
+
+    @admin.display(description="learned limit")
+    def learned_limit_display(self, obj: ApiKey) -> str:
+        # Learned by anomaly detection (README, "Rate limits"); the key's own rate limit wins.
+        return learned_limit_text(f"key:{obj.pk}", operator_limit=rate_limit_text(obj) if obj.rate_limit else None)
 
     @admin.display(description="quota")
     def quota_display(self, obj: ApiKey) -> str:

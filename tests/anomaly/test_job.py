@@ -142,7 +142,7 @@ def test_tightening_expires(owner, anomaly_settings):
     baseline = baseline_for(f"client:{owner.client_id}")
     baseline.tightened_limit, baseline.tightened_until = 7, datetime.now(UTC) + timedelta(minutes=5)
     baseline_refresh(baseline)
-    assert counters.effective_limit(baseline.subject) == 7
+    assert counters.effective_limit(baseline.subject) == -7, "published binding: an action applies over operator limits"
     jobs.traffic_minute(now=datetime.now(UTC) + timedelta(minutes=6))
     baseline.refresh_from_db()
     assert baseline.tightened_until is None and baseline.effective_limit == anomaly_settings.ANOMALY_DEFAULT_LIMIT

@@ -41,8 +41,10 @@ def test_quota_counts_from_the_leased_total(configured, db, quota, leased, remai
 
 
 @pytest.mark.parametrize(("offsets", "remaining", "reset"), [
-    ((0, 10, 59), [1, 0, -1], [60, 60, 60]),
-    ((0, 10, 59, 60), [1, 0, -1, 1], [60, 60, 60, 120]),  # a new window forgives
+    # Sliding windows (60 buckets of 1 s): a hit at T0 counts until T0 + 61; a refused use is not recorded.
+    ((0, 10, 59), [1, 0, -1], [61, 61, 61]),
+    ((0, 10, 59, 60), [1, 0, -1, -1], [61, 61, 61, 61]),  # no boundary to cross: T0 is still in the window
+    ((0, 10, 59, 61), [1, 0, -1, 0], [61, 61, 61, 71]),  # the oldest use left: one more admitted
 ])
 def test_rate_limit_windows(configured, offsets, remaining, reset):
     limits = [usage.consume("k", quota=None, rate_limit=2, period=60, now=T0 + dt) for dt in offsets]
@@ -54,7 +56,7 @@ def test_rate_limit_windows(configured, offsets, remaining, reset):
 
 def test_quota_and_rate_limit_together(configured, db):
     limits = usage.consume(limited_key(quota=10, leased=4), quota=10, rate_limit=5, period=3600, now=T0)
-    assert limits == usage.Limits(quota_remaining=5, rate_limit_remaining=4, rate_limit_reset=HOUR + 3600)
+    assert limits == usage.Limits(quota_remaining=5, rate_limit_remaining=4, rate_limit_reset=int(T0) + 60 + 3600)
 
 
 def test_a_key_without_limits_never_touches_the_store(monkeypatch):

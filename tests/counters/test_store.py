@@ -28,12 +28,12 @@ def test_total_starts_from_the_baseline_once(store):
 
 
 @pytest.mark.parametrize(("offsets", "counts", "resets"), [
-    ((0, 1, 59.999), [1, 2, 3], [60, 60, 60]),  # one window: [T0, T0 + 60)
-    ((59.999, 60), [1, 1], [60, 120]),  # the boundary starts a fresh count
-    ((0, 60, 120, 121), [1, 1, 1, 2], [60, 120, 180, 180]),
-    ((0, 180), [1, 1], [60, 240]),  # an idle gap: nothing carried over
+    ((0, 1, 59.999), [1, 2, 3], [61, 61, 61]),  # the hit of bucket [T0, T0 + 1) counts until T0 + 61
+    ((59.999, 60), [1, 2], [120, 120]),  # a clock boundary starts nothing: both stay counted
+    ((0, 60, 61), [1, 2, 2], [61, 61, 121]),  # T0 + 61: the first hit has left
+    ((0, 180), [1, 1], [61, 241]),  # an idle gap: nothing carried over
 ])
-def test_rate_windows_are_fixed_and_aligned(store, offsets, counts, resets):
+def test_rate_windows_slide(store, offsets, counts, resets):
     hits = [store.consume("rl", baseline=None, period=60, now=T0 + dt) for dt in offsets]
     assert [h.window_count for h in hits] == counts
     assert [h.window_reset for h in hits] == [T0 + r for r in resets]
@@ -45,12 +45,13 @@ def test_window_count_reads_without_counting(store):
         store.consume("w", baseline=None, period=60, now=T0 + 10)
     assert store.window_count("w", period=60, now=T0 + 59) == 3
     assert store.window_count("w", period=60, now=T0 + 59) == 3
-    assert store.window_count("w", period=60, now=T0 + 60) == 0, "next window"
+    assert store.window_count("w", period=60, now=T0 + 70) == 3, "still inside [now - 60, now]"
+    assert store.window_count("w", period=60, now=T0 + 71) == 0, "left the window"
     assert store.window_count("never", period=60, now=T0) == 0
 
 
 def test_total_and_window_move_together(store):
-    assert store.consume("both", baseline=10, period=3600, now=T0) == Hit(11, 1, int(T0 // 3600 * 3600) + 3600)
+    assert store.consume("both", baseline=10, period=3600, now=T0) == Hit(11, 1, int(T0) + 60 + 3600)
     assert store.consume("nothing", baseline=None, period=None, now=T0) == Hit(None, None, None)
 
 
