@@ -111,7 +111,7 @@ def test_process_policy_slides_too(settings):
 def test_api_key_rate_limit_slides(window_store):
     from keys import usage
 
-    uses = [usage.consume("key-1", quota=None, used_baseline=0, rate_limit=30, period=300, now=t)
+    uses = [usage.consume("key-1", quota=None, rate_limit=30, period=300, now=t)
             for t in _burst_across_the_boundary()]
     assert sum(not u.rate_limited for u in uses) == 30
     assert uses[-1].rate_limit_reset == T0 + 600, "the next use is admitted when the first leaves"
