@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import time
 import uuid
 from datetime import timedelta
@@ -45,6 +46,30 @@ AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
 Grant = get_grant_model()
 Client = get_application_model()
+
+
+# RFC 7636 §4.2: an S256 challenge is BASE64URL(SHA256(verifier)) without padding: 43 characters.
+S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def check_authorization_request(request: Any, *, resources: list[str]) -> None:
+    """What oauthlib leaves to code creation, checked before the user is asked for consent
+    (authserver.oauth.views) and again when the code is created (the consent form's hidden fields
+    can be changed): raises the oauthlib error to send to the verified redirect URI.
+
+    ``request`` is oauthlib's, with its client loaded and redirect URI verified.
+    """
+    # RFC 9700 §2.1.1: S256 only (oauthlib reads an omitted method as "plain", RFC 7636 §4.3).
+    if request.code_challenge_method != "S256":
+        raise errors.InvalidRequestError(description="code_challenge_method must be S256.", request=request)
+    if not isinstance(request.code_challenge, str) or not S256_CHALLENGE.fullmatch(request.code_challenge):
+        raise errors.InvalidRequestError(
+            description="code_challenge must be 43 base64url characters.", request=request)
+    # RFC 8707 §2: a resource the client is not registered for is refused before a code exists.
+    allowed = set(request.client.allowed_audiences or [])
+    if any(resource not in allowed for resource in resources):
+        raise errors.CustomOAuth2Error(error="invalid_target", request=request,
+                                       description="The requested resource is not allowed for this client.")
 
 
 def _presented_client(request: Any) -> tuple[str | None, str | None]:
@@ -120,15 +145,10 @@ class AuthServerValidator(OAuth2Validator):
     def save_authorization_code(
         self, client_id: str, code: dict[str, Any], request: Any, *args: Any, **kwargs: Any
     ) -> None:
-        # RFC 8707 §2: a resource the client is not registered for is refused here, before a code
-        # exists, rather than only at the token endpoint.
-        allowed = set(request.client.allowed_audiences or [])
-        if any(resource not in allowed for resource in (getattr(request, "resource", None) or [])):
-            raise errors.CustomOAuth2Error(
-                error="invalid_target",
-                request=request,
-                description="The requested resource is not allowed for this client.",
-            )
+        # Checked again here: the consent form's hidden fields (challenge, method, resources) may
+        # have been changed since the request was checked before consent.
+        resources = getattr(request, "resource", None) or []
+        check_authorization_request(request, resources=resources.split() if isinstance(resources, str) else resources)
         # oauthlib generates its own code; ours replaces it in the same dict, which oauthlib then
         # puts in the redirect, so the client receives a code in our format.
         code["code"] = credentials.generate_authorization_code()
