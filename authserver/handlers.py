@@ -30,8 +30,8 @@ runs, so the cached introspection still enters the same six modules).
 
 Machine endpoints (the OAuth endpoints, the metadata document, the management API) answer every
 error as an RFC 6749 §5.2 error object with ``Cache-Control: no-store``, Django's own included:
-:func:`allow_methods` answers a method the endpoint does not take with ``405`` and ``Allow`` (and
-``OPTIONS`` with ``204`` and ``Allow``) before CSRF or the view runs, and the URL map's error
+:func:`allow_methods` answers a method the endpoint does not take with ``405`` and ``Allow`` (``OPTIONS``
+included, as on the management API) before CSRF or the view runs, and the URL map's error
 handlers (:func:`bad_request` and the others) answer oversized bodies (``413``), too many fields,
 bad hosts, unknown paths and uncaught errors there as JSON; elsewhere they keep Django's pages.
 
@@ -242,26 +242,26 @@ def json_error(status: int, error: str, description: str, **headers: str) -> Htt
 
 def allow_methods(view: Callable[..., HttpResponse], *methods: str,
                   browser: bool = False) -> Callable[..., HttpResponse]:
-    """``view`` answering only ``methods``: any other method gets ``405`` with ``Allow`` and
-    ``OPTIONS`` gets ``204`` with ``Allow`` (RFC 9110 §9.3.7, §15.5.6), on every endpoint alike.
+    """``view`` answering only ``methods``; any other gets ``405`` with ``Allow`` (RFC 9110 §15.5.6).
 
     The method is decided first, before the CSRF check: a PUT to a form endpoint is a method the
     endpoint does not have (405), not a forged form (403). A ``browser`` endpoint then gets its
     CSRF check from ``csrf_protect`` (the same check the middleware would make); the others are
     machine endpoints, which take credentials in the request and answer errors as JSON.
+
+    ``OPTIONS`` is one of those other methods, on every endpoint alike, as on the management API
+    (authserver.api_auth): the metadata document (RFC 8414) and the OpenAPI schema describe the
+    endpoints, and no endpoint takes cross-origin requests that would need a CORS preflight.
     """
-    allow = ", ".join([*methods, "OPTIONS"])
+    allow = ", ".join(methods)
     inner = csrf_protect(view) if browser else view
 
     @functools.wraps(view)
     def endpoint(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method in methods:
             return inner(request, *args, **kwargs)
-        if request.method == "OPTIONS":
-            response = HttpResponse(status=204)
-            del response["Content-Type"]  # no content, no type
-        elif browser:
-            response = HttpResponseNotAllowed(methods)
+        if browser:
+            response: HttpResponse = HttpResponseNotAllowed(methods)
         else:
             response = json_error(405, "invalid_request", f"Method not allowed; use {' or '.join(methods)}.")
         response["Allow"] = allow
