@@ -32,21 +32,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 def exchange(server: RunningServer, head: bytes, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
-    """One raw HTTP/1.1 request over TLS (the client library would refuse to send some of these)."""
+    """One raw HTTP/1.1 request over TLS (the client library would refuse to send some of these).
+
+    ``(0, {}, b"")`` when the server closed the connection without an answer we could read: a
+    server that refuses a request while it is still being sent may reset the connection, and
+    the reset can discard its answer before it is read.
+    """
     port = int(server.base_url.rsplit(":", 1)[1])
     context = ssl.create_default_context(cafile=server.cert)
     data = b""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, \
             context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-        tls.sendall(head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n" + body)
-        while True:
-            try:
-                chunk = tls.recv(65536)
-            except ssl.SSLEOFError:  # granian may close a refused connection without close_notify
-                break
-            if not chunk:
-                break
-            data += chunk
+        try:
+            tls.sendall(head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n" + body)
+            while chunk := tls.recv(65536):
+                data += chunk
+        except (ssl.SSLError, ConnectionError):  # closed by the server, possibly without close_notify
+            pass
+    if not data:
+        return 0, {}, b""
     head_part, _, content = data.partition(b"\r\n\r\n")
     status_line, *lines = head_part.decode("latin-1").split("\r\n")
     headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
@@ -88,7 +92,13 @@ def test_headers_under_the_cap_reach_the_application(server: RunningServer) -> N
 ])
 def test_request_line_and_headers_over_64k_never_reach_the_application(server: RunningServer, head: bytes,
                                                                      expected: int) -> None:
-    status, headers, content = exchange(server, head)
-    assert status == expected
-    assert "x-request-id" not in headers  # granian's own answer: the application never saw it
-    assert content == b""
+    # granian's own answer (the application never saw the request), or, when the reset came first,
+    # no answer at all (about one try in four here): tried until one reads the status.
+    answers = []
+    while len(answers) < 12 and not any(status for status, _, _ in answers):
+        answers.append(exchange(server, head))
+    assert answers[-1][0] == expected, answers
+    for _status, headers, content in answers:
+        assert "x-request-id" not in headers
+        assert content == b""
+    assert exchange(server, b"GET /oauth/token HTTP/1.1\r\n")[0] == 405  # and the server still answers
