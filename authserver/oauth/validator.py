@@ -50,6 +50,9 @@ Client = get_application_model()
 
 # RFC 7636 §4.2: an S256 challenge is BASE64URL(SHA256(verifier)) without padding: 43 characters.
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+# RFC 6749 Appendix A.5: state = 1*VSCHAR (%x20-7E). Anything else would come back in the consent
+# form's hidden field, which refuses it (a NUL), after the user had been asked.
+STATE = re.compile(r"[\x20-\x7e]+")
 
 
 def check_authorization_request(request: Any, *, resources: list[str]) -> None:
@@ -59,6 +62,8 @@ def check_authorization_request(request: Any, *, resources: list[str]) -> None:
 
     ``request`` is oauthlib's, with its client loaded and redirect URI verified.
     """
+    if request.state and not STATE.fullmatch(request.state):
+        raise errors.InvalidRequestError(description="state must be printable ASCII.", request=request)
     # RFC 9700 §2.1.1: S256 only (oauthlib reads an omitted method as "plain", RFC 7636 §4.3).
     if request.code_challenge_method != "S256":
         raise errors.InvalidRequestError(description="code_challenge_method must be S256.", request=request)

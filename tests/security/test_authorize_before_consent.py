@@ -31,6 +31,9 @@ REFUSED_BEFORE_CONSENT = [
     pytest.param({"code_challenge_method": "plain", "code_challenge": "a" * 43}, "invalid_request",
                  id="method-plain-43-chars"),
     pytest.param({"resource": "https://unknown.example.test"}, "invalid_target", id="unknown-resource"),
+    pytest.param({"resource": "https://api.example.test\x00"}, "invalid_target", id="nul-in-resource"),
+    pytest.param({"state": "xyz\x00"}, "invalid_request", id="nul-in-state"),
+    pytest.param({"state": "xyz\u00e9"}, "invalid_request", id="non-ascii-state"),
 ]
 
 
@@ -49,7 +52,7 @@ def test_refused_before_consent_with_an_error_redirect(client, web_client, user,
     assert response["Location"].startswith(REDIRECT_URI + "?")
     query = location_query(response)
     assert query["error"] == [error]
-    assert query["state"] == ["xyz"]
+    assert query["state"] == [changes.get("state", "xyz")]  # RFC 6749 §4.1.2.1: echoed as sent
     assert "iss" in query
     assert "code" not in query
     # RFC 6749 §4.1.2.1: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
@@ -65,6 +68,18 @@ def test_registered_resource_still_shows_consent(client, web_client, user):
     response = client.get(AUTHORIZE_URL, {**authorize_params(app, challenge=challenge), "resource": RS_AUDIENCE})
     assert response.status_code == 200
     assert "form" in response.context
+
+
+def test_request_without_state_still_issues_a_code(client, web_client, user):
+    app, _ = web_client
+    client.force_login(user)
+    _, challenge = pkce_pair()
+    page = client.get(AUTHORIZE_URL, authorize_params(app, challenge=challenge, state=None))
+    assert page.status_code == 200
+    form = {k: v for k, v in page.context["form"].initial.items() if v is not None}
+    response = client.post(AUTHORIZE_URL, {**form, "allow": "Authorize"})
+    assert response.status_code == 302
+    assert "code" in location_query(response)
 
 
 def test_native_client_error_goes_to_its_loopback_redirect_uri(client, native_client, user):

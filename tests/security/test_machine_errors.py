@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.test import Client
 
 from authserver import handlers
@@ -112,6 +113,14 @@ def test_uncaught_error_is_a_json_500(csrf_client, monkeypatch):
 
     monkeypatch.setattr(oauth_views.TokenView, "post", explode)
     _assert_json_error(csrf_client.post(TOKEN_URL, {"grant_type": "client_credentials"}), 500, "server_error")
+
+
+def test_permission_denied_is_a_json_403(csrf_client, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionDenied
+
+    monkeypatch.setattr(oauth_views.RevokeTokenView, "post", refuse)
+    _assert_json_error(csrf_client.post(REVOKE_URL, {"token": "x"}), 403, "access_denied")
 
 
 def test_browser_pages_keep_html_errors(csrf_client):
