@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 import time
 import uuid
 from datetime import timedelta
@@ -37,6 +36,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challeng
 from authserver import credentials, revocation
 from authserver.audit.services import audit_record
 from authserver.netaddr import client_address
+from authserver.oauth.authorization_request import check_authorization_request
 from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
 from authserver.oauth.usability import before_client_cutoff
 
@@ -46,35 +46,6 @@ AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
 Grant = get_grant_model()
 Client = get_application_model()
-
-
-# RFC 7636 §4.2: an S256 challenge is BASE64URL(SHA256(verifier)) without padding: 43 characters.
-S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
-# RFC 6749 Appendix A.5: state = 1*VSCHAR (%x20-7E). Anything else would come back in the consent
-# form's hidden field, which refuses it (a NUL), after the user had been asked.
-STATE = re.compile(r"[\x20-\x7e]+")
-
-
-def check_authorization_request(request: Any, *, resources: list[str]) -> None:
-    """What oauthlib leaves to code creation, checked before the user is asked for consent
-    (authserver.oauth.views) and again when the code is created (the consent form's hidden fields
-    can be changed): raises the oauthlib error to send to the verified redirect URI.
-
-    ``request`` is oauthlib's, with its client loaded and redirect URI verified.
-    """
-    if request.state and not STATE.fullmatch(request.state):
-        raise errors.InvalidRequestError(description="state must be printable ASCII.", request=request)
-    # RFC 9700 §2.1.1: S256 only (oauthlib reads an omitted method as "plain", RFC 7636 §4.3).
-    if request.code_challenge_method != "S256":
-        raise errors.InvalidRequestError(description="code_challenge_method must be S256.", request=request)
-    if not isinstance(request.code_challenge, str) or not S256_CHALLENGE.fullmatch(request.code_challenge):
-        raise errors.InvalidRequestError(
-            description="code_challenge must be 43 base64url characters.", request=request)
-    # RFC 8707 §2: a resource the client is not registered for is refused before a code exists.
-    allowed = set(request.client.allowed_audiences or [])
-    if any(resource not in allowed for resource in resources):
-        raise errors.CustomOAuth2Error(error="invalid_target", request=request,
-                                       description="The requested resource is not allowed for this client.")
 
 
 def _presented_client(request: Any) -> tuple[str | None, str | None]:

@@ -4,7 +4,7 @@
   tokens of the winning exchange are decided atomically.
 * ``AuthorizationView``: consent is remembered only when the client is registered for it (DOT
   lets the *client* ask for ``approval_prompt=auto``; we do not); the whole request is validated
-  before the user is asked (authserver.oauth.validator.check_authorization_request); a consent
+  before the user is asked (authserver.oauth.authorization_request); a consent
   form that comes back unusable gets a 400 page, never a redirect to a URI nobody verified.
 * ``TokenView`` and ``RevokeTokenView``: a 401 challenges with ``Basic`` (RFC 6749 §5.2).
 Introspection (RFC 7662) is its own package: authserver.introspection.
@@ -34,7 +34,7 @@ from authserver.audit.context import actor_label, request_personal
 from authserver.audit.services import audit_record
 from authserver.http import NO_STORE
 from authserver.netaddr import client_address, client_network
-from authserver.oauth.validator import check_authorization_request
+from authserver.oauth.authorization_request import check_authorization_request
 from authserver.ratelimit.limiter import RateLimited, already_exceeded, enforce, limit_for, note
 
 log = logging.getLogger("authserver.oauth")
