@@ -37,7 +37,8 @@ case "$role" in
         # Granian behind the TLS-terminating proxy: the bench's server comparison (`python -m
         # bench`) measured it ahead of gunicorn sync and gthread workers on introspection (hot and
         # cold) and client_credentials, on the same app and settings (keep-alive handled outside
-        # the GIL, one blocking thread per worker process as with sync workers).
+        # the GIL, one blocking thread per worker process as with sync workers). Request line and
+        # headers capped at 64 KiB as in manage.py serve (granian answers 414/431 above it).
         exec python -m granian \
             --interface wsgi \
             --host 0.0.0.0 \
@@ -51,6 +52,8 @@ case "$role" in
             --log-level warning \
             --log-config /app/authserver/serve/server_logging.json \
             --no-access-log \
+            --http1-buffer-size 65536 \
+            --http2-max-headers-size 65536 \
             "$@" \
             authserver.wsgi:application
         ;;

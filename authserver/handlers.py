@@ -28,6 +28,13 @@ charset, else a fresh one), send it back in the response, and time the request: 
 line and the request metrics off the request path (``emit`` is a ``deque.append``: no project code
 runs, so the cached introspection still enters the same six modules).
 
+Machine endpoints (the OAuth endpoints, the metadata document, the management API) answer every
+error as an RFC 6749 §5.2 error object with ``Cache-Control: no-store``, Django's own included:
+:func:`allow_methods` answers a method the endpoint does not take with ``405`` and ``Allow`` (``OPTIONS``
+included, as on the management API) before CSRF or the view runs, and the URL map's error
+handlers (:func:`bad_request` and the others) answer oversized bodies (``413``), too many fields,
+bad hosts, unknown paths and uncaught errors there as JSON; elsewhere they keep Django's pages.
+
 ``AUTHSERVER_BENCH_BASELINE=1`` (the bench only) adds ``/bench/bare``: a bare JSON view on the
 same lean handler, the baseline every ratio in ``bench/`` is measured against. It is never
 mounted otherwise.
@@ -35,6 +42,7 @@ mounted otherwise.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -44,9 +52,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.views import defaults
+from django.views.decorators.csrf import csrf_protect
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -208,3 +219,88 @@ def _refuse(request: HttpRequest, exc: BaseException) -> HttpResponse:
     log.error("dependency unavailable", extra={"error": type(exc).__name__, "path": request.path})
     events.dependency_failed.emit(_dependency(exc))
     return unavailable()
+
+
+# -- Methods and JSON errors (RFC 6749 §5.2, RFC 9110 §15.5.6) -----------------------------------
+
+# Where a client, never a browser, is on the other end: errors are JSON error objects, not pages.
+JSON_ERROR_PATHS = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke",
+                              "/.well-known/oauth-authorization-server"})
+JSON_ERROR_PREFIX = "/api/"
+
+
+def wants_json(request: HttpRequest) -> bool:
+    path = request.path_info
+    return path in JSON_ERROR_PATHS or path.startswith(JSON_ERROR_PREFIX)
+
+
+def json_error(status: int, error: str, description: str, **headers: str) -> HttpResponse:
+    """An RFC 6749 §5.2 error object, never cached (§5.1)."""
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def allow_methods(view: Callable[..., HttpResponse], *methods: str,
+                  browser: bool = False) -> Callable[..., HttpResponse]:
+    """``view`` answering only ``methods``; any other gets ``405`` with ``Allow`` (RFC 9110 §15.5.6).
+
+    The method is decided first, before the CSRF check: a PUT to a form endpoint is a method the
+    endpoint does not have (405), not a forged form (403). A ``browser`` endpoint then gets its
+    CSRF check from ``csrf_protect`` (the same check the middleware would make); the others are
+    machine endpoints, which take credentials in the request and answer errors as JSON.
+
+    ``OPTIONS`` is one of those other methods, on every endpoint alike, as on the management API
+    (authserver.api_auth): the metadata document (RFC 8414) and the OpenAPI schema describe the
+    endpoints, and no endpoint takes cross-origin requests that would need a CORS preflight.
+    """
+    allow = ", ".join(methods)
+    inner = csrf_protect(view) if browser else view
+
+    @functools.wraps(view)
+    def endpoint(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method in methods:
+            return inner(request, *args, **kwargs)
+        if browser:
+            response: HttpResponse = HttpResponseNotAllowed(methods)
+        else:
+            response = json_error(405, "invalid_request", f"Method not allowed; use {' or '.join(methods)}.")
+        response["Allow"] = allow
+        response["Cache-Control"] = "no-store"
+        return response
+
+    endpoint.csrf_exempt = True  # type: ignore[attr-defined]  # checked inside, after the method
+    return endpoint
+
+
+# The URL map's error handlers (authserver.urls): JSON on machine endpoints, Django's pages elsewhere.
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not wants_json(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        # RFC 9110 §15.5.14 (DATA_UPLOAD_MAX_MEMORY_SIZE); Django itself answers a bare 400.
+        return json_error(413, "invalid_request", "The request body is too large.")
+    # Too many fields (DATA_UPLOAD_MAX_NUMBER_FIELDS), a disallowed host, a malformed body.
+    return json_error(400, "invalid_request", "The request is malformed.")
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not wants_json(request):
+        return defaults.permission_denied(request, exception)
+    return json_error(403, "access_denied", "The request is not allowed.")
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if not wants_json(request):
+        return defaults.page_not_found(request, exception)
+    return json_error(404, "invalid_request", "No such endpoint.")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if not wants_json(request):
+        return defaults.server_error(request)
+    return json_error(500, "server_error", "The server could not answer the request.")

@@ -1,24 +1,32 @@
 """URL map. OAuth endpoints live under the ``oauth2_provider`` namespace so DOT's metadata view
-and redirects resolve them; the admin lives at an unguessable path (settings.ADMIN_PATH)."""
+and redirects resolve them; the admin lives at an unguessable path (settings.ADMIN_PATH).
+
+Each OAuth endpoint takes only its methods, decided before anything else (authserver.handlers:
+``allow_methods``), and the error handlers below answer JSON on the machine endpoints."""
 
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from authserver import health
+from authserver import handlers, health
 from authserver.introspection import endpoint as introspection_endpoint
 from authserver.oauth import views as oauth_views
 from authserver.observability.views import metrics_view
 
+allow = handlers.allow_methods
+
 oauth_patterns = (
     [
-        path("oauth/authorize", oauth_views.AuthorizationView.as_view(), name="authorize"),
-        path("oauth/token", oauth_views.TokenView.as_view(), name="token"),
-        path("oauth/revoke", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
-        path("oauth/introspect", introspection_endpoint.introspect, name="introspect"),
+        # RFC 6749 §3.1: GET and (for the consent form) POST.
+        path("oauth/authorize", allow(oauth_views.AuthorizationView.as_view(), "GET", "HEAD", "POST", browser=True),
+             name="authorize"),
+        # POST only: RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1.
+        path("oauth/token", allow(oauth_views.TokenView.as_view(), "POST"), name="token"),
+        path("oauth/revoke", allow(oauth_views.RevokeTokenView.as_view(), "POST"), name="revoke-token"),
+        path("oauth/introspect", allow(introspection_endpoint.introspect, "POST"), name="introspect"),
         path(
             ".well-known/oauth-authorization-server",
-            oauth_views.ServerMetadataView.as_view(),
+            allow(oauth_views.ServerMetadataView.as_view(), "GET", "HEAD"),  # RFC 8414 §3
             name="oauth-server-metadata",
         ),
     ],
@@ -35,3 +43,10 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),  # a 404 unless AUTHSERVER_METRICS_TOKEN is presented
     path(f"{settings.ADMIN_PATH}/", admin.site.urls),
 ]
+
+# Django's own 400 (oversized body, too many fields, bad host), 403, 404 and 500: JSON error objects
+# on the machine endpoints (authserver.handlers), Django's pages elsewhere.
+handler400 = handlers.bad_request
+handler403 = handlers.permission_denied
+handler404 = handlers.page_not_found
+handler500 = handlers.server_error

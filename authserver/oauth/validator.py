@@ -36,6 +36,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import code_challeng
 from authserver import credentials, revocation
 from authserver.audit.services import audit_record
 from authserver.netaddr import client_address
+from authserver.oauth.authorization_request import check_authorization_request
 from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
 from authserver.oauth.usability import before_client_cutoff
 
@@ -120,15 +121,10 @@ class AuthServerValidator(OAuth2Validator):
     def save_authorization_code(
         self, client_id: str, code: dict[str, Any], request: Any, *args: Any, **kwargs: Any
     ) -> None:
-        # RFC 8707 §2: a resource the client is not registered for is refused here, before a code
-        # exists, rather than only at the token endpoint.
-        allowed = set(request.client.allowed_audiences or [])
-        if any(resource not in allowed for resource in (getattr(request, "resource", None) or [])):
-            raise errors.CustomOAuth2Error(
-                error="invalid_target",
-                request=request,
-                description="The requested resource is not allowed for this client.",
-            )
+        # Checked again here: the consent form's hidden fields (challenge, method, resources) may
+        # have been changed since the request was checked before consent.
+        resources = getattr(request, "resource", None) or []
+        check_authorization_request(request, resources=resources.split() if isinstance(resources, str) else resources)
         # oauthlib generates its own code; ours replaces it in the same dict, which oauthlib then
         # puts in the redirect, so the client receives a code in our format.
         code["code"] = credentials.generate_authorization_code()

@@ -3,7 +3,10 @@
 * ``TokenView``: one transaction per exchange, so a code replay detected mid-exchange and the
   tokens of the winning exchange are decided atomically.
 * ``AuthorizationView``: consent is remembered only when the client is registered for it (DOT
-  lets the *client* ask for ``approval_prompt=auto``; we do not).
+  lets the *client* ask for ``approval_prompt=auto``; we do not); the whole request is validated
+  before the user is asked (authserver.oauth.authorization_request); a consent
+  form that comes back unusable gets a 400 page, never a redirect to a URI nobody verified.
+* ``TokenView`` and ``RevokeTokenView``: a 401 challenges with ``Basic`` (RFC 6749 §5.2).
 Introspection (RFC 7662) is its own package: authserver.introspection.
 * ``ServerMetadataView``: RFC 8414 with what we really accept.
 """
@@ -22,14 +25,17 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot_views
+from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import get_application_model
 from oauth2_provider.signals import app_authorized
+from oauthlib.oauth2.rfc6749 import errors
 
 from authserver import events
 from authserver.audit.context import actor_label, request_personal
 from authserver.audit.services import audit_record
 from authserver.http import NO_STORE
 from authserver.netaddr import client_address, client_network
+from authserver.oauth.authorization_request import check_authorization_request
 from authserver.oauth.clientauth import basic_credentials
 from authserver.ratelimit.failures import failure_budget_check, failure_record
 from authserver.ratelimit.limiter import RateLimited, collect_into, collect_start, enforce, note
@@ -41,6 +47,11 @@ log = logging.getLogger("authserver.oauth")
 # refresh_token, subject_token, token, client_secret): none may appear in an error report.
 _hide_all_post = method_decorator(sensitive_post_parameters())
 
+# RFC 6749 §5.2: a 401 from the token endpoint MUST carry a challenge "matching the authentication
+# scheme used by the client"; oauthlib sends RFC 6750's Bearer challenge. Basic is the only HTTP
+# authentication scheme these endpoints take (a client that sent its secret in the body gets the
+# same challenge: it names the scheme it may use).
+CLIENT_CHALLENGE = 'Basic realm="oauth"'
 
 def _claimed_client_id(request: HttpRequest) -> str | None:
     """The client id a request names (HTTP Basic, else the form; RFC 6749 §2.3.1), unverified."""
@@ -66,7 +77,24 @@ def _client_authenticated(request: HttpRequest, network: str, respond: Callable[
     return response
 
 
-class TokenView(dot_views.TokenView):
+class BasicChallenge:
+    """A 401 from oauthlib answered with the Basic challenge (token and revocation endpoints)."""
+
+    @staticmethod
+    def _challenge(answer: tuple[Any, dict[str, str], Any, int]) -> tuple[Any, dict[str, str], Any, int]:
+        url, headers, body, status = answer
+        if status == 401:
+            headers = {**headers, "WWW-Authenticate": CLIENT_CHALLENGE}
+        return url, headers, body, status
+
+    def create_token_response(self, request: HttpRequest) -> tuple[Any, dict[str, str], Any, int]:
+        return self._challenge(super().create_token_response(request))  # type: ignore[misc]
+
+    def create_revocation_response(self, request: HttpRequest) -> tuple[Any, dict[str, str], Any, int]:
+        return self._challenge(super().create_revocation_response(request))  # type: ignore[misc]
+
+
+class TokenView(BasicChallenge, dot_views.TokenView):
     @_hide_all_post
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         # Limits before any work: per network, then the budgets of failed client authentication
@@ -106,7 +134,7 @@ class TokenView(dot_views.TokenView):
         return response
 
 
-class RevokeTokenView(dot_views.RevokeTokenView):
+class RevokeTokenView(BasicChallenge, dot_views.RevokeTokenView):
     @_hide_all_post
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         network = client_network(client_address(request.META))
@@ -121,6 +149,9 @@ class RevokeTokenView(dot_views.RevokeTokenView):
 
 class AuthorizationView(dot_views.AuthorizationView):
     template_name = "oauth/authorize.html"
+    # FormView would take PUT as a POST; the endpoint has GET and POST (RFC 6749 §3.1). The URL map
+    # answers other methods with 405 before CSRF (authserver.handlers.allow_methods).
+    http_method_names = ["get", "head", "post", "options"]
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         client_id = request.GET.get("client_id", "")
@@ -131,8 +162,31 @@ class AuthorizationView(dot_views.AuthorizationView):
         request.GET = query  # type: ignore[assignment]
         return cast(HttpResponse, super().get(request, *args, **kwargs))
 
+    def validate_authorization_request(self, request: HttpRequest) -> tuple[Any, dict[str, Any]]:
+        # RFC 6749 §4.1.2.1: oauthlib has verified the client and the redirect URI; what it leaves
+        # to code creation (the PKCE challenge's form, the resources) is checked here, before the
+        # user is asked, and an error goes to that verified redirect URI.
+        scopes, credentials = super().validate_authorization_request(request)
+        try:
+            check_authorization_request(credentials["request"], resources=request.GET.getlist("resource"))
+        except errors.OAuth2Error as error:
+            raise OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]) from error
+        return scopes, credentials
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        # The hidden fields came back unusable (missing, NUL characters): nothing in them, the
+        # redirect URI included, can be trusted, so no redirect (RFC 6749 §4.1.2.1): a 400 page.
+        return self._refuse_form("The authorization form came back incomplete or malformed.")
+
+    def _refuse_form(self, description: str) -> HttpResponse:
+        error = errors.InvalidRequestError(description=description)
+        return cast(HttpResponse, self.render_to_response({"error": error}, status=400))
+
     def form_valid(self, form: Any) -> HttpResponse:
         note(self.request, enforce("consent.user", str(self.request.user.pk)))
+        # DOT looks the client up with .get(): an unknown client_id in the form was a 500.
+        if not get_application_model().objects.filter(client_id=form.cleaned_data["client_id"]).exists():
+            return self._refuse_form("The authorization form names no registered client.")
         response: HttpResponse = super().form_valid(form)
         allowed = bool(form.cleaned_data.get("allow"))
         audit_record(event="consent.granted" if allowed else "consent.denied", actor=actor_label(self.request.user),
@@ -148,6 +202,11 @@ class AuthorizationView(dot_views.AuthorizationView):
         # with an already verified redirect URI, which can carry no fragment.
         if "iss" not in parse_qs(urlsplit(redirect_to).query, keep_blank_values=True):
             redirect_to += ("&" if "?" in redirect_to else "?") + urlencode({"iss": settings.ISSUER})
+        if application is None:
+            # DOT passes no client for errors found while validating the request; its schemes
+            # (a loopback http URI for a native client, RFC 8252 §7.3) are the client's own.
+            client_id = self.request.GET.get("client_id") or self.request.POST.get("client_id") or ""
+            application = get_application_model().objects.filter(client_id=client_id).first()
         return cast(HttpResponse, super().redirect(redirect_to, application))
 
 

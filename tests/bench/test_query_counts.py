@@ -82,7 +82,7 @@ def test_malformed_tokens_and_keys_cost_zero_queries(client, resource_server, ga
     _warm(client, resource_server)
     with CaptureQueriesContext(connection) as queries:
         response = introspect(client, *resource_server, garbage)
-    assert response.status_code in (200, 400)
+    assert response.status_code in (200, 400, 413)  # 413: over DATA_UPLOAD_MAX_MEMORY_SIZE
     if response.status_code == 200:
         assert response.json() == {"active": False}
     assert len(queries) == 0, queries.captured_queries

@@ -179,14 +179,15 @@ def test_missing_or_empty_token_is_a_malformed_request(ctx, data):
 
 
 def test_one_megabyte_token_is_refused_before_any_work(ctx, django_assert_max_num_queries):
-    """The 64 KiB request-body limit (DATA_UPLOAD_MAX_MEMORY_SIZE) stops it: a 400, never a 500,
+    """The 64 KiB request-body limit (DATA_UPLOAD_MAX_MEMORY_SIZE) stops it: a JSON 413, never a 500,
     never an answer about a token."""
     rs, rs_secret = ctx["rs"], ctx["rs_secret"]
     with django_assert_max_num_queries(1):  # at most the resource-server lookup
         response = ctx["client"].post(
             INTROSPECT_URL, {"token": "at_" + "A" * (1024 * 1024)}, HTTP_AUTHORIZATION=basic_auth(rs.client_id, rs_secret)
         )
-    assert response.status_code == 400
+    assert response.status_code == 413
+    assert response.json()["error"] == "invalid_request"
     assert b"active" not in response.content
 
 

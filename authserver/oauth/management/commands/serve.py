@@ -46,6 +46,10 @@ READY_TIMEOUT = 15.0  # after the web process answers, for /readyz to turn 200
 WORKER_READY_TIMEOUT = 60.0
 
 
+# granian's own defaults let about 400 KiB of request line and headers (16 MiB over HTTP/2) through.
+HEADER_LIMIT = 64 * 1024
+
+
 class Command(BaseCommand):
     help = (
         "Run authserver: migrate, first-run setup (superuser, self-signed TLS certificate), then "
@@ -256,6 +260,9 @@ class Command(BaseCommand):
             # JSON lines like the application's; no access log (the application writes one).
             "--log-config", str(SERVER_LOG_CONFIG),
             "--no-access-log",
+            # Request line and headers capped at 64 KiB, as the body is (DATA_UPLOAD_MAX_MEMORY_SIZE):
+            # above it granian answers 414/431 itself (empty bodies; not ours to shape).
+            "--http1-buffer-size", str(HEADER_LIMIT), "--http2-max-headers-size", str(HEADER_LIMIT),
         ]  # fmt: skip
         if cert_path and key_path:
             # TLS 1.2 too (granian's default minimum is 1.3): serve is also what browsers and older
