@@ -39,7 +39,20 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
-class JsonCommand(BaseCommand):
+class DependencyCommand(BaseCommand):
+    """A management command that answers a dependency down (the database, read-only or unreachable;
+    Redis; a full disk) with one JSON line on stderr and exit status 1, never a traceback."""
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute(*args, **options)
+        except UNAVAILABLE as exc:
+            # The detail is chosen here, not the exception's text (which may name hosts, paths or statements).
+            sys.stderr.write(json.dumps({"error": "unavailable", "detail": unavailable_detail(exc)}) + "\n")
+            sys.exit(1)
+
+
+class JsonCommand(DependencyCommand):
     """A management command whose result is one JSON object on stdout."""
 
     def emit(self, payload: dict[str, Any]) -> None:
@@ -58,11 +71,6 @@ class JsonCommand(BaseCommand):
             self.fail(str(exc))
         except ValidationError as exc:
             self.fail("; ".join(exc.messages))
-        except UNAVAILABLE as exc:
-            # A dependency is down: one JSON line, never a traceback. The detail is chosen here,
-            # not the exception's text (which may name hosts, paths or statements).
-            sys.stderr.write(json.dumps({"error": "unavailable", "detail": unavailable_detail(exc)}) + "\n")
-            sys.exit(1)
 
 
 UNAVAILABLE: tuple[type[BaseException], ...] = (

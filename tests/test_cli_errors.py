@@ -38,3 +38,19 @@ def test_a_dependency_down_is_one_json_line(monkeypatch, capsys, error, detail):
     assert len(lines) == 1, err
     assert json.loads(lines[0]) == {"error": "unavailable", "detail": detail}
     assert "Traceback" not in err and "6379" not in err and "INSERT" not in err
+
+
+@pytest.mark.parametrize(("error", "detail"), CASES)
+def test_the_key_store_commands_answer_a_dependency_down_the_same_way(monkeypatch, capsys, error, detail):
+    """``keys``, ``backup`` and ``restore`` print their own (non-JSON) results, but a dependency down
+    is the same one JSON line as every other command's."""
+
+    def down(*_, **__):
+        raise error
+
+    monkeypatch.setattr("authserver.crypto.rotation.status", down)
+    with pytest.raises(SystemExit) as exited:
+        call_command("keys", "status")
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert [json.loads(line) for line in err.strip().splitlines()] == [{"error": "unavailable", "detail": detail}]

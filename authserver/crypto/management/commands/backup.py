@@ -8,13 +8,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 
+from authserver.cli import DependencyCommand
 from authserver.crypto import backup, envelope
 
 
-class Command(BaseCommand):
+class Command(DependencyCommand):
     help = ("Write an encrypted, authenticated archive of the database (pg_dump or the SQLite backup API), "
             "streamed in chunks. Restoring it needs this installation's key store; the archive holds no key.")
 

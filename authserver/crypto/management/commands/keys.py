@@ -6,13 +6,14 @@ import json
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
+from authserver.cli import DependencyCommand
 from authserver.crypto import envelope, rotation
 
 
-class Command(BaseCommand):
+class Command(DependencyCommand):
     help = "Key-encryption keys: status (JSON), rotate, retire VERSION, check."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -9,14 +9,15 @@ from typing import Any
 import dj_database_url
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 
+from authserver.cli import DependencyCommand
 from authserver.crypto import backup, envelope
 from authserver.crypto.backends import get_keystore
 
 
-class Command(BaseCommand):
+class Command(DependencyCommand):
     help = ("Restore a backup archive into an EMPTY database (the configured one, or --database-url). The "
             "whole archive is decrypted and verified first: a truncated or modified archive restores nothing.")
 
