@@ -226,6 +226,12 @@ class AuthServerConfig:
     # transaction-pooling PgBouncer older than 1.21.
     db_prepared_statements: bool = var("AUTHSERVER_DB_PREPARED_STATEMENTS", True, _bool,
                                        flat="DB_PREPARED_STATEMENTS")
+    # Bounded waits (issue 12): how long a statement may wait for a lock, and run, before it fails and
+    # the request answers 503 temporarily_unavailable instead of hanging. PostgreSQL: the session's
+    # lock_timeout and statement_timeout; SQLite: the busy timeout (the lock wait only). 0: authserver
+    # sets none (PostgreSQL: the role's or database's own setting applies; SQLite: Python's 5 s).
+    db_lock_timeout: float = var("AUTHSERVER_DB_LOCK_TIMEOUT", 3.0, _float(), flat="DB_LOCK_TIMEOUT")
+    db_statement_timeout: float = var("AUTHSERVER_DB_STATEMENT_TIMEOUT", 10.0, _float(), flat="DB_STATEMENT_TIMEOUT")
     celery_eager: bool = var("AUTHSERVER_CELERY_EAGER", False, _bool)
     # The admin lives at an unguessable path (docs/decisions/0009); "" means generated in the data dir.
     admin_path: str = var("AUTHSERVER_ADMIN_PATH", "", lambda _, raw: raw.strip("/"))
