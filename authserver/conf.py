@@ -222,7 +222,7 @@ class AuthServerConfig:
     csrf_trusted_origins: tuple[str, ...] = var("AUTHSERVER_CSRF_TRUSTED_ORIGINS", (), _list)  # (): the issuer
     database_url: str = var("DATABASE_URL", "", flat="DATABASE_URL", secret=True, required_in_production=True)
     redis_url: str = var("REDIS_URL", "", flat="REDIS_URL", secret=True, required_in_production=True)
-    # The hot lookups run as prepared statements on PostgreSQL (authserver/db.py). Off behind a
+    # The hot lookups run as prepared statements on PostgreSQL (authserver/db/__init__.py). Off behind a
     # transaction-pooling PgBouncer older than 1.21.
     db_prepared_statements: bool = var("AUTHSERVER_DB_PREPARED_STATEMENTS", True, _bool,
                                        flat="DB_PREPARED_STATEMENTS")
