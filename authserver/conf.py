@@ -222,10 +222,16 @@ class AuthServerConfig:
     csrf_trusted_origins: tuple[str, ...] = var("AUTHSERVER_CSRF_TRUSTED_ORIGINS", (), _list)  # (): the issuer
     database_url: str = var("DATABASE_URL", "", flat="DATABASE_URL", secret=True, required_in_production=True)
     redis_url: str = var("REDIS_URL", "", flat="REDIS_URL", secret=True, required_in_production=True)
-    # The hot lookups run as prepared statements on PostgreSQL (authserver/db.py). Off behind a
+    # The hot lookups run as prepared statements on PostgreSQL (authserver/db/__init__.py). Off behind a
     # transaction-pooling PgBouncer older than 1.21.
     db_prepared_statements: bool = var("AUTHSERVER_DB_PREPARED_STATEMENTS", True, _bool,
                                        flat="DB_PREPARED_STATEMENTS")
+    # Bounded waits (issue 12): how long a statement may wait for a lock, and run, before it fails and
+    # the request answers 503 temporarily_unavailable instead of hanging. PostgreSQL: the session's
+    # lock_timeout and statement_timeout; SQLite: the busy timeout (the lock wait only). 0: authserver
+    # sets none (PostgreSQL: the role's or database's own setting applies; SQLite: Python's 5 s).
+    db_lock_timeout: float = var("AUTHSERVER_DB_LOCK_TIMEOUT", 3.0, _float(), flat="DB_LOCK_TIMEOUT")
+    db_statement_timeout: float = var("AUTHSERVER_DB_STATEMENT_TIMEOUT", 10.0, _float(), flat="DB_STATEMENT_TIMEOUT")
     celery_eager: bool = var("AUTHSERVER_CELERY_EAGER", False, _bool)
     # The admin lives at an unguessable path (docs/decisions/0009); "" means generated in the data dir.
     admin_path: str = var("AUTHSERVER_ADMIN_PATH", "", lambda _, raw: raw.strip("/"))

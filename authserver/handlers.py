@@ -17,10 +17,15 @@ responses are byte-for-byte what the full stack sends (tests/bench/test_machine_
 Persistent connections are health-checked (``SELECT 1``) by Django at the first query of every
 request, a second round trip on a path that needs one. Here the check is skipped while the
 connection served a request that queried it without a database error less than
-``HEALTH_CHECK_WINDOW`` seconds ago; an idle connection is still checked. If the server went away
-inside that window the request
-fails closed (503) and Django discards the connection at the end of the request, as it does for
-any database error.
+``HEALTH_CHECK_WINDOW`` seconds ago and the server has not hung up on it (a non-blocking look at
+the socket); an idle connection is still checked. If the server went away inside that window
+anyway, the request's first statement is retried once on a fresh connection when nothing can have
+happened yet (a ``SELECT`` outside any transaction: :mod:`authserver.db.postgresql`); otherwise the
+request fails closed (503) and the connection is discarded at the end of the request.
+
+A database error of any kind (a lock or statement timeout included: ``AUTHSERVER_DB_LOCK_TIMEOUT``,
+``AUTHSERVER_DB_STATEMENT_TIMEOUT``) is a dependency failure: 503 with ``Retry-After``, never a
+hang and never a 500.
 
 Both stacks give every request an id (``X-Request-ID``: the caller's if it is short and of a safe
 charset, else a fresh one), send it back in the response, and time the request: one
@@ -46,6 +51,7 @@ import functools
 import logging
 import os
 import re
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -144,9 +150,16 @@ class MachineHandler(ServedHandler):
         if baseline_enabled():
             request.urlconf = "bench.baseline_urls"
         # health_check_done: Django's (5.1+, CONN_HEALTH_CHECKS); django-stubs lack the attribute.
-        if (connection.connection is not None and not connection.health_check_done  # type: ignore[attr-defined]
-                and time.monotonic() - getattr(_recent, "ok_at", -1e9) < HEALTH_CHECK_WINDOW):
+        raw = connection.connection
+        skip = (raw is not None and not connection.health_check_done  # type: ignore[attr-defined]
+                and time.monotonic() - getattr(_recent, "ok_at", -1e9) < HEALTH_CHECK_WINDOW
+                and not _peer_closed(raw))
+        if skip:
             connection.health_check_done = True  # type: ignore[attr-defined]
+        # Unchecked, the request's first statement may find the server gone after all (it restarted
+        # after the look above): authserver.db.postgresql then runs it once more on a fresh
+        # connection, if nothing can have happened yet.
+        connection.retry_first_statement = skip  # type: ignore[attr-defined]
         queried: list[bool] = []
 
         def note_query(execute: Any, sql: Any, params: Any, many: Any, context: Any) -> Any:
@@ -160,6 +173,23 @@ class MachineHandler(ServedHandler):
         if queried and connection.connection is not None and not connection.errors_occurred:
             _recent.ok_at = time.monotonic()
         return response
+
+
+def _peer_closed(raw: Any) -> bool:
+    """Has the server hung up on this idle connection (a restart, a terminated backend)?
+
+    An idle connection has nothing to read unless the server sent its last words (a FATAL notice)
+    and closed the socket: a non-blocking look, no round trip. Anything odd counts as closed, and
+    Django's health check (``SELECT 1``) then decides.
+    """
+    fileno = getattr(raw, "fileno", None)
+    if fileno is None:
+        return False  # SQLite: a file, no server to go away
+    try:
+        readable, _, _ = select.select([fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 class Dispatcher:

@@ -27,6 +27,8 @@ ISSUER = config.issuer
 DATABASE_URL = config.database_url
 REDIS_URL = config.redis_url
 DB_PREPARED_STATEMENTS = config.db_prepared_statements
+DB_LOCK_TIMEOUT = config.db_lock_timeout
+DB_STATEMENT_TIMEOUT = config.db_statement_timeout
 RATE_LIMITS = dict(config.rate_limits)
 TRUSTED_PROXIES = list(config.trusted_proxies)
 ACCESS_TOKEN_DEFAULT_SECONDS = config.tokens.access_default_seconds
@@ -149,9 +151,21 @@ TEMPLATES = [
 if config.database_url:
     # Persistent connections with health checks: a connection per request would double the cost
     # of introspection (docs/architecture.md, hot paths).
+    # authserver.db.postgresql: Django's backend, discarding a connection whose session failed (read
+    # only, terminated) at once and retrying a request's first SELECT once on a dead connection.
     DATABASES = {
-        "default": dj_database_url.parse(config.database_url, conn_max_age=600, conn_health_checks=True)
+        "default": dj_database_url.parse(config.database_url, engine="authserver.db.postgresql",
+                                         conn_max_age=600, conn_health_checks=True)
     }
+    # Bounded waits on every session, set at connection start (no extra round trip); the release
+    # step's migrations lift them for their own session (authserver.db.unbounded_waits).
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = " ".join(filter(None, [_options.get("options", "")] + [
+        f"-c {name}={max(1, round(seconds * 1000))}ms"
+        for name, seconds in (("lock_timeout", config.db_lock_timeout),
+                              ("statement_timeout", config.db_statement_timeout)) if seconds]))
+    if not _options["options"]:
+        del _options["options"]
     # One test database per test process, so concurrent runs on one server never collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
@@ -163,7 +177,9 @@ else:
                 # IMMEDIATE transactions take the write lock up front, so concurrent web and
                 # worker processes queue instead of failing with "database is locked".
                 "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
+                # The busy timeout: how long a statement waits for another process's write lock
+                # before "database is locked" (503).
+                "timeout": config.db_lock_timeout or 5.0,
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
             "CONN_MAX_AGE": 600,

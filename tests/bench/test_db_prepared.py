@@ -1,4 +1,4 @@
-"""The hot lookups' fixed statements (authserver/db.py) answer exactly what the ORM answers,
+"""The hot lookups' fixed statements (authserver/db/__init__.py) answer exactly what the ORM answers,
 and on PostgreSQL run as prepared statements."""
 
 from __future__ import annotations

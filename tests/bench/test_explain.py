@@ -45,7 +45,7 @@ def _assert_index_lookup(plan: str, table: str) -> None:
                              or "USING COVERING INDEX" in line for line in lines), plan
 
 
-# The statements the hot paths run (authserver/db.py), planned as prepared statements are.
+# The statements the hot paths run (authserver/db/__init__.py), planned as prepared statements are.
 def test_access_token_lookup_is_an_index_scan(big_token_table):
     assert AccessToken.objects.count() >= ROWS
     _assert_index_lookup(selectors._ACCESS_TOKEN.explain(credentials.digest("bench-explain-7")), "oauth_accesstoken")

@@ -26,6 +26,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
 
+from authserver.db import unbounded_waits
+
 # A fixed 64-bit key every replica agrees on: b"authmigr" read as a big-endian integer.
 MIGRATION_LOCK_KEY = int.from_bytes(b"authmigr", "big")
 
@@ -76,7 +78,9 @@ class Command(BaseCommand):
         alias = options["database"]
         verbosity = options["verbosity"]
         with migration_lock(alias, wait=options["wait"], say=self.stdout.write):
-            call_command("migrate", database=alias, interactive=False, verbosity=verbosity, stdout=self.stdout)
+            with unbounded_waits(alias):  # a long migration is no request: no lock or statement timeout
+                call_command("migrate", database=alias, interactive=False, verbosity=verbosity,
+                             stdout=self.stdout)
             try:
                 store = keystore_ready()
             except ImproperlyConfigured as exc:

@@ -29,6 +29,7 @@ from django.db import connections
 
 from authserver import conf_files
 from authserver.datadir import BASE_DIR
+from authserver.db import unbounded_waits
 from authserver.serve import net, tls
 from authserver.serve.supervisor import (
     SERVER_LOG_CONFIG,
@@ -92,7 +93,8 @@ class Command(BaseCommand):
         run_dir.mkdir(mode=0o700, exist_ok=True)
         lock = self._lock(run_dir / "serve.lock")  # held (open) until serve exits
 
-        call_command("migrate", interactive=False, verbosity=max(0, verbosity - 1))
+        with unbounded_waits():  # a long migration is no request: no lock or statement timeout
+            call_command("migrate", interactive=False, verbosity=max(0, verbosity - 1))
         self.say("Database migrated.")
         self._check_key_store()
         embedded_broker = str(settings.CELERY_BROKER_URL).startswith("filesystem://")

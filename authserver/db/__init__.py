@@ -10,6 +10,12 @@ closed with 503; execute wrappers and query logging still see it, so tests count
 PostgreSQL the cursor binds server side and prepares the statement: it is parsed and planned once
 per connection.
 
+Bounded waits: every PostgreSQL session starts with ``lock_timeout`` and ``statement_timeout``
+(``AUTHSERVER_DB_LOCK_TIMEOUT``, ``AUTHSERVER_DB_STATEMENT_TIMEOUT``; authserver/settings.py), so
+a held lock or a runaway query fails the request with 503 instead of hanging it.
+:func:`unbounded_waits` lifts them for one session where a long wait is the job (migrations).
+The backend itself (discarding and retrying bad connections) is :mod:`authserver.db.postgresql`.
+
 Prepared statements belong to a database session: behind a transaction-pooling PgBouncer older
 than 1.21, set ``AUTHSERVER_DB_PREPARED_STATEMENTS=0`` (the statements are then sent unprepared).
 """
@@ -17,7 +23,8 @@ than 1.21, set ``AUTHSERVER_DB_PREPARED_STATEMENTS=0`` (the statements are then 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -147,3 +154,27 @@ class PreparedLookup:
         """Forget compiled SQL (tests that swap database settings)."""
         with self._lock:
             self._compiled.clear()
+
+
+@contextmanager
+def unbounded_waits(alias: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Run without the bounded waits on this thread's session (PostgreSQL; a no-op on SQLite).
+
+    For migrations: rewriting a large table may take longer than a request may, and a migration
+    that gives up half-way through a release helps nobody. ``RESET`` at the end returns the session
+    to the bounds it started with.
+    """
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = 0")
+        cursor.execute("SET statement_timeout = 0")
+    try:
+        yield
+    finally:
+        if connection.connection is not None and not connection.in_atomic_block:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+                cursor.execute("RESET statement_timeout")

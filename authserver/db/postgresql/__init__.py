@@ -1,0 +1,1 @@
+"""The PostgreSQL backend authserver runs on (``ENGINE = "authserver.db.postgresql"``): see :mod:`.base`."""
