@@ -131,6 +131,11 @@ class JobConfig:
                                              flat="CRYPTO_ROTATION_BATCH_PAUSE")
     crypto_rotation_stale_seconds: float = var("AUTHSERVER_CRYPTO_ROTATION_STALE_SECONDS", 60.0, _float(),
                                                flat="CRYPTO_ROTATION_STALE_SECONDS")
+    # Beat runs the audit sealer this often (authserver/audit/sealer.py); audit verify fails once an
+    # event has waited longer than the max age (the sealer is not running).
+    audit_seal_interval: int = var("AUTHSERVER_AUDIT_SEAL_INTERVAL", 2, _int(1), flat="AUDIT_SEAL_INTERVAL")
+    audit_unsealed_max_age: float = var("AUTHSERVER_AUDIT_UNSEALED_MAX_AGE", 60.0, _float(),
+                                        flat="AUDIT_UNSEALED_MAX_AGE")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -57,6 +57,8 @@ COMPROMISE_STALE_SECONDS = config.jobs.compromise_stale_seconds
 CRYPTO_ROTATION_BATCH_SIZE = config.jobs.crypto_rotation_batch_size
 CRYPTO_ROTATION_BATCH_PAUSE = config.jobs.crypto_rotation_batch_pause
 CRYPTO_ROTATION_STALE_SECONDS = config.jobs.crypto_rotation_stale_seconds
+AUDIT_SEAL_INTERVAL = config.jobs.audit_seal_interval
+AUDIT_UNSEALED_MAX_AGE = config.jobs.audit_unsealed_max_age
 ANOMALY_WINDOW_MINUTES = config.anomaly.window_minutes
 ANOMALY_WARMUP_MINUTES = config.anomaly.warmup_minutes
 ANOMALY_QUANTILE = config.anomaly.quantile
@@ -230,6 +232,16 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "authserver.beat:LockedDatabaseScheduler"
+# Entries here are written into the database schedule each time beat starts (the others are rows
+# from data migrations): the sealer's interval follows AUTHSERVER_AUDIT_SEAL_INTERVAL. A run that
+# waited longer than a few intervals is dropped: the next one seals everything anyway.
+CELERY_BEAT_SCHEDULE = {
+    "Audit trail: seal new events": {
+        "task": "audit.seal",
+        "schedule": float(AUDIT_SEAL_INTERVAL),
+        "options": {"expire_seconds": 5 * AUDIT_SEAL_INTERVAL},
+    },
+}
 CELERY_TIMEZONE = "UTC"
 # Tests of the embedded pass run tasks in-process unless a test starts a real worker.
 CELERY_TASK_ALWAYS_EAGER = config.celery_eager

@@ -157,20 +157,24 @@ def _check_networks(pairs: set[tuple[str, str]], *, now: datetime) -> int:
 def _check_refresh_reuse(*, now: datetime) -> int:
     """Turn the audit trail's ``token.refresh_reuse`` events into anomalies (once each)."""
     from authserver.audit.models import AuditEvent
+    from authserver.audit.sealer import audit_seal
 
+    audit_seal()  # usually a no-op (beat seals every few seconds); here so the scan sees events just committed
+    # The cursor follows the sealed order (seq): ids commit out of order, so an id cursor could
+    # pass an event whose transaction committed late (existing cursors were ids, and seq = id there).
     cursor = Cursor.objects.filter(name="refresh_reuse").first()
-    events = AuditEvent.objects.filter(event="token.refresh_reuse").order_by("id")
+    events = AuditEvent.objects.filter(event="token.refresh_reuse", seq__isnull=False).order_by("seq")
     if cursor is None:
         cursor = Cursor(name="refresh_reuse", value=0)
         events = events.filter(at__gte=now - timedelta(minutes=settings.ANOMALY_DEDUPE_MINUTES))
     fired = 0
-    for event in events.filter(id__gt=cursor.value).values("id", "at", "actor", "subject", "details")[:500]:
+    for event in events.filter(seq__gt=cursor.value).values("id", "seq", "at", "actor", "subject", "details")[:500]:
         actor = event["actor"] if event["actor"].startswith("client:") else ""
         anomaly_record(signal=Signal.REFRESH_REUSE, subject=actor or event["subject"],
                        minute=event["at"].replace(second=0, microsecond=0), now=now,
                        series=actor or "", evidence={"audit_event": event["id"], "user": event["subject"],
                                                      **event["details"]})
-        cursor.value = event["id"]
+        cursor.value = event["seq"] or 0  # never None: sealed events only
         fired += 1
     cursor.save()
     return fired

@@ -16,11 +16,12 @@ from authserver.audit.services import personal_data
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("id", "at", "event", "outcome", "actor", "subject")
+    list_display = ("id", "seq", "at", "event", "outcome", "actor", "subject")
     list_filter = ("event", "outcome")
     search_fields = ("event", "actor", "subject")
     date_hierarchy = "at"
-    readonly_fields = ("id", "at", "event", "outcome", "actor", "subject", "details_pretty", "personal_data", "chain")
+    readonly_fields = ("id", "at", "event", "outcome", "actor", "subject", "details_pretty", "personal_data",
+                       "seq", "chain")
     fields = readonly_fields
     actions = ["export_jsonl"]
     list_per_page = 100

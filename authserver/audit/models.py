@@ -1,10 +1,15 @@
 """The audit trail: an append-only, hash-chained record of every security event.
 
-Each event's ``chain`` is HMAC-SHA256(chain key, previous chain || canonical event), where the
-chain key is held by the key store, not the database. Someone who can write the database can
-delete or edit rows but cannot recompute a consistent chain, so ``manage.py audit verify`` names
-the first event that no longer fits. Personal data (addresses, user agents, usernames) is kept
-only in ``personal``, encrypted (authserver.crypto), never in the clear columns.
+Appending is a plain INSERT (no lock: issuing a token never waits on another one's audit write).
+The sealer (authserver.audit.sealer) chains the committed events afterwards, a few seconds later:
+it gives each the next ``seq`` (1, 2, 3, ... with no gap) and its ``chain``, HMAC-SHA256(chain
+key, previous chain || canonical event), in ``seq`` order; the chain key is held by the key
+store, not the database. Someone who can write the database can delete or edit rows but cannot
+recompute a consistent chain, so ``manage.py audit verify`` names the first event that no longer
+fits. Ids come from the database sequence and commit out of order (and a rolled-back
+transaction leaves a gap), so the chain's order is ``seq``, never ``id``. Personal data
+(addresses, user agents, usernames) is kept only in ``personal``, encrypted (authserver.crypto),
+never in the clear columns.
 """
 
 from __future__ import annotations
@@ -25,10 +30,14 @@ class AuditEvent(models.Model):
     subject = models.CharField(max_length=200, blank=True, db_index=True)
     details = models.JSONField(default=dict, blank=True)
     personal = models.BinaryField(null=True, blank=True, editable=False)
-    chain = models.CharField(max_length=64, editable=False)
+    # Both NULL until the sealer chains the event (seconds after it commits).
+    seq = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    chain = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]
+        # The sealer's work queue: only the few unsealed rows are in it.
+        indexes = [models.Index(fields=["id"], name="audit_unsealed_idx", condition=models.Q(seq__isnull=True))]
         permissions = [("view_personal_data", "Can see decrypted personal data in audit events")]
 
     def __str__(self) -> str:
@@ -44,8 +53,8 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """One row: the last event's id and chain value, locked by every writer (keeps the chain linear)."""
+    """One row: the last sealed event's ``seq`` and chain value, written only by the sealer."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    last_id = models.BigIntegerField(default=0)
+    last_seq = models.BigIntegerField(default=0)
     chain = models.CharField(max_length=64, default="")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.db.models import Count, Min
+from django.utils import timezone
 
 from authserver.audit.models import AuditChainHead, AuditEvent
 from authserver.audit.services import GENESIS, chain_value, event_fields, personal_data
@@ -17,56 +21,94 @@ class ChainProblem:
     problem: str
 
 
-def audit_verify(*, batch_size: int = 2000) -> tuple[int, list[ChainProblem]]:
-    """Walk the chain in id order; return (events checked, problems).
+@dataclass(frozen=True)
+class Unsealed:
+    """Events appended but not chained yet (the sealer runs every few seconds)."""
 
-    An edited event breaks its own chain value; a deleted one breaks its successor's link (and
-    leaves a gap in the ids); a reordered pair breaks both. Deleting the newest events is caught by
-    comparing with the chain head.
+    count: int
+    oldest_id: int | None
+    oldest_age_seconds: float | None
+
+
+class ChainReport(NamedTuple):
+    checked: int
+    problems: list[ChainProblem]
+    unsealed: Unsealed
+
+
+def audit_verify(*, batch_size: int = 2000, max_unsealed_age: float | None = None) -> ChainReport:
+    """Walk the sealed chain in ``seq`` order; report problems and the events not sealed yet.
+
+    An edited event breaks its own chain value; a deleted one leaves a gap in ``seq`` and breaks
+    its successor's link; a reordered pair (swapped ``seq`` or ids) breaks both. Deleting the
+    newest sealed events is caught by comparing with the chain head. Unsealed events are not in
+    the chain yet, so they can't be checked: they are counted, and they are a problem only once
+    the oldest is older than ``max_unsealed_age`` seconds (default
+    ``AUTHSERVER_AUDIT_UNSEALED_MAX_AGE``): the sealer is not running, or is stuck on an event.
     """
     problems: list[ChainProblem] = []
-    previous, expected_id, checked = GENESIS, 1, 0
-    last_seen = 0
+    previous, expected, checked = GENESIS, 1, 0
     while True:
-        batch = list(AuditEvent.objects.filter(id__gt=last_seen).order_by("id")[:batch_size])
-        if not batch:
-            break
+        batch = _sealed_from(expected, batch_size)
         for event in batch:
             checked += 1
-            if event.id != expected_id:
-                problems.append(ChainProblem(expected_id, f"events {expected_id}..{event.id - 1} are missing"))
-            try:
-                value = chain_value(previous, event)
-            except Exception:  # noqa: BLE001 - personal data that no longer decrypts was moved or edited
-                value = None
-            if value != event.chain:
-                problems.append(
-                    ChainProblem(
-                        event.id, "chain value does not match: edited, reordered, or its predecessor was removed"
-                    )
-                )
-            previous, expected_id, last_seen = event.chain, event.id + 1, event.id
-    head = AuditChainHead.objects.filter(pk=1).first()
-    if head is not None and (head.last_id != last_seen or head.chain != (previous if last_seen else head.chain)):
-        problems.append(
-            ChainProblem(
-                head.last_id,
-                f"chain head names event {head.last_id} but the trail ends at "
-                f"{last_seen}: newest events were removed or altered",
-            )
-        )
-    return checked, problems
+            seq = int(event.seq or 0)
+            if seq != expected:
+                problems.append(ChainProblem(event.id, f"sealed events {expected}..{seq - 1} (seq) are missing"))
+            if _chain_of(previous, event) != event.chain:
+                problems.append(ChainProblem(
+                    event.id, "chain value does not match: edited, reordered, or its predecessor was removed"))
+            previous, expected = event.chain or "", seq + 1
+        if batch:
+            continue
+        # Read after the walk: the sealer moves the head and the events in one transaction, so the
+        # head can only be at or past what was read; if it moved on meanwhile, walk the rest too.
+        head = AuditChainHead.objects.filter(pk=1).first()
+        last_seq, head_chain = (head.last_seq, head.chain) if head is not None else (0, "")
+        if last_seq >= expected and _sealed_from(expected, 1):
+            continue
+        if last_seq != expected - 1 or (last_seq and head_chain != previous):
+            problems.append(ChainProblem(
+                None, f"chain head names seq {last_seq} but the sealed trail ends at seq {expected - 1}: "
+                      "newest sealed events were removed or altered"))
+        break
+    unsealed = audit_unsealed()
+    limit = float(settings.AUDIT_UNSEALED_MAX_AGE) if max_unsealed_age is None else max_unsealed_age
+    if unsealed.oldest_age_seconds is not None and unsealed.oldest_age_seconds > limit:
+        problems.append(ChainProblem(
+            unsealed.oldest_id, f"{unsealed.count} events unsealed, the oldest for "
+                                f"{unsealed.oldest_age_seconds:.0f} s (more than {limit:g} s): is the sealer running?"))
+    return ChainReport(checked, problems, unsealed)
+
+
+def _sealed_from(seq: int, limit: int) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(seq__gte=seq).order_by("seq")[:limit])
+
+
+def _chain_of(previous: str, event: AuditEvent) -> str | None:
+    try:
+        return chain_value(previous, event)
+    except Exception:  # noqa: BLE001 - personal data that no longer decrypts was moved or edited
+        return None
+
+
+def audit_unsealed() -> Unsealed:
+    row = AuditEvent.objects.filter(seq__isnull=True).aggregate(count=Count("id"), oldest_id=Min("id"),
+                                                                oldest_at=Min("at"))
+    oldest_at = row["oldest_at"]
+    age = max(0.0, (timezone.now() - oldest_at).total_seconds()) if oldest_at is not None else None
+    return Unsealed(count=int(row["count"]), oldest_id=row["oldest_id"], oldest_age_seconds=age)
 
 
 def audit_export(*, with_personal: bool) -> Iterator[str]:
-    """One JSON object per line, oldest first."""
+    """One JSON object per line, in id order; ``seq`` and ``chain`` are null for unsealed events."""
     last = 0
     while True:
         batch = list(AuditEvent.objects.filter(id__gt=last).order_by("id")[:1000])
         if not batch:
             return
         for event in batch:
-            row: dict[str, Any] = {**event_fields(event), "chain": event.chain}
+            row: dict[str, Any] = {**event_fields(event), "seq": event.seq, "chain": event.chain}
             if with_personal:
                 row["personal"] = personal_data(event)
             yield json.dumps(row, sort_keys=True)

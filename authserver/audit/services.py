@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from typing import Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
 from authserver.audit import sealing
-from authserver.audit.models import AuditChainHead, AuditEvent
+from authserver.audit.models import AuditEvent
 
 GENESIS = "0" * 64
 
@@ -44,15 +45,22 @@ def chain_value(previous: str, event: AuditEvent, personal_plaintext: bytes | No
     return hmac.new(sealing.chain_key(), previous.encode() + b"|" + body, hashlib.sha256).hexdigest()
 
 
-_EVENT_COLUMNS = ("id", "at", "event", "outcome", "actor", "subject", "details", "personal", "chain")
+_EVENT_COLUMNS = ("id", "at", "event", "outcome", "actor", "subject", "details", "personal")
 
 
-_built: dict[str, tuple[str, str, str]] = {}
+@dataclass(frozen=True)
+class _Statements:
+    next_id: str | None  # PostgreSQL: draw the id first (the personal data's ciphertext is bound to it)
+    insert: str  # SQLite: INSERT ... RETURNING id, then bind the personal data with ``bind``
+    bind: str
 
 
-def _statements(connection: Any) -> tuple[str, str, str]:
-    """The three fixed statements of an append (lock and read the head, insert, move the head):
-    built once per database, so issuing a token doesn't compile three ORM queries for its audit event."""
+_built: dict[str, _Statements] = {}
+
+
+def _statements(connection: Any) -> _Statements:
+    """The fixed statements of an append, built once per database, so issuing a token doesn't
+    compile ORM queries for its audit event."""
     if connection.alias not in _built:
         _built[connection.alias] = _build_statements(connection)
     return _built[connection.alias]
@@ -63,26 +71,26 @@ def _event_fields() -> list[models.Field[Any, Any]]:
     return [cast("models.Field[Any, Any]", AuditEvent._meta.get_field(name)) for name in _EVENT_COLUMNS]
 
 
-def _build_statements(connection: Any) -> tuple[str, str, str]:
+def _build_statements(connection: Any) -> _Statements:
     ops = connection.ops
-    head, events = ops.quote_name(AuditChainHead._meta.db_table), ops.quote_name(AuditEvent._meta.db_table)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    columns = ", ".join(ops.quote_name(field.column) for field in _event_fields())
-    return (
-        f"SELECT last_id, chain FROM {head} WHERE id = 1{lock}",  # noqa: S608 - fixed identifiers
-        f"INSERT INTO {events} ({columns}) VALUES ({', '.join(['%s'] * len(_EVENT_COLUMNS))})",  # noqa: S608
-        f"UPDATE {head} SET last_id = %s, chain = %s WHERE id = 1",  # noqa: S608
+    table = AuditEvent._meta.db_table
+    events = ops.quote_name(table)
+    fields = _event_fields()
+    columns = ", ".join(ops.quote_name(field.column) for field in fields)
+    bind = f"UPDATE {events} SET personal = %s WHERE id = %s"  # noqa: S608 - fixed identifiers
+    if connection.vendor == "postgresql":
+        return _Statements(
+            next_id=f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))",
+            insert=f"INSERT INTO {events} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})",  # noqa: S608
+            bind=bind,
+        )
+    without_id = [field for field in fields if field.attname != "id"]
+    return _Statements(
+        next_id=None,
+        insert=(f"INSERT INTO {events} ({', '.join(ops.quote_name(f.column) for f in without_id)}) "  # noqa: S608
+                f"VALUES ({', '.join(['%s'] * len(without_id))}) RETURNING id"),
+        bind=bind,
     )
-
-
-def _locked_head(cursor: Any, select: str) -> tuple[int, str]:
-    cursor.execute(select)
-    row = cursor.fetchone()
-    if row is None:
-        AuditChainHead.objects.get_or_create(pk=1)
-        cursor.execute(select)
-        row = cursor.fetchone()
-    return int(row[0]), row[1] or ""
 
 
 def audit_record(
@@ -97,32 +105,41 @@ def audit_record(
     """Append one event. ``personal`` (addresses, user agents, usernames) is stored encrypted.
 
     Inside a caller's transaction no savepoint is taken: a failed audit write fails the whole
-    change, which is the point. The head row's lock keeps the chain linear across processes.
+    change, which is the point. No lock is taken either: this is a plain INSERT, and the sealer
+    (authserver.audit.sealer) chains the event once it has committed. An event is therefore
+    unsealed (``seq`` and ``chain`` NULL) for a few seconds; ``audit verify`` reports those.
     """
     connection = connections[DEFAULT_DB_ALIAS]
-    select, insert, move = _statements(connection)
+    statements = _statements(connection)
+    record = AuditEvent(
+        at=timezone.now(),
+        event=event[:64],
+        outcome=outcome[:16],
+        actor=str(actor)[:200],
+        subject=str(subject)[:200],
+        details=details or {},
+    )
+    plaintext = json.dumps(personal, sort_keys=True, default=str).encode() if personal else None
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        last_id, previous = _locked_head(cursor, select)
-        next_id = last_id + 1
-        record = AuditEvent(
-            id=next_id,
-            at=timezone.now(),
-            event=event[:64],
-            outcome=outcome[:16],
-            actor=str(actor)[:200],
-            subject=str(subject)[:200],
-            details=details or {},
-        )
-        plaintext = json.dumps(personal, sort_keys=True, default=str).encode() if personal else None
-        if plaintext:
-            record.personal = sealing.seal(plaintext, record_id=next_id)
-        record.chain = chain_value(previous or GENESIS, record, plaintext)
-        cursor.execute(insert, [field.get_db_prep_save(getattr(record, field.attname), connection)
-                                for field in _event_fields()])
-        cursor.execute(move, (next_id, record.chain))
+        if statements.next_id is not None:
+            cursor.execute(statements.next_id)
+            record.id = int(cursor.fetchone()[0])
+            if plaintext:
+                record.personal = sealing.seal(plaintext, record_id=record.id)
+            cursor.execute(statements.insert, _values(record, connection))
+        else:
+            cursor.execute(statements.insert, _values(record, connection)[1:])
+            record.id = int(cursor.fetchone()[0])
+            if plaintext:  # SQLite holds the write lock until commit: nobody sees the row in between
+                record.personal = sealing.seal(plaintext, record_id=record.id)
+                cursor.execute(statements.bind, [record.personal, record.id])
     record._state.adding = False
     record._state.db = DEFAULT_DB_ALIAS
     return record
+
+
+def _values(record: AuditEvent, connection: Any) -> list[Any]:
+    return [field.get_db_prep_save(getattr(record, field.attname), connection) for field in _event_fields()]
 
 
 def personal_data(event: AuditEvent) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from authserver.audit.models import AuditEvent
+from authserver.audit.sealer import audit_seal
 from authserver.audit.selectors import audit_verify
 from authserver.audit.services import audit_record, personal_data
 from clients.services import client_secret_rotate
@@ -29,47 +30,63 @@ def _raw(sql: str, params: list) -> None:
 
 
 def _seed(n: int = 5) -> list[AuditEvent]:
-    return [
+    """n sealed events (seq 1..n, in id order)."""
+    events = [
         audit_record(event="test.event", subject=f"thing:{i}", details={"i": i}, personal={"ip": f"192.0.2.{i}"})
         for i in range(n)
     ]
+    assert audit_seal() == n
+    return events
 
 
 def test_verify_passes_on_an_untouched_chain():
     _seed()
-    checked, problems = audit_verify()
-    assert checked == 5 and problems == []
+    checked, problems, unsealed = audit_verify()
+    assert checked == 5 and problems == [] and unsealed.count == 0
+
+
+def _swap_seq(first: AuditEvent, second: AuditEvent) -> None:
+    """Swap two sealed events' places in the chain (seq is unique: through NULL)."""
+    a, b = (AuditEvent.objects.values_list("seq", flat=True).get(pk=e.pk) for e in (first, second))
+    _raw("UPDATE audit_auditevent SET seq = NULL WHERE id = %s", [first.id])
+    _raw("UPDATE audit_auditevent SET seq = %s WHERE id = %s", [a, second.id])
+    _raw("UPDATE audit_auditevent SET seq = %s WHERE id = %s", [b, first.id])
 
 
 @pytest.mark.parametrize(
     ("tamper", "named"),
     [
-        (lambda e: _raw("UPDATE audit_auditevent SET details = %s WHERE id = %s", [json.dumps({"i": 99}), e[2].id]), 3),
-        (lambda e: _raw("UPDATE audit_auditevent SET event = %s WHERE id = %s", ["test.other", e[1].id]), 2),
-        (lambda e: _raw("UPDATE audit_auditevent SET personal = %s WHERE id = %s", [bytes(e[0].personal), e[3].id]), 4),
+        (lambda e: _raw("UPDATE audit_auditevent SET details = %s WHERE id = %s", [json.dumps({"i": 99}), e[2].id]), 2),
+        (lambda e: _raw("UPDATE audit_auditevent SET event = %s WHERE id = %s", ["test.other", e[1].id]), 1),
+        (lambda e: _raw("UPDATE audit_auditevent SET personal = %s WHERE id = %s", [bytes(e[0].personal), e[3].id]), 3),
         (lambda e: _raw("DELETE FROM audit_auditevent WHERE id = %s", [e[2].id]), 3),
         (
             lambda e: (
-                _raw("UPDATE audit_auditevent SET id = 100 WHERE id = %s", [e[1].id]),
+                _raw("UPDATE audit_auditevent SET id = %s WHERE id = %s", [e[4].id + 100, e[1].id]),
                 _raw("UPDATE audit_auditevent SET id = %s WHERE id = %s", [e[1].id, e[2].id]),
-                _raw("UPDATE audit_auditevent SET id = %s WHERE id = 100", [e[2].id]),
+                _raw("UPDATE audit_auditevent SET id = %s WHERE id = %s", [e[2].id, e[4].id + 100]),
             ),
             2,
         ),
-        (lambda e: _raw("DELETE FROM audit_auditevent WHERE id = %s", [e[4].id]), 5),
+        (lambda e: _swap_seq(e[1], e[2]), 2),
+        (lambda e: _raw("UPDATE audit_auditevent SET seq = NULL, chain = NULL WHERE id = %s", [e[2].id]), 3),
+        (lambda e: _raw("DELETE FROM audit_auditevent WHERE id = %s", [e[4].id]), None),
     ],
-    ids=["edit-details", "edit-event", "move-ciphertext", "delete-middle", "reorder", "delete-newest"],
+    ids=["edit-details", "edit-event", "move-ciphertext", "delete-middle", "reorder-ids", "reorder-seq",
+         "unseal-sealed", "delete-newest"],
 )
 def test_verify_names_the_tampered_event(capsys, tamper, named):
+    """``named`` indexes the event the first problem names (the successor of a removed one)."""
     events = _seed()
     tamper(events)
-    checked, problems = audit_verify()
-    assert problems and problems[0].event_id == named, problems
+    checked, problems, _ = audit_verify()
+    expected = None if named is None else events[named].id
+    assert problems and problems[0].event_id == expected, problems
     with pytest.raises(SystemExit) as exit_info:
         call_command("audit", "verify")
     assert exit_info.value.code == 1
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] is False and report["problems"][0]["event_id"] == named
+    assert report["ok"] is False and report["problems"][0]["event_id"] == expected
 
 
 def test_events_are_append_only_through_the_orm():
@@ -118,6 +135,7 @@ def test_security_events_are_recorded_by_the_flows(client, web_client, service_c
         "api_key.revoked",
     ):
         assert expected in events, (expected, events)
+    audit_seal()
     assert audit_verify()[1] == []
 
 
