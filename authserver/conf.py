@@ -282,6 +282,13 @@ class AuthServerConfig:
     def management_api_audience(self) -> str:
         return f"{self.issuer}/api"
 
+    def postgres_session_options(self, existing: str = "") -> str:
+        """libpq ``options`` for every session: the URL's own, then the bounded waits (set at
+        connection start, so no extra round trip)."""
+        bounds = [f"-c {name}={max(1, round(seconds * 1000))}ms" for name, seconds in (
+            ("lock_timeout", self.db_lock_timeout), ("statement_timeout", self.db_statement_timeout)) if seconds]
+        return " ".join(filter(None, [existing, *bounds]))
+
 
 def _load_section(cls: type, environ: Mapping[str, str], production: bool) -> Any:
     values: dict[str, Any] = {}

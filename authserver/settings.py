@@ -151,10 +151,9 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------------
 if config.database_url:
-    # Persistent connections with health checks: a connection per request would double the cost
-    # of introspection (docs/architecture.md, hot paths).
-    # authserver.db.postgresql: Django's backend, discarding a connection whose session failed (read
-    # only, terminated) at once and retrying a request's first SELECT once on a dead connection.
+    # Persistent connections with health checks (a connection per request would double the cost of
+    # introspection); authserver.db.postgresql discards a connection whose session failed (read only,
+    # terminated) at once and retries a request's first SELECT once on a dead connection.
     DATABASES = {
         "default": dj_database_url.parse(config.database_url, engine="authserver.db.postgresql",
                                          conn_max_age=600, conn_health_checks=True)
@@ -162,12 +161,8 @@ if config.database_url:
     # Bounded waits on every session, set at connection start (no extra round trip); the release
     # step's migrations lift them for their own session (authserver.db.unbounded_waits).
     _options = DATABASES["default"].setdefault("OPTIONS", {})
-    _options["options"] = " ".join(filter(None, [_options.get("options", "")] + [
-        f"-c {name}={max(1, round(seconds * 1000))}ms"
-        for name, seconds in (("lock_timeout", config.db_lock_timeout),
-                              ("statement_timeout", config.db_statement_timeout)) if seconds]))
-    if not _options["options"]:
-        del _options["options"]
+    if _session := config.postgres_session_options(_options.get("options", "")):
+        _options["options"] = _session
     # One test database per test process, so concurrent runs on one server never collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
@@ -232,9 +227,8 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "authserver.beat:LockedDatabaseScheduler"
-# Entries here are written into the database schedule each time beat starts (the others are rows
-# from data migrations): the sealer's interval follows AUTHSERVER_AUDIT_SEAL_INTERVAL. A run that
-# waited longer than a few intervals is dropped: the next one seals everything anyway.
+# Written into the database schedule each time beat starts (other entries are data-migration rows),
+# so the sealer follows AUTHSERVER_AUDIT_SEAL_INTERVAL; a stale run is dropped (the next seals all).
 CELERY_BEAT_SCHEDULE = {
     "Audit trail: seal new events": {
         "task": "audit.seal",

@@ -12,13 +12,12 @@ import json
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
 from authserver.audit.sealer import audit_seal
 from authserver.audit.selectors import audit_export, audit_verify
+from authserver.cli import DependencyCommand
 
 
-class Command(BaseCommand):
+class Command(DependencyCommand):
     help = "Verify the audit trail's hash chain, or export it as JSON lines."
 
     def add_arguments(self, parser: Any) -> None:
