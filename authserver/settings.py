@@ -154,15 +154,14 @@ if config.database_url:
     # Persistent connections with health checks (a connection per request would double the cost of
     # introspection); authserver.db.postgresql discards a connection whose session failed (read only,
     # terminated) at once and retries a request's first SELECT once on a dead connection.
-    DATABASES = {
-        "default": dj_database_url.parse(config.database_url, engine="authserver.db.postgresql",
-                                         conn_max_age=600, conn_health_checks=True)
-    }
-    # Bounded waits on every session, set at connection start (no extra round trip); the release
-    # step's migrations lift them for their own session (authserver.db.unbounded_waits).
-    _options = DATABASES["default"].setdefault("OPTIONS", {})
-    if _session := config.postgres_session_options(_options.get("options", "")):
-        _options["options"] = _session
+    DATABASES = {"default": dj_database_url.parse(config.database_url, conn_max_age=600, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # not a sqlite:/// URL
+        # Bounded waits on every session, set at connection start (no extra round trip); the release
+        # step's migrations lift them for their own session (authserver.db.unbounded_waits).
+        DATABASES["default"]["ENGINE"] = "authserver.db.postgresql"
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        if _session := config.postgres_session_options(_options.get("options", "")):
+            _options["options"] = _session
     # One test database per test process, so concurrent runs on one server never collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:

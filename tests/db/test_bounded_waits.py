@@ -55,3 +55,10 @@ def test_a_negative_wait_is_refused(tmp_path):
     result = subprocess.run([sys.executable, "-c", "from authserver import settings"], cwd=ROOT, env=base,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0 and "AUTHSERVER_DB_LOCK_TIMEOUT" in result.stderr
+
+
+def test_a_sqlite_database_url_keeps_the_sqlite_engine(tmp_path):
+    """``DATABASE_URL=sqlite:///…`` (the job tests' workers use it) is not turned into PostgreSQL."""
+    database = _database(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert database["ENGINE"] == "django.db.backends.sqlite3"
+    assert "options" not in dict(database.get("OPTIONS") or {})
