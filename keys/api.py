@@ -80,7 +80,9 @@ def _detail_url(request: Request, key: ApiKey) -> str:
         operation_id="keys_list",
         description=f"Newest first; never shows a key's secret. {_needs(KEYS_READ)}",
         parameters=[ApiKeyListQuerySerializer],
-        responses={200: ApiKeySerializer(many=True), **_AUTH_ERRORS},
+        # 404: a page past the last (DRF's PageNumberPagination); found by tests/fuzz.
+        responses={200: ApiKeySerializer(many=True), **_AUTH_ERRORS,
+                   404: OpenApiResponse(ErrorSerializer, description="No such page.")},
     ),
     create=extend_schema(
         summary="Create an API key",
