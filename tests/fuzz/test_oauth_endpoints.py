@@ -119,7 +119,20 @@ def _with_real_values(case: Any, world: dict[str, Any], operation: str) -> tuple
             headers["X-CSRFToken"] = world["csrf"]
         if choice == 2 and body is not None:
             body.update(client_id=world["web"], redirect_uri=REDIRECT_URI)
+    if _choice(case, 5) == 4:
+        _inject_control_character(case)
     return headers, cookies
+
+
+def _inject_control_character(case: Any) -> None:
+    """A NUL (or another C0 control) in one field: no OAuth parameter may carry one (RFC 6749
+    Appendix A), and PostgreSQL cannot store one; schemathesis's negative data rarely has it."""
+    fields = case.body if isinstance(case.body, dict) else case.query if isinstance(case.query, dict) else None
+    if not fields:
+        return
+    names = sorted(fields)
+    name = names[_choice(case, len(names))]
+    fields[name] = f"{fields[name]}{chr(_choice(case, 3) * 9)}x"  # \x00, \t or \x12
 
 
 @pytest.mark.parametrize(("method", "path"), [pytest.param(*op, marks=KNOWN.get(op, ())) for op in OPERATIONS])
