@@ -13,9 +13,15 @@ reach. The pure parser properties are fast and run in both passes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import schemathesis
 from hypothesis import HealthCheck, settings
+
+from tests.fuzz.oauth_cases import DOCUMENT, make_world
+from tests.fuzz.wsgi import generous_rate_limits, wsgi_application
 
 settings.register_profile(
     "authserver-ci",
@@ -39,3 +45,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("fuzz") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def world(client: Any) -> dict[str, Any]:
+    """Registered clients, live credentials of each kind, and a signed-in user's cookies."""
+    return make_world(client)
+
+
+@pytest.fixture
+def oauth_schema(world: dict[str, Any], settings: Any) -> Iterator[Any]:
+    """docs/openapi-oauth.yaml on the live WSGI application.
+
+    After ``world``: the test client it uses reconnects the request signals when it is done.
+    """
+    generous_rate_limits(settings)
+    with wsgi_application() as app:
+        schema = schemathesis.openapi.from_path(str(DOCUMENT))
+        schema.app = app
+        yield schema
