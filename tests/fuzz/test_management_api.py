@@ -63,10 +63,13 @@ def test_management_api(served_schema: Any, caller: dict[str, Any], method: str,
     def call(case: Any) -> None:
         # Random ids only ever reach the 404 branch: half the cases (by the drawn value's length,
         # so the choice is part of the example and shrinks with it) name the live key or owner.
+        # Some of the other values (by length, again) get a control character (NUL, TAB or \x12).
         for name, live in (("id", caller["key"]), ("client_id", caller["client"])):
             drawn = (case.path_parameters or {}).get(name)
             if isinstance(drawn, str) and len(drawn) % 2 == 0:
                 case.path_parameters[name] = live
+            elif isinstance(drawn, str) and len(drawn) % 5 in (1, 3):
+                case.path_parameters[name] = f"{drawn}{chr(len(drawn) % 3 * 9)}x"
         case.call_and_validate(headers={"Authorization": f"Bearer {caller['token']}"}, checks=CHECKS)
 
     fuzz_operation(served_schema, method, path, max_examples=MAX_EXAMPLES, call=call)

@@ -1,4 +1,5 @@
-"""A NUL in a client_id is an unknown client, not a database outage (found by tests/fuzz).
+"""A NUL in a client_id is an unknown client, not a database outage (found by tests/fuzz): at the
+machine endpoints, the authorization request and the management API's revoke-all.
 
 PostgreSQL text cannot hold a NUL, so asking for one raised a database error, which the
 fail-closed boundary answered as ``503 temporarily_unavailable`` and logged and counted as the
@@ -50,4 +51,15 @@ def test_authorization_request_shows_the_error_page(client: Any, user: Any, fail
     response = client.get(AUTHORIZE_URL, {"client_id": NUL_ID, "response_type": "code",
                                           "redirect_uri": "https://app.example.test/callback"})
     assert response.status_code == 400
+    assert failures == []
+
+
+def test_management_api_revoke_all_answers_404(client: Any, failures: list[str]) -> None:
+    from keys.api import KEYS_READ, KEYS_WRITE
+    from tests.keys.conftest import api_token
+
+    _, token = api_token(client, [KEYS_READ, KEYS_WRITE])
+    response = client.post("/api/v1/clients/client%00id/revoke-all", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 404, response.content
+    assert response.json()["error"] == "not_found"
     assert failures == []
