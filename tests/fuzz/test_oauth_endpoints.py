@@ -29,14 +29,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 MAX_EXAMPLES = 60  # per operation
 OPERATIONS = sorted((method, path) for path, ops in yaml.safe_load(DOCUMENT.read_text())["paths"].items()
                     for method in ops)
-# Known 500s that issue 12 item 8 fixes (another change of the same issue): the consent POST of a
-# form that does not verify (an unknown client_id; a NUL in state; an empty redirect_uri)
-# renders the template without `application`. Strict: once fixed, this marker must go.
-KNOWN = {("post", "/oauth/authorize"): pytest.mark.xfail(
-    strict=True, reason="issue 12 item 8: consent POST with an unverifiable form answers 500 (VariableDoesNotExist)")}
 
 
-@pytest.mark.parametrize(("method", "path"), [pytest.param(*op, marks=KNOWN.get(op, ())) for op in OPERATIONS])
+@pytest.mark.parametrize(("method", "path"), OPERATIONS)
 def test_oauth_endpoint(oauth_schema: Any, world: dict[str, Any], method: str, path: str) -> None:
     operation = oauth_schema[path][method].definition.raw["operationId"]
 

@@ -1,8 +1,8 @@
-"""Known findings of issue 12 that another change of the same issue fixes (items 9, 10, 11),
-kept visible here as fuzz checks.
+"""Issue 12 items 9, 10 and 11 as fuzz checks: the authorization request validated before consent,
+the client's own scheme in a 401's challenge, 405 with Allow for an undocumented method.
 
-Each failing case is a strict xfail naming its item: when the fix lands, the case passes, the
-strict xfail fails, and its marker must go. Cases that already hold are plain tests.
+Written as strict xfails against the code before those items were fixed (each one failed then),
+now plain tests.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from hypothesis import Phase, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.factories import REDIRECT_URI
@@ -24,20 +24,11 @@ pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
 
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # RFC 7636 §4.2: base64url of a SHA-256, unpadded
 MACHINE = {TOKEN_URL, INTROSPECT_URL, REVOKE_URL}
-NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]  # a known failure: finding it is enough
-
-
-def _item(number: int, what: str) -> Any:
-    return pytest.mark.xfail(strict=True, reason=f"issue 12 item {number}: {what}")
 
 
 # -- Item 10: a 401 to a Basic-authenticated client challenges with Basic (RFC 6749 §5.2) ---------
 
-@pytest.mark.parametrize("path", [
-    pytest.param(TOKEN_URL, marks=_item(10, "401 to Basic carries WWW-Authenticate: Bearer")),
-    pytest.param(REVOKE_URL, marks=_item(10, "401 to Basic carries WWW-Authenticate: Bearer")),
-    INTROSPECT_URL,
-])
+@pytest.mark.parametrize("path", [TOKEN_URL, REVOKE_URL, INTROSPECT_URL])
 def test_basic_client_gets_a_basic_challenge(oauth_schema: Any, world: dict[str, Any], path: str) -> None:
     operation = oauth_schema[path]["post"].definition.raw["operationId"]
 
@@ -49,13 +40,12 @@ def test_basic_client_gets_a_basic_challenge(oauth_schema: Any, world: dict[str,
             challenge = response.headers.get("www-authenticate", [""])[0]
             assert challenge.lower().startswith("basic"), (sent[:12], challenge)
 
-    fuzz_operation(oauth_schema, "post", path, max_examples=20, call=call, shrink=False)
+    fuzz_operation(oauth_schema, "post", path, max_examples=20, call=call)
 
 
 # -- Item 9: the whole authorization request is validated before the consent page ---------------
 
-@pytest.mark.xfail(strict=True, reason="issue 12 item 9: a malformed code_challenge still gets the consent page")
-@settings(max_examples=40, phases=NO_SHRINK)
+@settings(max_examples=40)
 @given(challenge=st.text(st.characters(codec="ascii"), max_size=130))
 @example(challenge="A" * 42)
 @example(challenge="A" * 129)
@@ -73,19 +63,17 @@ def test_consent_page_only_for_a_well_formed_challenge(client: Any, web_client: 
 
 # -- Item 11: an undocumented method is a 405 with Allow; machine endpoints answer JSON ------------
 
-# Every one of them answered otherwise when this file was written: machine endpoints a 405 in
-# HTML without no-store, /oauth/authorize a redirect to the login page (403 CSRF when signed in),
-# the metadata URL 403 (CSRF).
+# Every one of them answered otherwise before item 11: machine endpoints a 405 in HTML without
+# no-store, /oauth/authorize a redirect to the login page (403 CSRF when signed in), the metadata
+# URL 403 (CSRF).
 METHODS_CASES = [(method, path, allowed) for path, allowed in [
     (TOKEN_URL, "POST"), (INTROSPECT_URL, "POST"), (REVOKE_URL, "POST"), (AUTHORIZE_URL, "GET, POST"),
     ("/.well-known/oauth-authorization-server", "GET")] for method in ("GET", "POST", "PUT", "DELETE", "PATCH")
     if method not in allowed]
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    pytest.param(method, path, id=f"{method} {path}",
-                 marks=_item(11, "not 405 with Allow (and JSON, no-store on machine endpoints)"))
-    for method, path, _ in METHODS_CASES])
+@pytest.mark.parametrize(("method", "path"), [pytest.param(method, path, id=f"{method} {path}")
+                                             for method, path, _ in METHODS_CASES])
 def test_undocumented_method_is_405_with_allow(method: str, path: str) -> None:
     response = Client(enforce_csrf_checks=True).generic(method, path)  # CSRF enforced, as for a real caller
     assert response.status_code == 405, response.status_code
