@@ -77,8 +77,8 @@ def authenticate_resource_server(*, authorization: str, form: dict[str, str], vi
     client_id, secret = presented
     if guard is not None:
         guard(client_id)
-    if not 0 < len(client_id) <= 100 or len(secret) != _CLIENT_SECRET_LENGTH:
-        return None
+    if not 0 < len(client_id) <= 100 or "\x00" in client_id or len(secret) != _CLIENT_SECRET_LENGTH:
+        return None  # a NUL: no such client (PostgreSQL text cannot hold one; the query would fail)
     if not credentials.is_well_formed(secret, credentials.CLIENT_SECRET):
         return None
     generation = revocation.current()

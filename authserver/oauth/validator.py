@@ -91,7 +91,9 @@ class AuthServerValidator(OAuth2Validator):
         generation: any change to a client, its scopes or the scope registry bumps it
         (authserver.revocation). Each request gets a fresh instance built from the row.
         """
-        if not isinstance(client_id, str) or not client_id or len(client_id) > 100:
+        # RFC 6749 Appendix A.1: a client_id is visible ASCII; PostgreSQL text cannot even hold a
+        # NUL, and asking for one raised a database error that answered 503 "unavailable".
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 100 or "\x00" in client_id:
             return None
         if request.client is not None:
             return super()._load_application(client_id, request)

@@ -155,7 +155,9 @@ class AuthorizationView(dot_views.AuthorizationView):
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         client_id = request.GET.get("client_id", "")
-        client = get_application_model().objects.filter(client_id=client_id).only("remember_consent").first()
+        # No client_id holds a NUL (PostgreSQL text cannot): don't ask, or the database error answers 503.
+        client = (get_application_model().objects.filter(client_id=client_id).only("remember_consent").first()
+                  if "\x00" not in client_id else None)
         query = request.GET.copy()
         query["approval_prompt"] = "auto" if client is not None and client.remember_consent else "force"
         # django-stubs type request.GET as an immutable QueryDict; any QueryDict is valid here.

@@ -46,7 +46,8 @@ def failure_budget_check(*, client_id: str | None, network: str) -> None:
 def failure_record(*, client_id: str | None, network: str) -> Decision | None:
     """After a failed client authentication: count it; the refusal to answer with (429) instead of
     401 if a budget it counts against is spent, else None."""
-    known = bool(client_id) and len(client_id or "") <= _MAX_CLIENT_ID and (
+    # A NUL is in no client_id (PostgreSQL text cannot hold one): asking would answer 503.
+    known = bool(client_id) and len(client_id or "") <= _MAX_CLIENT_ID and "\x00" not in (client_id or "") and (
         get_application_model().objects.filter(client_id=client_id).exists())
     refusals = [limit_for(POLICY, network)]
     if known and client_id:
