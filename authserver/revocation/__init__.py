@@ -275,7 +275,7 @@ def _database_reachable() -> bool:
     if raw is not None and fileno is not None:
         try:
             readable, _, _ = select.select([fileno()], [], [], 0)
-        except (OSError, ValueError):
+        except Exception:  # noqa: BLE001 - a closed socket, or psycopg's "the connection is closed": not usable
             readable = [True]
         if readable:
             _db_local.checked, _db_local.ok, _db_local.raw = time.monotonic(), False, None

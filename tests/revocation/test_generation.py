@@ -130,3 +130,21 @@ def test_a_closed_connection_is_not_vouched_for_by_an_earlier_check(monkeypatch)
     monkeypatch.setattr(connection, "ensure_connection", down)
     assert revocation._database_reachable() is False
     assert revocation.request_view().generation is None
+
+
+@pytest.mark.django_db
+def test_a_raw_connection_that_raises_on_fileno_is_not_usable(monkeypatch):
+    """psycopg raises OperationalError("the connection is closed"), not OSError, from fileno() of a
+    connection Django still holds after the server closed it: that is "not reachable" (no cached
+    answer), never a 500."""
+    from django.db import OperationalError, connections
+
+    connection = connections["default"]
+    assert revocation._database_reachable() is True
+
+    class Closed:
+        def fileno(self) -> int:
+            raise OperationalError("the connection is closed")
+
+    monkeypatch.setattr(connection, "connection", Closed())
+    assert revocation._database_reachable() is False
