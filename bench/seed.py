@@ -134,7 +134,7 @@ def seed_main(plan: dict[str, Any]) -> dict[str, Any]:
     # API keys: 80% active, 10% expired, 10% revoked; every 20th active key has a rate limit.
     key_columns = ["id", "name", "digest", "hint", "scope", "audiences", "allowed_ips", "rate_limit",
                    "rate_limit_period", "quota", "status", "expires", "created", "created_by_label", "uses",
-                   "version", "client_id", "revoked"]
+                   "quota_leased", "version", "client_id", "revoked"]
 
     def key_rows() -> Any:
         for i in range(sizes.keys):
@@ -145,7 +145,7 @@ def seed_main(plan: dict[str, Any]) -> dict[str, Any]:
                    data.SCOPE, json.dumps([data.RS_AUDIENCE]), "[]", 1_000_000 if limited else None,
                    60 if limited else None, None, "revoked" if state == "revoked" else "active",
                    NOW - timedelta(days=1) if state == "expired" else NOW + timedelta(days=90),
-                   NOW - timedelta(days=2), "bench", 0, 1, machine_ids[i % len(machine_ids)],
+                   NOW - timedelta(days=2), "bench", 0, 0, 1, machine_ids[i % len(machine_ids)],
                    NOW - timedelta(hours=1) if state == "revoked" else None)
 
     _copy("keys_apikey", key_columns, key_rows(), "api keys", sizes.keys)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
 from typing import Any
 
@@ -109,6 +110,16 @@ def native_client(db: Any) -> tuple[Any, None]:
 @pytest.fixture
 def other_resource_server(db: Any) -> tuple[Any, str]:
     return make_resource_server(OTHER_RS_AUDIENCE)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``once`` tests bring their own throwaway services: they run in the PostgreSQL pass only."""
+    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        return
+    skip = pytest.mark.skip(reason="brings its own throwaway services: runs once, in the PostgreSQL pass")
+    for item in items:
+        if item.get_closest_marker("once") is not None:
+            item.add_marker(skip)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

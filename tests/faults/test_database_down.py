@@ -16,7 +16,7 @@ import requests
 from tests.e2e.server import RunningServer, start_server
 from tests.faults.postgres import ThrowawayPostgres
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.once]
 AUDIENCE = "https://chat-api.example.test"
 
 

@@ -24,7 +24,7 @@ import requests
 
 from tests.faults.live import UNAVAILABLE, Live, live_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.once]
 THREADS = 4  # one web worker process of four threads (manage.py serve --workers 1)
 
 

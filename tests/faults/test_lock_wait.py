@@ -18,7 +18,7 @@ import requests
 from authserver.conf import AuthServerConfig
 from tests.faults.live import UNAVAILABLE, Live, live_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.once]
 HOLD_SECONDS = 20
 LOCK_TIMEOUT = AuthServerConfig().db_lock_timeout  # the default the server runs with
 

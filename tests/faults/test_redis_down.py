@@ -19,7 +19,7 @@ import requests
 from tests.e2e.server import ADMIN_PASSWORD, RunningServer, start_server
 from tests.faults.redis import ThrowawayRedis
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.once]
 AUDIENCE = "https://chat-api.example.test"
 
 

@@ -21,7 +21,7 @@ import requests
 from tests.e2e.server import ROOT, RunningServer, start_server
 from tests.faults.postgres import ThrowawayPostgres
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.once]
 AUDIENCE = "https://chat-api.example.test"
 USES = 50
 ROLL_UP = "from keys.jobs import usage_roll_up; print(usage_roll_up())"
