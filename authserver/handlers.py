@@ -187,7 +187,7 @@ def _peer_closed(raw: Any) -> bool:
         return False  # SQLite: a file, no server to go away
     try:
         readable, _, _ = select.select([fileno()], [], [], 0)
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - a closed socket, or psycopg's "the connection is closed"
         return True
     return bool(readable)
 

@@ -145,3 +145,26 @@ def test_health_check_skipped_only_right_after_a_good_request(app, monkeypatch):
     monkeypatch.setattr(handlers._recent, "ok_at", time.monotonic() - handlers.HEALTH_CHECK_WINDOW - 1)
     wsgi_call(app, "/oauth/introspect", "token=x")
     assert seen == [True, False]
+
+
+def test_a_connection_whose_fileno_raises_counts_as_closed():
+    """psycopg raises OperationalError ("the connection is closed"), not OSError, from fileno() of a
+    connection the server closed: the handler then lets Django's health check decide, never a 500."""
+    from django.db import OperationalError
+
+    from authserver.handlers import _peer_closed
+
+    class Closed:
+        def fileno(self) -> int:
+            raise OperationalError("the connection is closed")
+
+    class Idle:
+        def fileno(self) -> int:
+            import socket
+
+            self.pair = socket.socketpair()
+            return self.pair[0].fileno()
+
+    assert _peer_closed(Closed()) is True
+    assert _peer_closed(Idle()) is False
+    assert _peer_closed(object()) is False  # SQLite: no socket
