@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from django.conf import settings
 
@@ -88,60 +89,49 @@ def settle(tally: Tally, batch_id: str) -> None:
 
 
 # -- Hits: synchronous, because they decide access -------------------------------------------------
+_T = TypeVar("_T")
+
+
+def _deciding(call: Callable[[], _T]) -> _T:
+    """Run a store call whose answer decides access: any store failure is CountersUnavailable (the
+    caller decides whether to fail closed)."""
+    try:
+        return call()
+    except CountersUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any store failure means: can't decide
+        raise CountersUnavailable(str(exc)) from exc
+
+
 def consume(name: str, *, baseline: int | None = None, period: int | None = None, limit: int | None = None,
             now: float | None = None) -> Hit:
     """Count one hit of ``name`` on its running total (started at ``baseline``) and/or its sliding
     ``period``-second window (recorded only while under ``limit``: store.sliding). Raises
     CountersUnavailable: the caller decides whether to fail closed."""
-    try:
-        return backend().consume(name, baseline=baseline, period=period, now=time.time() if now is None else now,
-                                 limit=limit)
-    except CountersUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any store failure means: can't decide
-        raise CountersUnavailable(str(exc)) from exc
+    at = time.time() if now is None else now
+    return _deciding(lambda: backend().consume(name, baseline=baseline, period=period, now=at, limit=limit))
 
 
 def quota_take(name: str, *, quota: int) -> QuotaTake:
     """Count one use of ``name`` inside its leased quota blocks (CounterStore.quota_take).
 
     Raises CountersUnavailable."""
-    try:
-        return backend().quota_take(name, quota=quota)
-    except CountersUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any store failure means: can't decide
-        raise CountersUnavailable(str(exc)) from exc
+    return _deciding(lambda: backend().quota_take(name, quota=quota))
 
 
 def quota_grant(name: str, *, nonce: str, start: int, leased: int) -> bool:
     """Record a lease taken from the database (CounterStore.quota_grant). Raises CountersUnavailable."""
-    try:
-        return backend().quota_grant(name, nonce=nonce, start=start, leased=leased)
-    except CountersUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise CountersUnavailable(str(exc)) from exc
+    return _deciding(lambda: backend().quota_grant(name, nonce=nonce, start=start, leased=leased))
 
 
 def window_count(name: str, period: int, *, now: float | None = None) -> int:
     """How many hits the sliding window of ``name`` has, without counting one. Raises CountersUnavailable."""
-    try:
-        return backend().window_count(name, period=period, now=time.time() if now is None else now)
-    except CountersUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise CountersUnavailable(str(exc)) from exc
+    return _deciding(lambda: backend().window_count(name, period=period, now=time.time() if now is None else now))
 
 
 def window_buckets(name: str, period: int, *, now: float | None = None) -> dict[int, int]:
     """The live buckets of ``name``'s sliding window, without counting. Raises CountersUnavailable."""
-    try:
-        return backend().window_buckets(name, period=period, now=time.time() if now is None else now)
-    except CountersUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise CountersUnavailable(str(exc)) from exc
+    return _deciding(lambda: backend().window_buckets(name, period=period, now=time.time() if now is None else now))
 
 
 # -- Published limits: the anomaly job writes them, the rate limiter reads them ---------------------
