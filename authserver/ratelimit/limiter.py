@@ -115,11 +115,12 @@ class _Sliding:
     """One key's sliding window in this process: buckets as in authserver.counters.store.sliding,
     with a running total so a hit costs O(1) (the introspection hot path counts here)."""
 
-    __slots__ = ("buckets", "total")
+    __slots__ = ("buckets", "total", "until")
 
     def __init__(self) -> None:
         self.buckets: deque[list[int]] = deque()  # [bucket, hits], oldest first
         self.total = 0
+        self.until = 0.0  # when its newest hit leaves the window: after that it holds nothing
 
     def hit(self, *, now: float, period: int, limit: int, record: bool = True) -> tuple[int, float]:
         width = period / SUB_WINDOWS
@@ -133,6 +134,7 @@ class _Sliding:
             else:
                 self.buckets.append([current, 1])
             self.total += 1
+            self.until = (current + 1) * width + period
         count = self.total if admitted or not record else self.total + 1
         running = self.total
         for bucket, n in self.buckets:
@@ -150,8 +152,9 @@ def _local_hit(key: str, limit: int, window: int, now: float, *, record: bool = 
     with _local_lock:
         found = _local_windows.get(key)
         if found is None:
-            if len(_local_windows) > 100_000:
-                _local_windows.clear()  # a flood of keys: forget rather than grow without bound
+            if len(_local_windows) > 100_000:  # a flood of keys: forget the windows that hold nothing any more
+                for idle in [k for k, w in _local_windows.items() if w.until <= now]:
+                    del _local_windows[idle]
             found = _local_windows[key] = _Sliding()
         return found.hit(now=now, period=window, limit=limit, record=record)
 

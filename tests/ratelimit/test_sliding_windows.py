@@ -125,3 +125,21 @@ def test_the_clock_itself_crossing_a_boundary(window_store, login_policy, monkey
         monkeypatch.setattr(limiter.time, "time", lambda t=t: t)
         admitted += limiter.limit_for(login_policy, "192.0.2.0").allowed
     assert admitted == 30
+
+
+def test_a_flood_of_keys_does_not_reset_a_live_window():
+    """Past 100,000 keys the per-process table forgets only windows that hold nothing: a key at its
+    limit stays refused however many other keys (networks) arrive."""
+    limiter.reset_for_tests()
+    try:
+        now = 1_000_000.0
+        for _ in range(3):
+            limiter._local_hit("victim", 3, 60, now)
+        for n in range(100_002):  # their hits have left the window by the time the table is full
+            limiter._local_hit(f"old{n}", 3, 60, now - 120)
+        limiter._local_hit("newcomer", 3, 60, now)  # the table is full: idle windows are dropped
+        assert len(limiter._local_windows) == 2
+        count, _ = limiter._local_hit("victim", 3, 60, now)
+        assert count == 4, "the victim's window was forgotten: its limit would be reset"
+    finally:
+        limiter.reset_for_tests()
