@@ -12,7 +12,7 @@ import os
 
 import dj_database_url
 
-from authserver import conf, datadir
+from authserver import conf, datadir, settings_oauth
 from authserver.conf import BASE_DIR
 
 # Every AUTHSERVER_* variable is parsed and validated once, with its default, in authserver/conf.py.
@@ -106,6 +106,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "authserver.oauth",
     "authserver.accounts",
     "authserver.audit",
@@ -127,6 +130,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): a second factor passed in this session (authserver.staff).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -298,59 +303,8 @@ EMAIL_FILE_PATH = config.data_dir / "outbox"
 DEFAULT_FROM_EMAIL = config.from_email
 
 
-OAUTH2_PROVIDER = {
-    "OAUTH2_VALIDATOR_CLASS": "authserver.oauth.limits.RateLimitedValidator",
-    "OAUTH2_SERVER_CLASS": "authserver.oauth.server.AuthServer",
-    "SCOPES_BACKEND_CLASS": "clients.scopes.DatabaseScopes",
-    "SCOPES": {"__registry__": "Scopes live in the database (clients.Scope)"},
-    "DEFAULT_SCOPES": [],
-    "CLIENT_SECRET_GENERATOR_CLASS": "authserver.credentials.ClientSecretGenerator",
-    "CLIENT_SECRET_HASHER": "authserver_sha256",
-    "ACCESS_TOKEN_GENERATOR": "authserver.credentials.generate_access_token",
-    "REFRESH_TOKEN_GENERATOR": "authserver.credentials.generate_refresh_token",
-    "ACCESS_TOKEN_EXPIRE_SECONDS": config.tokens.access_default_seconds,
-    "REFRESH_TOKEN_EXPIRE_SECONDS": config.tokens.refresh_max_seconds,
-    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
-    "ROTATE_REFRESH_TOKEN": True,
-    "REFRESH_TOKEN_REUSE_PROTECTION": True,
-    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
-    "PKCE_REQUIRED": True,
-    # Loopback http for native apps is allowed per client (Client.get_allowed_schemes, RFC 8252).
-    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
-    "ALLOWED_SCHEMES": ["https"],
-    "ALLOW_URI_WILDCARDS": False,
-    "ALLOW_LOCALHOST_LOOPBACK": False,
-    "REQUEST_APPROVAL_PROMPT": "force",
-    "OIDC_ENABLED": False,
-    "OIDC_ISS_ENDPOINT": config.issuer,
-    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
-    "OAUTH2_GRANT_TYPES_SUPPORTED": [
-        "authorization_code",
-        "client_credentials",
-        "refresh_token",
-        "urn:ietf:params:oauth:grant-type:token-exchange",
-    ],
-    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post", "none"],
-    # Every RFC 9700 gate on (docs/decisions/0004-secure-defaults.md).
-    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
-    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
-    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
-    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
-    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
-    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
-    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
-    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
-    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
-    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
-    # Small batches with pauses between them (CLEANUP_PAUSE_RATIO): the sweep never holds the CPU long.
-    "CLEAR_EXPIRED_TOKENS_BATCH_SIZE": config.cleanup.batch_size,
-    # DOT registers the admin for its swapped models itself; these are ours (no secret columns).
-    "APPLICATION_ADMIN_CLASS": "clients.admin.ClientAdmin",
-    "ACCESS_TOKEN_ADMIN_CLASS": "authserver.oauth.admin.AccessTokenAdmin",
-    "REFRESH_TOKEN_ADMIN_CLASS": "authserver.oauth.admin.RefreshTokenAdmin",
-    "GRANT_ADMIN_CLASS": "authserver.oauth.admin.GrantAdmin",
-    "ID_TOKEN_ADMIN_CLASS": "authserver.oauth.admin.IDTokenAdmin",
-}
+# DOT's settings: every RFC 9700 gate on (authserver/settings_oauth.py).
+OAUTH2_PROVIDER = settings_oauth.oauth2_provider(config)
 
 # --- DRF ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

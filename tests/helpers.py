@@ -104,3 +104,23 @@ def location_query(response: Any) -> dict[str, list[str]]:
     """The query of a redirect's Location, parsed; {} if the response does not redirect."""
     location = response.get("Location")
     return parse_qs(urlsplit(location).query) if location else {}
+
+
+def staff_login(http: Any, user: Any) -> Any:
+    """Log ``user`` in on the Django test client ``http`` with a passed second factor, as the admin
+    requires (authserver.staff): a confirmed TOTP device, the session verified by it just now."""
+    import time
+
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from authserver.staff.factor import SESSION_AT
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+        user=user, name="test authenticator", confirmed=True)
+    http.force_login(user)
+    session = http.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session[SESSION_AT] = int(time.time())
+    session.save()
+    return http

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Permission
 
 from authserver.anomaly.models import Anomaly, AnomalyStatus, Signal
 from tests.factories import UserFactory
+from tests.helpers import staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -31,19 +32,19 @@ def _staff(*codenames):
 
 def test_addresses_need_the_personal_data_permission(client, anomaly):
     url = f"/{settings.ADMIN_PATH}/anomaly/anomaly/{anomaly.pk}/change/"
-    client.force_login(_staff("view_anomaly"))
+    staff_login(client, _staff("view_anomaly"))
     page = client.get(url)
     assert page.status_code == 200 and b"<svg" in page.content
     assert b"203.0.113.9" not in page.content
-    client.force_login(_staff("view_anomaly", "view_personal_data"))
+    staff_login(client, _staff("view_anomaly", "view_personal_data"))
     assert b"203.0.113.9" in client.get(url).content
 
 
 def test_handling_needs_the_change_permission(client, anomaly):
     url = f"/{settings.ADMIN_PATH}/anomaly/anomaly/{anomaly.pk}/handle/resolve/"
-    client.force_login(_staff("view_anomaly"))
+    staff_login(client, _staff("view_anomaly"))
     assert client.post(url).status_code == 403
-    client.force_login(_staff("view_anomaly", "change_anomaly"))
+    staff_login(client, _staff("view_anomaly", "change_anomaly"))
     assert client.post(url).status_code == 302
     anomaly.refresh_from_db()
     assert anomaly.status == AnomalyStatus.RESOLVED

@@ -20,7 +20,7 @@ from keys.models import ApiKeyStatus
 from keys.services import api_key_create
 from tests.conftest import basic_auth
 from tests.factories import RS_AUDIENCE, UserFactory
-from tests.helpers import client_credentials, introspect
+from tests.helpers import client_credentials, introspect, staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +69,7 @@ def test_spike_and_new_network_detected_and_acted_on(client, owner, resource_ser
 
     # Undo from the admin: the key is resumed; the tightened limit still holds.
     admin_user = UserFactory(username="root", is_staff=True, is_superuser=True)
-    client.force_login(admin_user)
+    staff_login(client, admin_user)
     base = f"/{django_settings.ADMIN_PATH}/anomaly/anomaly/"
     dashboard = client.get(base + "dashboard/")
     assert dashboard.status_code == 200 and b"<svg" in dashboard.content and b"Undo action (resume key)" in dashboard.content
@@ -95,7 +95,7 @@ def test_spike_and_new_network_detected_and_acted_on(client, owner, resource_ser
     assert sum(1 for a in answers if a["active"]) <= tightened
 
     # The baselines admin shows the history and lets an operator pin a limit.
-    client.force_login(admin_user)
+    staff_login(client, admin_user)
     baseline = Baseline.objects.get(subject=series)
     page = client.get(f"/{django_settings.ADMIN_PATH}/anomaly/baseline/{baseline.pk}/change/")
     assert page.status_code == 200 and b"tightened by anomaly" in page.content

@@ -13,7 +13,7 @@ import pytest
 from authserver import counters
 from authserver.anomaly.services import baseline_for, limit_pin, limits_publish
 from keys.services import api_key_create
-from tests.helpers import client_credentials, introspect
+from tests.helpers import client_credentials, introspect, staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +89,7 @@ def test_the_published_sign_says_what_binds():
 def test_the_client_admin_shows_the_learned_limit(client, admin_user, service_client, anomaly_settings, settings):
     app, _ = service_client
     _learn(f"client:{app.client_id}", 600)
-    client.force_login(admin_user)
+    staff_login(client, admin_user)
     page = client.get(f"/{settings.ADMIN_PATH}/clients/client/{app.pk}/change/")
     assert b"600/min learned (applies)" in page.content
     assert b"600/min learned" in client.get(f"/{settings.ADMIN_PATH}/clients/client/").content
@@ -101,7 +101,7 @@ def test_the_client_admin_shows_the_learned_limit(client, admin_user, service_cl
 def test_the_key_admin_shows_the_learned_limit(client, admin_user, owner, anomaly_settings, settings):
     key, _ = api_key_create(client=owner, name="k", rate_limit=(1000, 60))
     _learn(f"key:{key.pk}", 600)
-    client.force_login(admin_user)
+    staff_login(client, admin_user)
     page = client.get(f"/{settings.ADMIN_PATH}/keys/apikey/{key.pk}/change/")
     assert b"600/min learned (not applied" in page.content
     assert b"600/min learned" in client.get(f"/{settings.ADMIN_PATH}/keys/apikey/").content

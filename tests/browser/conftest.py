@@ -28,6 +28,7 @@ from authserver import counters, revocation
 from keys.models import ApiKey, ApiKeyUsage
 from keys.verification import api_key_verify
 from tests.factories import RS_AUDIENCE, ScopeFactory, make_client
+from tests.helpers import staff_login
 
 # Playwright's sync API keeps an asyncio loop "running" in this thread, which trips Django's
 # async-safety check on every ORM call made by the test itself (the live server thread is unaffected).
@@ -242,7 +243,7 @@ def customer(transactional_db: Any) -> Any:
 @pytest.fixture
 def http_superuser(db: Any) -> HttpClient:
     http = HttpClient()
-    http.force_login(User.objects.create_superuser("root", "root@example.test", "x-unused-password-x"))
+    staff_login(http, User.objects.create_superuser("root", "root@example.test", "x-unused-password-x"))
     return http
 
 
@@ -280,7 +281,7 @@ def staff_with(*codenames: str) -> HttpClient:
     user = User.objects.create_user("staff", password="x-unused-password-x", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     http = HttpClient()
-    http.force_login(user)
+    staff_login(http, user)
     return http
 
 

@@ -22,7 +22,7 @@ from authserver.oauth import admin as oauth_admin
 from clients import admin as clients_admin
 from clients.models import Client, Scope
 from tests.factories import REDIRECT_URI, RS_AUDIENCE, make_client
-from tests.helpers import authorize, client_credentials, code_from, exchange_code, pkce_pair
+from tests.helpers import authorize, client_credentials, code_from, exchange_code, pkce_pair, staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,7 @@ User = get_user_model()
 @pytest.fixture
 def superuser_client(db: Any) -> HttpClient:
     http = HttpClient()
-    http.force_login(User.objects.create_superuser("root", "root@example.test", "x-unused-password-x"))
+    staff_login(http, User.objects.create_superuser("root", "root@example.test", "x-unused-password-x"))
     return http
 
 
@@ -40,7 +40,7 @@ def staff_with(*codenames: str) -> HttpClient:
     user = User.objects.create_user("staff", password="x-unused-password-x", is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     http = HttpClient()
-    http.force_login(user)
+    staff_login(http, user)
     return http
 
 
@@ -167,7 +167,7 @@ def test_rotate_and_revoke_are_csrf_protected_posts(db: Any) -> None:
     hint = client.client_secret_hint
     user = User.objects.create_superuser("root", "root@example.test", "x-unused-password-x")
     http = HttpClient(enforce_csrf_checks=True)
-    http.force_login(user)
+    staff_login(http, user)
     assert http.post(url("clients_client_rotate_secret", client.pk), {"grace_hours": "1"}).status_code == 403
     assert http.post(url("clients_client_revoke_tokens", client.pk), {"confirm": "yes"}).status_code == 403
     assert http.get(url("clients_client_rotate_secret", client.pk)).status_code == 200
@@ -206,7 +206,7 @@ def _issue_tokens(service_client: Any, web_client: Any, user: Any) -> tuple[str,
     app, secret = service_client
     access = client_credentials(http, app, secret).json()["access_token"]
     web, web_secret = web_client
-    http.force_login(user)
+    staff_login(http, user)
     verifier, challenge = pkce_pair()
     code = code_from(authorize(http, web, challenge=challenge))
     body = exchange_code(http, web, web_secret, code, verifier).json()

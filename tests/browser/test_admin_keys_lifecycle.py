@@ -28,6 +28,7 @@ from tests.browser.conftest import (
     staff_with,
 )
 from tests.factories import RS_AUDIENCE
+from tests.helpers import staff_login
 
 browser = pytest.mark.browser
 live_db = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -149,7 +150,7 @@ def test_http_lifecycle_needs_change_permission(owner: Any) -> None:
 def test_http_lifecycle_is_csrf_protected_post(owner: Any) -> None:
     key, _ = api_key_create(client=owner, name="csrf", audiences=[RS_AUDIENCE])
     http = HttpClient(enforce_csrf_checks=True)
-    http.force_login(User.objects.create_superuser("root", "root@example.test", "x-unused-password-x"))
+    staff_login(http, User.objects.create_superuser("root", "root@example.test", "x-unused-password-x"))
     for name, data in (("rotate", {"grace": "1h"}), ("revoke", {"confirm": "yes"}), ("suspend", {}), ("resume", {})):
         assert http.post(apikey_url(name, key.pk), data).status_code == 403
     assert http.post(apikey_url("compromise", owner.pk), {"confirm": "yes"}).status_code == 403

@@ -11,7 +11,7 @@ from django.urls import reverse
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from authserver.audit.models import AuditEvent
-from tests.helpers import authorize, client_credentials, code_from, exchange_code, pkce_pair
+from tests.helpers import authorize, client_credentials, code_from, exchange_code, pkce_pair, staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 def admin_http(db: Any) -> tuple[HttpClient, Any]:
     admin_user = get_user_model().objects.create_superuser("root", "root@example.test", None)
     http = HttpClient()
-    http.force_login(admin_user)
+    staff_login(http, admin_user)
     return http, admin_user
 
 
@@ -30,7 +30,7 @@ def _issue(service_client: Any, web_client: Any, user: Any, *, codes: int = 0) -
     app, secret = service_client
     client_credentials(http, app, secret)
     web, web_secret = web_client
-    http.force_login(user)
+    staff_login(http, user)
     verifier, challenge = pkce_pair()
     exchange_code(http, web, web_secret, code_from(authorize(http, web, challenge=challenge)), verifier)
     for _ in range(codes):
