@@ -17,12 +17,12 @@ class PasskeyDevice(TimestampMixin, Device):
 
     # Base64url of the raw credential id (at most 1023 bytes, §5.8.3): unique across all users, so a
     # credential can never be enrolled twice nor answer for another account.
-    credential_id = models.CharField(max_length=1400, unique=True)
-    public_key = models.BinaryField()
-    sign_count = models.PositiveBigIntegerField(default=0)
+    credential_id: models.CharField[str, str] = models.CharField(max_length=1400, unique=True)
+    public_key: models.BinaryField[bytes, bytes | memoryview] = models.BinaryField()
+    sign_count: models.PositiveBigIntegerField[int, int] = models.PositiveBigIntegerField(default=0)
     transports = models.JSONField(default=list, blank=True)
-    aaguid = models.CharField(max_length=36, blank=True, default="")
-    backed_up = models.BooleanField(default=False)
+    aaguid: models.CharField[str, str] = models.CharField(max_length=36, blank=True, default="")
+    backed_up: models.BooleanField[bool, bool] = models.BooleanField(default=False)
 
     class Meta(Device.Meta):
         verbose_name = "passkey"

@@ -106,6 +106,11 @@ def _challenge_take(session: MutableMapping[str, Any], purpose: str) -> bytes:
     return base64url_to_bytes(str(stored["challenge"]))
 
 
+def _text(value: Any) -> str:
+    """An enum member of py_webauthn's structs (some are plain strings) as its wire value."""
+    return str(getattr(value, "value", value))
+
+
 def _reason(exc: Exception) -> str:
     """A short, stable reason for the audit trail from py_webauthn's message."""
     text = str(exc)
@@ -157,17 +162,17 @@ def passkey_enrol(*, user: Any, rp: RelyingParty, session: MutableMapping[str, A
         raise _failed(user, exc.reason, personal, ceremony="register") from None
     except (InvalidRegistrationResponse, InvalidJSONStructure, ValueError, TypeError, KeyError) as exc:
         raise _failed(user, _reason(exc), personal, ceremony="register", error=str(exc)[:200]) from None
-    transports = [str(t.value) for t in (parsed.response.transports or [])]
+    transports = [_text(t) for t in (parsed.response.transports or [])]
     label = " ".join(str(name).split())[:NAME_MAX] or "Passkey"
     try:
         with transaction.atomic():
-            device = PasskeyDevice.objects.create(
+            device: PasskeyDevice = PasskeyDevice.objects.create(
                 user=user, name=label, confirmed=True, credential_id=bytes_to_base64url(verified.credential_id),
                 public_key=verified.credential_public_key, sign_count=verified.sign_count, transports=transports,
                 aaguid=verified.aaguid, backed_up=verified.credential_backed_up)
             audit_record(event="passkey.enrolled", actor=_actor(user), subject=f"passkey:{device.pk}",
                          details={"user": user.pk, "name": label, "aaguid": verified.aaguid,
-                                  "fmt": str(verified.fmt.value), "backed_up": verified.credential_backed_up},
+                                  "fmt": _text(verified.fmt), "backed_up": verified.credential_backed_up},
                          personal=personal)
     except IntegrityError:
         raise _failed(user, "duplicate_credential", personal, ceremony="register") from None

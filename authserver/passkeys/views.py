@@ -89,6 +89,13 @@ def _json(body: dict[str, Any] | str, status: int = 200) -> HttpResponse:
     return response
 
 
+def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    response = render(request, template, context)
+    for name, value in NO_STORE.items():
+        response[name] = value
+    return response
+
+
 def _forbidden() -> HttpResponse:
     return _json({"error": "forbidden"}, status=403)
 
@@ -119,9 +126,9 @@ def enrol(request: HttpRequest) -> HttpResponse:
     if not _may_enrol(request):
         return _to_verify(request)
     first = not services.has_any_device(request.user)
-    return render(request, "passkeys/enrol.html", {
+    return _page(request, "passkeys/enrol.html", {
         "title": "Add a passkey", "first": first, "next": safe_next(request, reverse("passkeys:list")),
-    }, headers=NO_STORE)
+    })
 
 
 @require_POST
@@ -161,9 +168,9 @@ def verify(request: HttpRequest) -> HttpResponse:
     if not _is_staff(request):
         return _to_login(request)
     has_passkey = PasskeyDevice.objects.filter(user=request.user, confirmed=True).exists()
-    return render(request, "passkeys/verify.html", {
+    return _page(request, "passkeys/verify.html", {
         "title": "Confirm it's you", "has_passkey": has_passkey, "next": safe_next(request),
-    }, headers=NO_STORE)
+    })
 
 
 @require_POST
@@ -198,7 +205,7 @@ def passkey_list(request: HttpRequest) -> HttpResponse:
     if not _is_staff(request):
         return _to_login(request)
     devices = PasskeyDevice.objects.filter(user=request.user, confirmed=True).order_by("created_at")
-    return render(request, "passkeys/list.html", {"title": "Your passkeys", "devices": devices}, headers=NO_STORE)
+    return _page(request, "passkeys/list.html", {"title": "Your passkeys", "devices": devices})
 
 
 @require_POST
