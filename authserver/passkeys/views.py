@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.request import split_domain_port
 from django.shortcuts import render
@@ -90,7 +90,8 @@ def _json(body: dict[str, Any] | str, status: int = 200) -> HttpResponse:
 
 
 def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
-    response = render(request, template, context)
+    # The admin's own context (site header, user tools): these pages are part of the admin's look.
+    response = render(request, template, {**admin.site.each_context(request), **context})
     for name, value in NO_STORE.items():
         response[name] = value
     return response
