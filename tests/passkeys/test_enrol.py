@@ -10,6 +10,7 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from authserver.passkeys import services
 from authserver.passkeys.models import PasskeyDevice
@@ -48,7 +49,9 @@ def test_the_options_ask_for_user_verification_a_resident_key_and_exclude_known_
     assert options["authenticatorSelection"]["userVerification"] == "required"
     assert options["authenticatorSelection"]["residentKey"] == "preferred"
     assert [c["id"] for c in options["excludeCredentials"]] == [enrolled.credential_id]
-    assert str(staff.pk) not in options["user"]["id"] and staff.username not in options["user"]["id"]
+    # The user handle is opaque (§14.6.1): an HMAC of the user's id, not the id or the name.
+    assert options["user"]["id"] == bytes_to_base64url(services.user_handle(staff))
+    assert base64url_to_bytes(options["user"]["id"]) not in (str(staff.pk).encode(), staff.username.encode())
 
 
 def test_a_second_passkey_needs_a_recent_second_factor(enrolled, staff):
