@@ -66,9 +66,12 @@ def test_a_replayed_assertion_is_refused(enrolled, staff, authenticator):
     options = post_json(http, "verify-options").json()
     assertion = authenticator.get(options)
     assert post_json(http, "verify-complete", {"credential": assertion}).status_code == 200
-    http.session.flush()
-    http.force_login(staff)
-    assert_refused(http, post_json(http, "verify-complete", {"credential": assertion}), "no_challenge")
+    # Replayed on the same session (the challenge was spent) and on a fresh one (it never had it).
+    replay = post_json(http, "verify-complete", {"credential": assertion})
+    assert replay.status_code == 400 and events("passkey.failed")[-1].details["reason"] == "no_challenge"
+    fresh = password_only(staff)
+    assert_refused(fresh, post_json(fresh, "verify-complete", {"credential": assertion}), "no_challenge")
+    assert len(events("passkey.passed")) == 1
 
 
 def test_an_assertion_over_an_earlier_challenge_is_refused(enrolled, staff, authenticator):
