@@ -182,6 +182,7 @@ RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "revoke.ip": ("600/60", "local"),
     "login.ip": ("30/300", "closed"),
     "login.account": ("10/300", "closed"),
+    "passkey.account": ("10/300", "closed"),
     "consent.user": ("60/60", "closed"),
     "api.client": ("600/60", "closed"),
 })
@@ -240,6 +241,11 @@ class AuthServerConfig:
     celery_eager: bool = var("AUTHSERVER_CELERY_EAGER", False, _bool)
     # The admin lives at an unguessable path (docs/decisions/0009); "" means generated in the data dir.
     admin_path: str = var("AUTHSERVER_ADMIN_PATH", "", lambda _, raw: raw.strip("/"))
+    # Staff passkeys (authserver.passkeys; W3C WebAuthn Level 2 §5.1.3 / §7.1 steps 9 and 13): the relying
+    # party id and the origins a ceremony may come from. Empty: the host name and origin of the request
+    # (already checked against AUTHSERVER_ALLOWED_HOSTS), so a passkey works wherever the admin is served.
+    webauthn_rp_id: str = var("AUTHSERVER_WEBAUTHN_RP_ID", "", _lower, flat="WEBAUTHN_RP_ID")
+    webauthn_origins: tuple[str, ...] = var("AUTHSERVER_WEBAUTHN_ORIGINS", (), _list, flat="WEBAUTHN_ORIGINS")
     behind_proxy: bool = var("AUTHSERVER_BEHIND_PROXY", False, _bool)
     # The proxies whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are believed (authserver.netaddr);
     # empty: none, every address-based control sees the peer.

@@ -38,6 +38,8 @@ REFRESH_TOKEN_MAX_SECONDS = config.tokens.refresh_max_seconds
 CLIENT_SECRET_GRACE_SECONDS = config.tokens.client_secret_grace_seconds
 GRANT_RETENTION_SECONDS = config.tokens.grant_retention_seconds
 API_KEY_PREFIX = config.api_keys.prefix
+WEBAUTHN_RP_ID = config.webauthn_rp_id
+WEBAUTHN_ORIGINS = list(config.webauthn_origins)
 API_KEY_DEFAULT_LIFETIME_SECONDS = config.api_keys.default_lifetime_seconds
 API_KEY_MAX_LIFETIME_SECONDS = config.api_keys.max_lifetime_seconds
 API_KEY_GRACE_SECONDS = config.api_keys.grace_seconds
@@ -109,6 +111,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "authserver.passkeys",
     "authserver.oauth",
     "authserver.accounts",
     "authserver.audit",

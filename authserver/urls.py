@@ -41,6 +41,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),  # a 404 unless AUTHSERVER_METRICS_TOKEN is presented
+    path(f"{settings.ADMIN_PATH}/security/passkeys/", include("authserver.passkeys.urls")),
     path(f"{settings.ADMIN_PATH}/", admin.site.urls),
 ]
 
