@@ -182,6 +182,7 @@ RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "revoke.ip": ("600/60", "local"),
     "login.ip": ("30/300", "closed"),
     "login.account": ("10/300", "closed"),
+    "staff.factor": ("10/300", "closed"),  # second-factor attempts per staff account (authserver.staff)
     "consent.user": ("60/60", "closed"),
     "api.client": ("600/60", "closed"),
 })
@@ -240,6 +241,9 @@ class AuthServerConfig:
     celery_eager: bool = var("AUTHSERVER_CELERY_EAGER", False, _bool)
     # The admin lives at an unguessable path (docs/decisions/0009); "" means generated in the data dir.
     admin_path: str = var("AUTHSERVER_ADMIN_PATH", "", lambda _, raw: raw.strip("/"))
+    # Sensitive admin actions (reveal-once secrets, compromise response, second-factor changes) ask
+    # for the second factor again when the last one passed is older than this (authserver.staff.stepup).
+    staff_step_up_seconds: int = var("AUTHSERVER_STAFF_STEP_UP_SECONDS", 300, _int(1), flat="STAFF_STEP_UP_SECONDS")
     behind_proxy: bool = var("AUTHSERVER_BEHIND_PROXY", False, _bool)
     # The proxies whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are believed (authserver.netaddr);
     # empty: none, every address-based control sees the peer.
