@@ -31,7 +31,6 @@ from authserver import conf_files
 from authserver.datadir import BASE_DIR
 from authserver.db import unbounded_waits
 from authserver.serve import net, tls
-from authserver.staff import services as staff_services
 from authserver.serve.supervisor import (
     SERVER_LOG_CONFIG,
     ChildExited,
@@ -40,6 +39,7 @@ from authserver.serve.supervisor import (
     Supervisor,
     reset_metrics_dir,
 )
+from authserver.staff import services as staff_services
 
 DEFAULT_BIND = "127.0.0.1:8443"
 ADMIN_USERNAME = "admin"
