@@ -25,7 +25,9 @@ def next_stage(request: Any) -> str | None:
         return "staff:login"
     if selectors.staff_must_change_password(user=user):
         return "staff:password_change"
-    if not user.is_verified():
+    # is_verified comes from django-otp's OTPMiddleware; a user logged in during this very request
+    # (the password step) has not passed a factor yet.
+    if not getattr(user, "is_verified", lambda: False)():
         return "staff:verify" if selectors.staff_has_factor(user=user) else "staff:enrol"
     return None
 
