@@ -63,3 +63,13 @@ def test_a_fresh_factor_goes_straight_through(client):
     staff = get_user_model().objects.create_superuser("root", "root@example.test", "x-unused-password-x")
     staff_login(client, staff)
     assert client.get(admin("clients/client/add/")).status_code == 200
+
+
+def test_factor_admin_shows_no_key_adds_nothing_and_removes_with_step_up(stale):
+    device = TOTPDevice.objects.get()
+    page = stale.get(admin(f"otp_totp/totpdevice/{device.pk}/change/"))
+    assert page.status_code == 200 and device.key.encode() not in page.content
+    assert stale.get(admin("otp_totp/totpdevice/add/")).status_code == 403
+    response = stale.post(admin(f"otp_totp/totpdevice/{device.pk}/delete/"), {"post": "yes"})
+    assert response["Location"].startswith(url("verify/"))
+    assert TOTPDevice.objects.filter(pk=device.pk).exists()
