@@ -45,8 +45,9 @@ class FactorAdmin(admin.ModelAdmin):
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
-        if "delete_selected" in actions:
-            func, name, description = actions["delete_selected"]
+        found = actions.get("delete_selected")
+        if found is not None:
+            func, name, description = found
             actions["delete_selected"] = (fresh_factor_required(func), name, description)
         return actions
 

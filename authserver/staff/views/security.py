@@ -20,7 +20,7 @@ def _rows(request: HttpRequest) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for device in selectors.staff_factors(user=request.user):
         kind = services.device_kind(device)
-        extra = f" ({device.token_set.count()} left)" if kind == "recovery_codes" else ""  # type: ignore[attr-defined]
+        extra = f" ({device.token_set.count()} left)" if kind == "recovery_codes" else ""
         rows.append({"id": device.persistent_id, "name": f"{device.name}{extra}", "kind": kind})
     return rows
 
