@@ -19,11 +19,6 @@ def staff_has_factor(*, user: Any) -> bool:
     return bool(user_has_device(user, confirmed=True))
 
 
-def staff_has_primary_factor(*, user: Any) -> bool:
-    """A factor other than recovery codes: codes alone are a way back in, not a way to stay."""
-    return any(device._meta.model_name != "staticdevice" for device in devices_for_user(user, confirmed=True))
-
-
 def staff_factors(*, user: Any) -> list[Device]:
     return list(devices_for_user(user, confirmed=True))
 

@@ -172,3 +172,12 @@ def test_forced_password_change_comes_first(client, staff):
     assert done["Location"].startswith(url("enrol/"))
     staff.refresh_from_db()
     assert staff.check_password(new)
+
+
+def test_the_admin_links_to_the_security_page(client, staff):
+    from tests.helpers import staff_login
+
+    staff_login(client, staff)
+    assert url("").encode() in client.get(admin()).content
+    page = client.get(url(""))
+    assert page.status_code == 200 and b"test authenticator" in page.content
