@@ -181,3 +181,12 @@ def test_the_admin_links_to_the_security_page(client, staff):
     assert url("").encode() in client.get(admin()).content
     page = client.get(url(""))
     assert page.status_code == 200 and b"test authenticator" in page.content
+
+
+def test_the_continue_link_never_leaves_the_site(client, staff):
+    password_step(client)
+    client.get(url("enrol/"))
+    device = TOTPDevice.objects.get(user=staff, confirmed=False)
+    response = client.post(url("enrol/") + "?next=javascript:alert(1)", {"code": code_for(device)})
+    assert b"javascript:" not in response.content
+    assert f'href="{admin()}"'.encode() in response.content

@@ -22,8 +22,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from authserver.audit.context import request_personal
 from authserver.audit.services import audit_record
 from authserver.staff import factor, selectors, services
+from authserver.staff.stages import safe_next
 from authserver.staff.stepup import is_fresh, step_up
-from authserver.staff.views.common import Refused, context, limit, onward, page, wrong_stage
+from authserver.staff.views.common import Refused, admin_index, context, limit, onward, page, wrong_stage
 
 
 def _passed(request: HttpRequest, device: Device) -> None:
@@ -113,9 +114,9 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
             if not selectors.staff_factors(user=request.user) or not any(
                     isinstance(d, StaticDevice) for d in selectors.staff_factors(user=request.user)):
                 codes = services.recovery_codes_generate(user=request.user, actor=request.user)
+                onward_to = safe_next(request, request.POST.get("next") or request.GET.get("next"), admin_index())
                 return page(request, "staff/recovery_codes.html", context(
-                    request, "Your recovery codes", codes=codes, next=request.GET.get("next", ""),
-                    admin_nav=True))
+                    request, "Your recovery codes", codes=codes, next=onward_to, admin_nav=True))
             return onward(request)
         _failed(request, "enrol")
         error = "That code was not accepted. Enter the 6-digit code your app shows now."
