@@ -183,6 +183,7 @@ RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "login.ip": ("30/300", "closed"),
     "login.account": ("10/300", "closed"),
     "passkey.account": ("10/300", "closed"),
+    "staff.factor": ("10/300", "closed"),  # second-factor attempts per staff account (authserver.staff)
     "consent.user": ("60/60", "closed"),
     "api.client": ("600/60", "closed"),
 })
@@ -246,6 +247,9 @@ class AuthServerConfig:
     # (already checked against AUTHSERVER_ALLOWED_HOSTS), so a passkey works wherever the admin is served.
     webauthn_rp_id: str = var("AUTHSERVER_WEBAUTHN_RP_ID", "", _lower, flat="WEBAUTHN_RP_ID")
     webauthn_origins: tuple[str, ...] = var("AUTHSERVER_WEBAUTHN_ORIGINS", (), _list, flat="WEBAUTHN_ORIGINS")
+    # Sensitive admin actions (reveal-once secrets, compromise response, second-factor changes) ask
+    # for the second factor again when the last one passed is older than this (authserver.staff.stepup).
+    staff_step_up_seconds: int = var("AUTHSERVER_STAFF_STEP_UP_SECONDS", 300, _int(1), flat="STAFF_STEP_UP_SECONDS")
     behind_proxy: bool = var("AUTHSERVER_BEHIND_PROXY", False, _bool)
     # The proxies whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are believed (authserver.netaddr);
     # empty: none, every address-based control sees the peer.

@@ -84,6 +84,7 @@ ANOMALY_ALERT_EMAILS = list(config.anomaly.alert_emails)
 MANAGEMENT_API_AUDIENCE = config.management_api_audience
 METRICS_TOKEN = config.metrics_token
 PROMETHEUS_MULTIPROC_DIR = config.metrics_dir
+STAFF_STEP_UP_SECONDS = config.staff_step_up_seconds
 # fmt: on
 
 PRODUCTION = config.production
@@ -112,6 +113,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "authserver.passkeys",
+    "authserver.staff",
     "authserver.oauth",
     "authserver.accounts",
     "authserver.audit",
@@ -135,6 +137,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.is_verified(): a second factor passed in this session (authserver.staff).
     "django_otp.middleware.OTPMiddleware",
+    "authserver.staff.middleware.StaffGateMiddleware",  # no admin page without a second factor
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -264,6 +267,7 @@ PASSWORD_HASHERS = [
 ]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "/"
+OTP_TOTP_ISSUER = "authserver"  # the name authenticator apps show (authserver.staff)
 
 # --- Security headers and cookies ---------------------------------------------------------------
 # With AUTHSERVER_TRUSTED_PROXIES the header is also believed, but only from those proxies: the WSGI

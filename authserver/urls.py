@@ -12,6 +12,7 @@ from authserver import handlers, health
 from authserver.introspection import endpoint as introspection_endpoint
 from authserver.oauth import views as oauth_views
 from authserver.observability.views import metrics_view
+from authserver.staff.views import login as staff_login
 
 allow = handlers.allow_methods
 
@@ -41,6 +42,12 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),  # a 404 unless AUTHSERVER_METRICS_TOKEN is presented
+    # The staff plane first: its pages, and the admin's own login, logout and password change taken
+    # over by them (authserver.staff: no admin page opens without a second factor).
+    path(f"{settings.ADMIN_PATH}/security/", include("authserver.staff.urls")),
+    path(f"{settings.ADMIN_PATH}/login/", staff_login.admin_login),
+    path(f"{settings.ADMIN_PATH}/logout/", staff_login.logout_view),
+    path(f"{settings.ADMIN_PATH}/password_change/", staff_login.admin_password_change),
     path(f"{settings.ADMIN_PATH}/security/passkeys/", include("authserver.passkeys.urls")),
     path(f"{settings.ADMIN_PATH}/", admin.site.urls),
 ]

@@ -30,6 +30,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 
 from authserver.adminkit import OneTimeCredentialAdmin, add_form_context, learned_limit_text, once_token
 from authserver.ratelimit.limiter import policy
+from authserver.staff.stepup import fresh_factor_required
 from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
 from clients.models import Client, RetiredClientSecret, Scope
 
@@ -192,6 +193,7 @@ class ClientAdmin(OneTimeCredentialAdmin):
         return self.once_response(request, "admin/clients/client/secret_once.html", context)
 
     # -- add -----------------------------------------------------------------------------------
+    @fresh_factor_required  # step-up: a recent second factor (authserver.staff.stepup)
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> Any:
         if not self.has_add_permission(request):
             raise PermissionDenied
@@ -251,6 +253,7 @@ class ClientAdmin(OneTimeCredentialAdmin):
             raise PermissionDenied
         return client
 
+    @fresh_factor_required  # step-up: a recent second factor (authserver.staff.stepup)
     def rotate_secret_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         from clients.services import ClientError, client_secret_rotate
 
@@ -290,6 +293,7 @@ class ClientAdmin(OneTimeCredentialAdmin):
         }
         return TemplateResponse(request, "admin/clients/client/rotate_secret.html", context)
 
+    @fresh_factor_required  # step-up: a recent second factor (authserver.staff.stepup)
     def revoke_tokens_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         from clients.services import client_revoke_tokens
 

@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from authserver.oauth.services import access_tokens_revoke, grants_revoke, refresh_tokens_revoke
+from authserver.staff.stepup import fresh_factor_required
 
 USER_SEARCH = f"user__{get_user_model().USERNAME_FIELD}"
 
@@ -101,6 +102,7 @@ class AccessTokenAdmin(ReadOnlyCredentialAdmin):
         return "expired" if obj.expires <= timezone.now() else "active"
 
     @admin.action(description="Revoke selected access tokens", permissions=["revoke"])
+    @fresh_factor_required  # step-up: a recent second factor (authserver.staff.stepup)
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         revoked = access_tokens_revoke(pks=queryset.values_list("pk", flat=True), actor=request.user)
         self.message_user(request, ngettext("Revoked %d access token.", "Revoked %d access tokens.", revoked) % revoked)
@@ -143,6 +145,7 @@ class RefreshTokenAdmin(ReadOnlyCredentialAdmin):
         return _when(obj.revoked)
 
     @admin.action(description="Revoke selected refresh tokens", permissions=["revoke"])
+    @fresh_factor_required  # step-up: a recent second factor (authserver.staff.stepup)
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         revoked = refresh_tokens_revoke(pks=queryset.values_list("pk", flat=True), actor=request.user)
         self.message_user(
@@ -182,6 +185,7 @@ class GrantAdmin(ReadOnlyCredentialAdmin):
         return _when(obj.used)
 
     @admin.action(description="Revoke selected authorization codes", permissions=["revoke"])
+    @fresh_factor_required  # step-up: a recent second factor (authserver.staff.stepup)
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         revoked = grants_revoke(pks=queryset.values_list("pk", flat=True), actor=request.user)
         self.message_user(

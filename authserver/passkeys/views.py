@@ -5,7 +5,7 @@ Each view enforces its own stage (the gate middleware is a second line, not the 
 * every page and endpoint needs an authenticated, active staff user;
 * enrolling is allowed at once only for a user with no confirmed device at all (first enrolment,
   right after the password step); a user who has a factor must have passed one within
-  :data:`STEP_UP_SECONDS` (step-up), or is sent to the verify page first;
+  ``AUTHSERVER_STAFF_STEP_UP_SECONDS`` (step-up), or is sent to the verify page first;
 * removing a passkey needs a recent factor too, and never removes the last one.
 
 Attempts are limited per account (``passkey.account``, failing closed: the limiter's store down
@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.request import split_domain_port
 from django.shortcuts import render
@@ -33,9 +33,9 @@ from authserver.http import NO_STORE
 from authserver.passkeys import services
 from authserver.passkeys.models import PasskeyDevice
 from authserver.ratelimit.limiter import enforce, note
-from authserver.staff import factor
+from authserver.staff import factor, stages
+from authserver.staff.views.common import context as staff_context
 
-STEP_UP_SECONDS = 300
 BODY_MAX = 16 * 1024  # an attestation with "none" format is well under 2 KiB; packed with a chain under 8
 
 
@@ -50,12 +50,14 @@ def relying_party(request: HttpRequest) -> services.RelyingParty:
 
 
 def _is_staff(request: HttpRequest) -> bool:
+    """An active staff account past the password step (a one-time password replaced first)."""
     user = request.user
-    return bool(user.is_authenticated and user.is_active and user.is_staff)
+    return bool(user.is_authenticated and user.is_active and user.is_staff) and stages.next_stage(
+        request) != "staff:password_change"
 
 
 def _may_enrol(request: HttpRequest) -> bool:
-    return not services.has_any_device(request.user) or factor.recent(request, STEP_UP_SECONDS)
+    return not services.has_any_device(request.user) or factor.recent(request, settings.STAFF_STEP_UP_SECONDS)
 
 
 def safe_next(request: HttpRequest, default: str | None = None) -> str:
@@ -72,7 +74,9 @@ def _with_next(url: str, next_url: str) -> str:
 
 
 def _to_login(request: HttpRequest) -> HttpResponse:
-    return HttpResponseRedirect(_with_next(reverse("admin:login"), request.get_full_path()))
+    # The staff plane's password step (or its new-password step for a one-time password).
+    stage = stages.next_stage(request) or "staff:login"
+    return HttpResponseRedirect(_with_next(reverse(stage), request.get_full_path()))
 
 
 def _to_verify(request: HttpRequest) -> HttpResponse:
@@ -90,8 +94,10 @@ def _json(body: dict[str, Any] | str, status: int = 200) -> HttpResponse:
 
 
 def _page(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
-    # The admin's own context (site header, user tools): these pages are part of the admin's look.
-    response = render(request, template, {**admin.site.each_context(request), **context})
+    # The admin's look; its navigation only once the admin is open to this session (authserver.staff).
+    verified = bool(getattr(request.user, "is_verified", lambda: False)())
+    response = render(request, template, {**staff_context(request, context.get("title", ""), admin_nav=verified),
+                                          **context})
     for name, value in NO_STORE.items():
         response[name] = value
     return response
@@ -213,7 +219,7 @@ def passkey_list(request: HttpRequest) -> HttpResponse:
 def remove(request: HttpRequest, pk: int) -> HttpResponse:
     if not _is_staff(request):
         return _to_login(request)
-    if not factor.recent(request, STEP_UP_SECONDS):
+    if not factor.recent(request, settings.STAFF_STEP_UP_SECONDS):
         return HttpResponseRedirect(_with_next(reverse("passkeys:verify"), reverse("passkeys:list")))
     _limit(request)
     try:

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from authserver.adminkit import add_form_context, learned_limit_text
+from authserver.staff.stepup import fresh_factor_required
 from clients.models import Client
 from keys.admin.base import OnlyDeletedWithTheirClient
 from keys.admin.compromise import CompromiseViews
@@ -269,6 +270,7 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, ApiKeyLifecycleViews, ApiKeyUsageV
         return super().changelist_view(request, extra_context)
 
     # -- add -----------------------------------------------------------------------------------
+    @fresh_factor_required  # step-up: a recent second factor (authserver.staff.stepup)
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> Any:
         if not self.has_add_permission(request):
             raise PermissionDenied

@@ -23,6 +23,7 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
+from authserver.staff.stepup import fresh_factor_required
 from clients.models import Client
 from keys.admin.base import ApiKeyAdminBase, OnlyDeletedWithTheirClient
 from keys.admin.display import when
@@ -84,6 +85,7 @@ class CompromiseViews(ApiKeyAdminBase):
             **extra,
         )
 
+    @fresh_factor_required  # step-up: a recent second factor (authserver.staff.stepup)
     def compromise_view(self, request: HttpRequest, client_pk: int) -> HttpResponse:
         if request.method not in {"GET", "POST"}:
             return HttpResponseNotAllowed(["GET", "POST"])
@@ -105,6 +107,7 @@ class CompromiseViews(ApiKeyAdminBase):
         description="Compromise response: revoke all keys and tokens",
         permissions=["compromise"],
     )
+    @fresh_factor_required  # step-up: a recent second factor (authserver.staff.stepup)
     def compromise_response(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> HttpResponse | None:
         clients = list(Client.objects.filter(pk__in=queryset.values("client_id")).order_by("name", "client_id"))
         if request.POST.get("confirm") == "yes":

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.template.response import TemplateResponse
 
 from authserver.adminkit import once_token
+from authserver.staff.stepup import fresh_factor_required
 from keys import policy
 from keys.admin.base import ApiKeyAdminBase
 from keys.admin.display import effective_status, quota_text, rate_limit_text
@@ -19,6 +20,7 @@ from keys.models import ApiKey, ApiKeyStatus
 
 
 class ApiKeyLifecycleViews(ApiKeyAdminBase):
+    @fresh_factor_required  # step-up: a recent second factor (authserver.staff.stepup)
     def rotate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         from keys.services import api_key_rotate
 
@@ -68,6 +70,7 @@ class ApiKeyLifecycleViews(ApiKeyAdminBase):
         )
         return TemplateResponse(request, "admin/keys/apikey/rotate.html", context)
 
+    @fresh_factor_required  # step-up: a recent second factor (authserver.staff.stepup)
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         from keys.services import api_key_revoke
 

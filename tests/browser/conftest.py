@@ -197,15 +197,33 @@ def superuser(transactional_db: Any) -> Any:
     return get_user_model().objects.create_superuser("root", "root@example.test", ADMIN_PASSWORD)
 
 
+def totp_code(user: Any) -> str:
+    """The code the user's authenticator app shows now (a confirmed TOTP device, created if missing);
+    django-otp accepts each code once, so the device forgets the last one it saw (a test's next login)."""
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+        user=user, name="browser test authenticator", confirmed=True)
+    TOTPDevice.objects.filter(pk=device.pk).update(last_t=-1, throttling_failure_count=0,
+                                                   throttling_failure_timestamp=None)
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
+
+
 def admin_login(page: Any, user: Any, password: str = ADMIN_PASSWORD, shot: str | None = None) -> None:
     from django.conf import settings
 
+    totp_code(user)  # the account has an authenticator before it signs in
     page.goto(f"/{settings.ADMIN_PATH}/")
     if shot:
         screenshot(page, shot)
     page.fill("#id_username", user.get_username())
     page.fill("#id_password", password)
     page.click("input[type=submit]")
+    # The second factor (authserver.staff): the account's authenticator, enrolled here if it has none.
+    page.wait_for_selector("#verify-form")
+    page.fill("#id_code", totp_code(user))
+    page.click("#verify-form input[type=submit]")
     page.wait_for_selector("#site-name")
     assert page.locator("#user-tools").count() == 1, page.content()
 

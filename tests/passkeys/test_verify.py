@@ -144,7 +144,7 @@ def test_a_counter_that_stays_at_zero_is_accepted(enrolled, staff, authenticator
 def test_no_login_no_ceremony(enrolled, authenticator):
     http = HttpClient()
     page = http.get(reverse("passkeys:verify"))
-    assert page.status_code == 302 and page["Location"].startswith(reverse("admin:login"))
+    assert page.status_code == 302 and page["Location"].startswith(reverse("staff:login"))
     assert post_json(http, "verify-options").status_code == 403
     assert post_json(http, "verify-complete", {"credential": {}}).status_code == 403
     assert not events("passkey.passed")

@@ -39,6 +39,7 @@ from authserver.serve.supervisor import (
     Supervisor,
     reset_metrics_dir,
 )
+from authserver.staff import services as staff_services
 
 DEFAULT_BIND = "127.0.0.1:8443"
 ADMIN_USERNAME = "admin"
@@ -192,10 +193,13 @@ class Command(BaseCommand):
                 validate_password(password, user=user_model(**{user_model.USERNAME_FIELD: ADMIN_USERNAME}))
             except ValidationError as exc:
                 raise CommandError("AUTHSERVER_ADMIN_PASSWORD: " + " ".join(exc.messages)) from exc
-        user_model.objects.create_superuser(**{user_model.USERNAME_FIELD: ADMIN_USERNAME}, email="", password=password)
+        admin_user = user_model.objects.create_superuser(**{user_model.USERNAME_FIELD: ADMIN_USERNAME}, email="",
+                                                         password=password)
         if generated:
+            # A one-time password: the first login must replace it, then enrol a second factor.
+            staff_services.staff_password_change_require(user=admin_user)
             self.say(f'Created superuser "{ADMIN_USERNAME}" with password: {password}')
-            self.say("  (shown this once only: store it now, or change it after logging in)")
+            self.say("  (shown this once only: the first login replaces it and enrols a second factor)")
         else:
             self.say(f'Created superuser "{ADMIN_USERNAME}" with the password from AUTHSERVER_ADMIN_PASSWORD.')
 

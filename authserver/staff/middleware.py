@@ -1,0 +1,37 @@
+"""The gate: no page under the admin path opens on a password alone (authserver.staff.stages).
+
+It runs after django-otp's ``OTPMiddleware`` (``request.user.is_verified()``) and before any admin
+view, so a refused request reaches no view code: nothing is read, nothing changes. Only the staff
+pages themselves (``/<ADMIN_PATH>/security/``) pass, and each of them checks its own stage.
+Static files are not under the admin path (``STATIC_URL``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+
+from authserver.staff import selectors
+from authserver.staff.stages import next_stage, stage_url
+
+
+class StaffGateMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.prefix = f"/{settings.ADMIN_PATH}/"
+        self.exempt = f"{self.prefix}security/"
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if path.startswith(self.prefix) and not path.startswith(self.exempt):
+            stage = next_stage(request)
+            if stage is not None:
+                user = request.user
+                if getattr(user, "is_authenticated", False) and not selectors.staff_is_staff(user):
+                    raise PermissionDenied  # a signed-in non-staff account: nothing here, as Django's admin
+                back = request.get_full_path() if request.method == "GET" else None
+                return HttpResponseRedirect(stage_url(stage, back))
+        return self.get_response(request)

@@ -1,0 +1,57 @@
+"""serve's first-run admin has a one-time password that must be replaced; an operator's own password
+(AUTHSERVER_ADMIN_PASSWORD, createsuperuser, changepassword) is not forced. And the CLI reset."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from authserver.audit.models import AuditEvent
+from authserver.oauth.management.commands.serve import Command
+from authserver.staff.models import PasswordChangeRequired
+
+pytestmark = pytest.mark.django_db
+
+
+def _first_run(monkeypatch, password: str | None) -> str:
+    if password is None:
+        monkeypatch.delenv("AUTHSERVER_ADMIN_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("AUTHSERVER_ADMIN_PASSWORD", password)
+    out = io.StringIO()
+    command = Command(stdout=out)
+    command._ensure_superuser()
+    return out.getvalue()
+
+
+def test_the_generated_one_time_password_must_be_changed(monkeypatch, client):
+    printed = _first_run(monkeypatch, None)
+    password = re.search(r"with password: (\S+)", printed).group(1)
+    admin = get_user_model().objects.get(username="admin")
+    assert PasswordChangeRequired.objects.filter(user=admin).exists()
+    from tests.staff.helpers import url
+
+    response = client.post(url("login/"), {"username": "admin", "password": password})
+    assert response["Location"].startswith(url("password/"))
+
+
+def test_an_operator_chosen_password_is_not_forced(monkeypatch):
+    _first_run(monkeypatch, "an-operator-chosen-passphrase-9")
+    assert not PasswordChangeRequired.objects.exists()
+    get_user_model().objects.create_superuser("ops", "", "another-operator-passphrase-3")
+    assert not PasswordChangeRequired.objects.exists()
+
+
+def test_reset_factors_command(monkeypatch):
+    staff = get_user_model().objects.create_superuser("root", "", "x-unused-password-x")
+    TOTPDevice.objects.create(user=staff, name="lost phone", confirmed=True)
+    out = io.StringIO()
+    call_command("staff", "reset-factors", "root", stdout=out)
+    assert "Removed 1" in out.getvalue()
+    assert not TOTPDevice.objects.exists()
+    assert AuditEvent.objects.filter(event="staff.factor.removed", actor="cli").count() == 1
