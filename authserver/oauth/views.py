@@ -33,6 +33,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from authserver import events
 from authserver.audit.context import actor_label, request_personal
 from authserver.audit.services import audit_record
+from authserver.csp import allow_form_redirect
 from authserver.http import NO_STORE
 from authserver.netaddr import client_address, client_network
 from authserver.oauth.authorization_request import check_authorization_request
@@ -174,6 +175,14 @@ class AuthorizationView(dot_views.AuthorizationView):
         except errors.OAuth2Error as error:
             raise OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]) from error
         return scopes, credentials
+
+    def render_to_response(self, context: dict[str, Any], **response_kwargs: Any) -> HttpResponse:
+        response = cast(HttpResponse, super().render_to_response(context, **response_kwargs))
+        # The consent form's POST answers 302 to the client's (verified) redirect URI, and the CSP's
+        # form-action governs that redirect too: the page names that origin (authserver.csp).
+        if context.get("redirect_uri") and not context.get("error"):
+            allow_form_redirect(response, str(context["redirect_uri"]))
+        return response
 
     def form_invalid(self, form: Any) -> HttpResponse:
         # The hidden fields came back unusable (missing, NUL characters): nothing in them, the
