@@ -48,10 +48,10 @@ def form_target_source(uri: str) -> str | None:
     return f"{scheme}:"
 
 
-def allow_form_redirect(response: HttpResponseBase, uri: str) -> HttpResponseBase:
+def allow_form_redirect(request: HttpRequest, response: HttpResponseBase, uri: str) -> HttpResponseBase:
     """``response``'s page may submit a form that ends in a redirect to ``uri`` (a verified redirect URI)."""
     source = form_target_source(uri)
     if source is None:
         return response
-    # django-csp's own per-response update (what its csp_update decorator does to a view's answer).
-    return csp_update({"form-action": [source]})(lambda: response)()
+    # django-csp's own per-response update: its csp_update decorator, applied to this one answer.
+    return csp_update({"form-action": [source]})(lambda _request: response)(request)

@@ -177,11 +177,11 @@ class AuthorizationView(dot_views.AuthorizationView):
         return scopes, credentials
 
     def render_to_response(self, context: dict[str, Any], **response_kwargs: Any) -> HttpResponse:
-        response = cast(HttpResponse, super().render_to_response(context, **response_kwargs))
+        response: HttpResponse = super().render_to_response(context, **response_kwargs)
         # The consent form's POST answers 302 to the client's (verified) redirect URI, and the CSP's
         # form-action governs that redirect too: the page names that origin (authserver.csp).
         if context.get("redirect_uri") and not context.get("error"):
-            allow_form_redirect(response, str(context["redirect_uri"]))
+            allow_form_redirect(self.request, response, str(context["redirect_uri"]))
         return response
 
     def form_invalid(self, form: Any) -> HttpResponse:
@@ -191,7 +191,7 @@ class AuthorizationView(dot_views.AuthorizationView):
 
     def _refuse_form(self, description: str) -> HttpResponse:
         error = errors.InvalidRequestError(description=description)
-        return cast(HttpResponse, self.render_to_response({"error": error}, status=400))
+        return self.render_to_response({"error": error}, status=400)
 
     def form_valid(self, form: Any) -> HttpResponse:
         note(self.request, enforce("consent.user", str(self.request.user.pk)))
