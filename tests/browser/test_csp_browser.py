@@ -9,9 +9,10 @@ Violations are collected twice over: Chromium's console messages that mention th
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+import requests
 
 from clients.services import client_register, scope_create
 from keys.services import api_key_create
@@ -136,3 +137,45 @@ def test_login_consent_and_redirect_raise_no_violation(page: Any, live_server: A
     assert urlsplit(page.url).netloc == "app.example.test"
     violations.check("the redirect to the client")
     screenshot(page, "csp_consent_redirected")
+
+
+def test_a_remembered_consent_redirects_straight_from_the_login_form(page: Any, live_server: Any,
+                                                                    fake_app: Any) -> None:
+    """Login POST → 302 /oauth/authorize → 302 to the client (consent remembered): the login page's
+    form-action must admit that last hop too, or the browser stops on the login page."""
+    violations = Violations(page)
+    UserFactory(username="carol")
+    scope_create(name="ai.infer", description="Run inference on your behalf")
+    app, secret = client_register(
+        name="Notebook", client_type="confidential", grant_types=["authorization_code"], redirect_uris=[CALLBACK],
+        scopes=["ai.infer"], audiences=[RS_AUDIENCE], remember_consent=True,
+    )
+    verifier, challenge = pkce_pair()
+    url = "/oauth/authorize?" + urlencode({
+        "response_type": "code", "client_id": app.client_id, "redirect_uri": CALLBACK, "scope": "ai.infer",
+        "state": "st-2", "code_challenge": challenge, "code_challenge_method": "S256",
+    })
+
+    page.goto(url)
+    page.fill("#id_username", "carol")
+    page.fill("#id_password", PASSWORD)
+    submit_login(page)
+    page.wait_for_selector("#authorizationForm")
+    with page.expect_navigation(url="https://app.example.test/**"):
+        page.click("button[name=allow]")
+    # A live token for these scopes is what lets the next authorization skip the consent page.
+    code = parse_qs(urlsplit(page.url).query)["code"][0]
+    token = requests.post(f"{live_server.url}/oauth/token", auth=(app.client_id, secret), timeout=10, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK, "code_verifier": verifier})
+    assert token.status_code == 200, token.text
+    page.context.clear_cookies()  # signed out: the next authorization starts at the login page again
+    fake_app.hits.clear()
+
+    page.goto(url)
+    page.fill("#id_username", "carol")
+    page.fill("#id_password", PASSWORD)
+    with page.expect_navigation(url="https://app.example.test/**"):
+        page.click("button[type=submit]")
+    assert fake_app.hits == [page.url]
+    violations.check("login straight to the client")
+    screenshot(page, "csp_login_remembered_consent_redirected")

@@ -184,3 +184,23 @@ def test_json_answers_carry_no_policy(client: Client) -> None:
                      client.get("/api/v1/no-such-thing")):
         assert response["Content-Type"].startswith("application/json")
         assert "Content-Security-Policy" not in response
+
+
+def test_the_login_page_before_an_authorization_admits_its_clients_redirect_origin(web_client: Any) -> None:
+    """Login POST → 302 /oauth/authorize → 302 to the client when the consent is remembered: the
+    login page's form-action must admit that last hop (tests/browser/test_csp_browser.py)."""
+    app, _ = web_client
+    _, challenge = pkce_pair()
+    from urllib.parse import urlencode
+
+    authorize = f"{AUTHORIZE_URL}?{urlencode(authorize_params(app, challenge=challenge))}"
+    page = Client().get("/accounts/login/", {"next": authorize})
+    assert_policy(page, "login before an authorization")
+    assert directives(page)["form-action"] == ["'self'", "https://app.example.test"]
+    for next_url in (
+        authorize.replace("app.example.test", "evil.example"),  # not a registered redirect URI
+        authorize.replace(app.client_id, "no-such-client"),
+        "/accounts/login/", "https://evil.example/oauth/authorize?client_id=" + app.client_id,
+    ):
+        page = Client().get("/accounts/login/", {"next": next_url})
+        assert directives(page)["form-action"] == ["'self'"], next_url
