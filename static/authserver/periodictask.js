@@ -8,8 +8,11 @@
   $(".field-crontab_translation").hide();
   $(".field-crontab").change(function () {
     var help = $(".field-crontab .help");
+    var reading = readable[$("#id_crontab").val()];
     help.text(original);
-    help.append(document.createElement("br"));
-    help.append(document.createTextNode("Translation: " + (readable[$("#id_crontab").val()] || "")));
+    if (reading) {  // none while no crontab is chosen (the admin fires change on load)
+      help.append(document.createElement("br"));
+      help.append(document.createTextNode("Translation: " + reading));
+    }
   });
 })();

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
+from django_celery_beat.models import CrontabSchedule
 
 from clients.services import client_register, scope_create
 from keys.services import api_key_create
@@ -56,6 +57,7 @@ def test_admin_pages_raise_no_violation(page: Any, live_server: Any, superuser: 
     customer = anomaly.key.client
     key, _ = api_key_create(client=customer, name="charted", audiences=[RS_AUDIENCE])
     seed_usage(key)
+    crontab = CrontabSchedule.objects.create(minute="0", hour="3")
     admin_login(page, superuser)
 
     for path, shot in [
@@ -87,6 +89,10 @@ def test_admin_pages_raise_no_violation(page: Any, live_server: Any, superuser: 
     page.click("a#calendarlink0")
     assert page.locator("#calendarbox0").is_visible()
     violations.check("calendar widget")
+    # django-celery-beat's crontab reading, from our file instead of its inline script.
+    page.select_option("#id_crontab", str(crontab.pk))
+    assert "Translation: At 03:00" in page.inner_text(".field-crontab .help")
+    violations.check("crontab reading")
 
     # A client added: the reveal-once page and its Copy button (static/authserver/credential-once.js).
     page.goto(admin_url("clients/client/add/"))
