@@ -5,13 +5,15 @@ where it goes and widens it where one page needs it:
 
 - :class:`PageCSPMiddleware` skips JSON answers (the machine endpoints, the management API, the
   metadata document) and empty ones (redirects, the revocation endpoint's 200): a browser renders
-  none of them, and they already carry ``nosniff``. Every
-  other answer gets the policy: the admin, login, consent, Django's error pages, static files. It
-  is a browser-only middleware (``authserver.handlers.BROWSER_ONLY_MIDDLEWARE``): the lean handler
-  of the machine endpoints never runs it.
+  none of them, and they already carry ``nosniff``. Every other answer gets the policy: the admin,
+  login, consent, Django's error pages, static files. It is a browser-only middleware
+  (``authserver.handlers.BROWSER_ONLY_MIDDLEWARE``): the lean handler of the machine endpoints
+  never runs it.
 - :func:`allow_form_redirect`: ``form-action`` also governs the redirects that follow a form's
-  submission (CSP 3 §6.3.1; Chromium enforces it), so the consent form, whose POST answers ``302``
-  to the client's redirect URI, names that URI's origin in its page's policy, and nothing wider.
+  submission (CSP Level 3, ``form-action``; Chromium enforces it), so the consent form, whose POST
+  answers ``302`` to the client's redirect URI, names that URI's origin in its page's policy, and
+  nothing wider; so does the login page that continues an authorization request (its POST may
+  redirect through ``/oauth/authorize`` straight to the client when the consent is remembered).
 """
 
 from __future__ import annotations
