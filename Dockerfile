@@ -73,6 +73,7 @@ COPY authserver ./authserver
 COPY clients ./clients
 COPY keys ./keys
 COPY templates ./templates
+COPY static ./static
 COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 COPY docker-healthcheck.py /usr/local/bin/docker-healthcheck
 RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh /usr/local/bin/docker-healthcheck \

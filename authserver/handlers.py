@@ -27,7 +27,8 @@ A database error of any kind (a lock or statement timeout included: ``AUTHSERVER
 ``AUTHSERVER_DB_STATEMENT_TIMEOUT``) is a dependency failure: 503 with ``Retry-After``, never a
 hang and never a 500.
 
-Both stacks give every request an id (``X-Request-ID``: the caller's if it is short and of a safe
+Both stacks answer with a neutral ``Server`` header (:data:`SERVER_HEADER`: the web server's own
+would name it) and give every request an id (``X-Request-ID``: the caller's if it is short and of a safe
 charset, else a fresh one), send it back in the response, and time the request: one
 ``events.request_served`` per request, which authserver.observability turns into the JSON access
 line and the request metrics off the request path (``emit`` is a ``deque.append``: no project code
@@ -83,8 +84,10 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
 MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/livez", "/readyz", "/healthz"})
 BASELINE_PATH = "/bench/bare"
 
-# Middleware that only browsers need: sessions, CSRF, authentication, messages, static files.
+# Middleware that only browsers need: sessions, CSRF, authentication, messages, static files, and
+# the pages' Content-Security-Policy (the machine endpoints answer JSON, which carries none).
 BROWSER_ONLY_MIDDLEWARE = frozenset({
+    "authserver.csp.PageCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,6 +101,9 @@ HEALTH_CHECK_WINDOW = 1.0
 # A request id from the caller (a proxy, a resource server) is kept only if it is short and made of
 # characters that cannot break a log line or a header; anything else gets a fresh one.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
+# The Server header names no software (ASVS 14.3.3): granian adds "server: granian" to any answer
+# that has none, and has no switch to drop it, so every answer of ours carries this neutral value.
+SERVER_HEADER = "-"
 _request_served = events.request_served.emit
 
 _load_lock = threading.Lock()
@@ -122,6 +128,7 @@ class ServedHandler(WSGIHandler):
         request.request_id = request_id
         response = super().get_response(request)
         response["X-Request-ID"] = request_id
+        response["Server"] = SERVER_HEADER
         match, meta = request.resolver_match, request.META
         _request_served((request.method, match.view_name if match is not None else None, response.status_code,
                          time.perf_counter() - started, getattr(request, "telemetry", None),

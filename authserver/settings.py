@@ -130,6 +130,7 @@ MIDDLEWARE = [
     "authserver.handlers.FailClosedMiddleware",
     "authserver.ratelimit.limiter.RateLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "authserver.csp.PageCSPMiddleware",  # pages only (authserver/csp.py); browser-only
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -291,6 +292,14 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Every page (authserver/csp.py): scripts and styles from our own files only, no inline code
+# anywhere (the admin's templates have none either), forms posting only here (the consent page adds
+# its client's redirect origin), no framing, no <base>. connect-src: the admin's autocomplete.
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
+    "default-src": ["'none'"], "script-src": ["'self'"], "style-src": ["'self'"], "img-src": ["'self'"],
+    "font-src": ["'self'"], "connect-src": ["'self'"], "form-action": ["'self'"], "frame-ancestors": ["'none'"],
+    "base-uri": ["'none'"],
+}}
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
 # --- Endpoint paths -----------------------------------------------------------------------------
@@ -329,6 +338,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = config.static_root
+STATICFILES_DIRS = [BASE_DIR / "static"]  # our pages' CSS and JS: files, never inline (CSP)
 # The admin's CSS and JS are served by the app itself (no third-party assets, no CDN). Production
 # serves the collected, hashed files; elsewhere they come straight from the app directories.
 WHITENOISE_USE_FINDERS = not PRODUCTION

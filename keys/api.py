@@ -32,6 +32,7 @@ from clients.models import Client
 from keys import services
 from keys.models import ApiKey, ApiKeyUsage
 from keys.serializers import (
+    PERSONAL_DATA_SCOPE,
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,
     ApiKeyListQuerySerializer,
@@ -119,6 +120,12 @@ class ApiKeyViewSet(ManagementAPIMixin, viewsets.GenericViewSet):
             raise NotFound("No such key.")
         return key
 
+    @staticmethod
+    def _shown(request: Request) -> dict[str, Any]:
+        """Serializer context: personal data (the last caller's address) only for a caller whose
+        token has the personal-data scope (keys.serializers)."""
+        return {"personal_data": PERSONAL_DATA_SCOPE in api_caller(request).scopes}
+
     def list(self, request: Request) -> Response:
         query = ApiKeyListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -128,7 +135,7 @@ class ApiKeyViewSet(ManagementAPIMixin, viewsets.GenericViewSet):
         if "status" in query.validated_data:
             keys = keys.filter(status=query.validated_data["status"])
         page = self.paginate_queryset(keys)
-        return self.get_paginated_response(ApiKeySerializer(page, many=True).data)
+        return self.get_paginated_response(ApiKeySerializer(page, many=True, context=self._shown(request)).data)
 
     def create(self, request: Request) -> Response:
         body = ApiKeyCreateSerializer(data=request.data)
@@ -155,7 +162,7 @@ class ApiKeyViewSet(ManagementAPIMixin, viewsets.GenericViewSet):
         )
 
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
-        return Response(ApiKeySerializer(self.get_object()).data)
+        return Response(ApiKeySerializer(self.get_object(), context=self._shown(request)).data)
 
     @extend_schema(
         summary="Rotate an API key",
@@ -218,7 +225,7 @@ class ApiKeyViewSet(ManagementAPIMixin, viewsets.GenericViewSet):
 
     def _change(self, change: Any) -> Response:
         key = change(key=self.get_object(), actor=api_caller(self.request).actor)
-        return Response(ApiKeySerializer(self.get_queryset().get(pk=key.pk)).data)
+        return Response(ApiKeySerializer(self.get_queryset().get(pk=key.pk), context=self._shown(self.request)).data)
 
     @extend_schema(
         summary="Usage of an API key",
@@ -261,7 +268,7 @@ class ApiKeyViewSet(ManagementAPIMixin, viewsets.GenericViewSet):
             "last_used_ip": key.last_used_ip,
             "buckets": [{"start": moment, "requests": requests} for moment, requests in buckets.items()],
         }
-        return Response(ApiKeyUsageSerializer(payload).data)
+        return Response(ApiKeyUsageSerializer(payload, context=self._shown(request)).data)
 
 
 class ClientRevokeAllView(ManagementAPIMixin, APIView):

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from authserver.counters import Batch
-from authserver.crypto import secret
+from authserver.crypto import Ciphertext, EncryptedTextField, secret
 from keys import services
 from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse, CompromiseResponseStatus, UsageBatch
 from keys.usage import usage_pending, usage_settle, usage_stage
@@ -146,8 +147,18 @@ def _usage_batch_record(batch_id: str, batch: Batch) -> dict[tuple[str, int], in
                 used = datetime.fromtimestamp(ts, UTC)
                 # Batches may be recorded out of order (an older one left pending): never go back.
                 ApiKey.objects.filter(Q(last_used__isnull=True) | Q(last_used__lt=used), pk=key_id).update(
-                    last_used=used, last_used_ip=ip or None)
+                    last_used=used, last_used_ip=_sealed_address(key_id, ip))
     return counted
+
+
+def _sealed_address(key_id: str, ip: str | None) -> Ciphertext | None:
+    """The caller's address as stored: encrypted and bound to the key's row (personal data; an
+    update() cannot encrypt it for us, so the ciphertext is made here for that row)."""
+    if not ip:
+        return None
+    field = ApiKey._meta.get_field("last_used_ip")
+    assert isinstance(field, EncryptedTextField)  # noqa: S101 (the model says so)
+    return field.encrypt_value(uuid.UUID(key_id), ip)
 
 
 def compromise_responses_stalled(*, stale_after: int = 60) -> list[str]:

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from authserver.crypto import EncryptedTextField
 from keys.usability import api_key_end, api_key_usable_until
 
 
@@ -52,7 +53,10 @@ class ApiKey(models.Model):
     expiry_warned = models.DateTimeField(null=True, blank=True)
     # Rolled up from the usage counters by a job; never written on the verification path.
     last_used = models.DateTimeField(null=True, blank=True)
-    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    # Personal data (the caller's address): encrypted at rest like the audit trail's addresses,
+    # shown only to staff with audit.view_personal_data (keys.admin) and to API callers whose
+    # scope allows it (keys.api). Written by the roll-up job (keys.jobs).
+    last_used_ip = EncryptedTextField(null=True, blank=True)
     uses = models.PositiveBigIntegerField(default=0)
     # How much of the quota the counter store has been leased, in blocks (keys.quota): never more
     # than ``quota``, never lowered. A store that loses its counters starts again from here, so

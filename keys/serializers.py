@@ -109,6 +109,20 @@ class SpaceSeparatedListField(serializers.ListField):
 # -- Responses -------------------------------------------------------------------------------------
 
 
+# The caller's address a key was last used from is personal data: shown only to a caller whose
+# token carries this scope (keys.api puts ``personal_data`` in the serializer's context), as the
+# admin shows it only with audit.view_personal_data.
+PERSONAL_DATA_SCOPE = "authserver.keys.personal_data"
+PERSONAL_FIELDS = ("last_used_ip",)
+
+
+def without_personal_data(data: Any, context: dict[str, Any]) -> Any:
+    if not context.get("personal_data"):
+        for name in PERSONAL_FIELDS:
+            data.pop(name, None)
+    return data
+
+
 class ApiKeySerializer(serializers.ModelSerializer):
     """A key without its secret: the plaintext exists only in the create/rotate response."""
 
@@ -153,6 +167,9 @@ class ApiKeySerializer(serializers.ModelSerializer):
     def get_rate_limit(self, key: ApiKey) -> str | None:
         return f"{key.rate_limit}/{key.rate_limit_period}s" if key.rate_limit else None
 
+    def to_representation(self, instance: Any) -> Any:
+        return without_personal_data(super().to_representation(instance), self.context)
+
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):
     key = serializers.CharField(read_only=True, help_text="The plaintext key. Shown once: store it now.")
@@ -166,7 +183,7 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         super().__init__(instance, **kwargs)
 
     def to_representation(self, instance: ApiKey) -> dict[str, Any]:
-        data = super().to_representation(instance)
+        data: dict[str, Any] = super().to_representation(instance)
         data["key"] = self._plaintext
         return data
 
@@ -198,8 +215,13 @@ class ApiKeyUsageSerializer(serializers.Serializer):
     total = serializers.IntegerField(min_value=0, help_text="Requests in the window.")
     uses = serializers.IntegerField(min_value=0, help_text="Requests over the key's lifetime.")
     last_used = serializers.DateTimeField(allow_null=True)
-    last_used_ip = serializers.IPAddressField(allow_null=True)
+    last_used_ip = serializers.IPAddressField(
+        allow_null=True, required=False,
+        help_text="Personal data: only with the `authserver.keys.personal_data` scope (absent otherwise).")
     buckets = UsageBucketSerializer(many=True, help_text="Oldest first; buckets without requests are 0.")
+
+    def to_representation(self, instance: Any) -> Any:
+        return without_personal_data(super().to_representation(instance), self.context)
 
 
 class CompromiseResponseSerializer(serializers.Serializer):

@@ -49,8 +49,6 @@ def traffic_svg(points: list[tuple[datetime, int, bool]], *, marker: datetime | 
         LEFT - 4, TOP + 8, peak, TOP + plot_h, LEFT, HEIGHT - 6, f"{first:%H:%M}", WIDTH - RIGHT, f"{last:%H:%M}")
     return format_html(
         '<svg class="as-anomaly-chart" viewBox="0 0 {} {}" role="img" aria-label="{}" '
-        'xmlns="http://www.w3.org/2000/svg"><style>.bar{{fill:var(--link-fg,#447e9b)}}'
-        '.flagged{{fill:var(--error-fg,#ba2121)}}.marker{{stroke:var(--error-fg,#ba2121);stroke-dasharray:3 2}}'
-        '.limit{{stroke:var(--body-quiet-color,#666);stroke-dasharray:5 3}}.lbl{{font:10px sans-serif;'
-        'fill:var(--body-quiet-color,#666)}}</style>{}{}{}</svg>',
+        # Styled by static/authserver/anomaly.css: an inline <style> is refused by the CSP.
+        'xmlns="http://www.w3.org/2000/svg">{}{}{}</svg>',
         WIDTH, HEIGHT, caption, bars, mark_safe("".join(extra)), axis)  # noqa: S308 - built with format_html

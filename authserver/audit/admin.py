@@ -38,7 +38,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description="details")
     def details_pretty(self, obj: AuditEvent) -> str:
         return format_html(
-            "<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.details, indent=2, sort_keys=True)
+            "<pre class='as-wrap'>{}</pre>", json.dumps(obj.details, indent=2, sort_keys=True)
         )
 
     @admin.display(description="personal data (decrypted)")

@@ -33,6 +33,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from authserver import events
 from authserver.audit.context import actor_label, request_personal
 from authserver.audit.services import audit_record
+from authserver.csp import allow_form_redirect
 from authserver.http import NO_STORE
 from authserver.netaddr import client_address, client_network
 from authserver.oauth.authorization_request import check_authorization_request
@@ -175,6 +176,14 @@ class AuthorizationView(dot_views.AuthorizationView):
             raise OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]) from error
         return scopes, credentials
 
+    def render_to_response(self, context: dict[str, Any], **response_kwargs: Any) -> HttpResponse:
+        response: HttpResponse = super().render_to_response(context, **response_kwargs)
+        # The consent form's POST answers 302 to the client's (verified) redirect URI, and the CSP's
+        # form-action governs that redirect too: the page names that origin (authserver.csp).
+        if context.get("redirect_uri") and not context.get("error"):
+            allow_form_redirect(self.request, response, str(context["redirect_uri"]))
+        return response
+
     def form_invalid(self, form: Any) -> HttpResponse:
         # The hidden fields came back unusable (missing, NUL characters): nothing in them, the
         # redirect URI included, can be trusted, so no redirect (RFC 6749 §4.1.2.1): a 400 page.
@@ -182,7 +191,7 @@ class AuthorizationView(dot_views.AuthorizationView):
 
     def _refuse_form(self, description: str) -> HttpResponse:
         error = errors.InvalidRequestError(description=description)
-        return cast(HttpResponse, self.render_to_response({"error": error}, status=400))
+        return self.render_to_response({"error": error}, status=400)
 
     def form_valid(self, form: Any) -> HttpResponse:
         note(self.request, enforce("consent.user", str(self.request.user.pk)))

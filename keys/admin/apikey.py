@@ -22,7 +22,7 @@ from django.utils.safestring import mark_safe
 from authserver.adminkit import add_form_context, learned_limit_text
 from authserver.staff.stepup import fresh_factor_required
 from clients.models import Client
-from keys.admin.base import OnlyDeletedWithTheirClient
+from keys.admin.base import OnlyDeletedWithTheirClient, shows_personal_data
 from keys.admin.compromise import CompromiseViews
 from keys.admin.display import audience, effective_status, quota_text, rate_limit_text, status_badge, when
 from keys.admin.filters import ClientFilter, ExpiryFilter
@@ -161,11 +161,20 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, ApiKeyLifecycleViews, ApiKeyUsageV
 
     @admin.display(description="last used", ordering="last_used")
     def last_used_display(self, obj: ApiKey) -> str:
-        if obj.last_used is None:
-            return "never"
-        if obj.last_used_ip:
+        return "never" if obj.last_used is None else when(obj.last_used)
+
+    @admin.display(description="last used", ordering="last_used")
+    def last_used_from_display(self, obj: ApiKey) -> str:
+        """With the caller's address: listed only for staff who may see personal data."""
+        if obj.last_used is not None and obj.last_used_ip:
             return format_html('{}<br><span class="as-quiet">from</span> {}', when(obj.last_used), obj.last_used_ip)
-        return when(obj.last_used)
+        return self.last_used_display(obj)
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        shown = list(super().get_list_display(request))
+        if shows_personal_data(request):
+            shown[shown.index("last_used_display")] = "last_used_from_display"
+        return shown
 
     @admin.display(description="uses", ordering="uses")
     def uses_display(self, obj: ApiKey) -> str:
@@ -323,7 +332,7 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, ApiKeyLifecycleViews, ApiKeyUsageV
         key = self.get_object(request, unquote(object_id))
         if key is not None:
             extra_context.update(self._actions_context(request, key))
-            extra_context.update(self._usage_context(key))
+            extra_context.update(self._usage_context(key), show_personal=shows_personal_data(request))
             extra_context.update(
                 title="API key",
                 show_save=False,

@@ -18,6 +18,12 @@ from keys.admin.display import quota_text, rate_limit_text
 from keys.models import ApiKey
 
 
+def shows_personal_data(request: HttpRequest) -> bool:
+    """May this staff member see a key's last caller address? The audit trail's permission, the
+    same one that reveals its addresses (authserver.audit.admin)."""
+    return bool(request.user.has_perm("audit.view_personal_data"))
+
+
 class OnlyDeletedWithTheirClient:
     """Keys are revoked, never deleted by hand: deleting a key row skips the revocation fan-out
     (cached answers would keep it working) and erases the audit trail. Compromise responses are
@@ -55,7 +61,8 @@ class ApiKeyAdminBase(OneTimeCredentialAdmin):
         return self._url("change", key.pk)
 
     def _base_context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
-        return {**self.admin_site.each_context(request), "opts": self.opts, "title": title, **extra}
+        return {**self.admin_site.each_context(request), "opts": self.opts, "title": title,
+                "show_personal": shows_personal_data(request), **extra}
 
     def _key_for_change(self, request: HttpRequest, object_id: str) -> ApiKey | HttpResponse:
         key: ApiKey | None = self.get_object(request, unquote(object_id))

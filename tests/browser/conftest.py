@@ -332,7 +332,7 @@ def seed_usage(key: ApiKey, *, now: dt.datetime | None = None) -> int:
         rows.append(ApiKeyUsage(key=key, hour=hour, requests=requests))
         total += requests
     ApiKeyUsage.objects.bulk_create(rows)
-    ApiKey.objects.filter(pk=key.pk).update(
-        uses=total, last_used=timezone.now() - dt.timedelta(minutes=3), last_used_ip=CALLER_IP
-    )
+    ApiKey.objects.filter(pk=key.pk).update(uses=total, last_used=timezone.now() - dt.timedelta(minutes=3))
+    key.last_used_ip = CALLER_IP  # encrypted: written through save(), never update()
+    key.save(update_fields=["last_used_ip"])
     return total

@@ -178,6 +178,11 @@ def _shared_worker(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture
 def worker(transactional_db: Any, _shared_worker: WorkerProcess) -> WorkerProcess:
     """The module's worker, alive, for a test whose data it must see (committed: transactional)."""
+    from authserver.crypto import envelope
+
+    # Data keys this process unwrapped for an earlier test are gone from the flushed database: the
+    # worker makes new ones (e.g. for a key's last_used_ip), which this process must read, not its own.
+    envelope.reset_caches()
     _shared_worker.env["AUTHSERVER_COMPROMISE_BATCH_PAUSE"] = str(BATCH_PAUSE)
     if _shared_worker.proc is None or _shared_worker.proc.poll() is not None:
         restart_worker(_shared_worker)  # a previous test killed it and failed before restarting it

@@ -50,6 +50,7 @@ WORKER_READY_TIMEOUT = 60.0
 
 # granian's own defaults let about 400 KiB of request line and headers (16 MiB over HTTP/2) through.
 HEADER_LIMIT = 64 * 1024
+SERVE_HSTS_SECONDS = 365 * 24 * 3600
 
 
 class Command(BaseCommand):
@@ -119,6 +120,12 @@ class Command(BaseCommand):
                 self.say(f"Generated a self-signed TLS certificate: {cert_path}")
             for warning in files.warnings:
                 self.warn(warning)
+            # This server terminates TLS itself, so it is the one to tell browsers to use nothing
+            # else (RFC 6797): a year, unless AUTHSERVER_HSTS_SECONDS says otherwise (0 turns it off).
+            # Subdomains and preload stay production-only (settings.py). Behind a proxy (--no-tls)
+            # the proxy's rules and the settings' defaults apply, as before.
+            if not conf_files.given(os.environ, "AUTHSERVER_HSTS_SECONDS"):
+                child_env["AUTHSERVER_HSTS_SECONDS"] = str(SERVE_HSTS_SECONDS)
         else:
             child_env["AUTHSERVER_BEHIND_PROXY"] = "1"
 
