@@ -93,7 +93,12 @@ def client_contact_set(*, client: Client, webhook_url: str | None = None, contac
         changes["webhook_url"] = webhook_url
     if contact_email is not None:
         if contact_email:
-            validate_email(contact_email)
+            try:
+                if len(contact_email) > 254:
+                    raise ValidationError("at most 254 characters")
+                validate_email(contact_email)
+            except ValidationError as exc:
+                raise ValidationError({"contact_email": exc.messages}) from None
         changes["contact_email"] = contact_email
     secret = None
     with transaction.atomic():
