@@ -173,7 +173,7 @@ class AnomalyConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class WebhookConfig:
-    """Outgoing webhooks (authserver/webhooks, Standard Webhooks) and the SMTP server for e-mail."""
+    """Outgoing webhooks (clients/webhooks, Standard Webhooks) and the SMTP server for e-mail."""
 
     # After a rotation the previous whsec_ secret still signs (both signatures sent) this long.
     secret_overlap_seconds: int = var("AUTHSERVER_WEBHOOK_SECRET_OVERLAP_SECONDS", 86400, _int(),

@@ -16,7 +16,7 @@ from authserver.credentials import CREDENTIAL_PATTERN
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
-# Standard Webhooks signing secrets (authserver.webhooks): "whsec_" + base64.
+# Standard Webhooks signing secrets (clients.webhooks): "whsec_" + base64.
 WEBHOOK_SECRET_PATTERN = re.compile(r"whsec_[A-Za-z0-9+/]{16,}={0,2}")
 
 

@@ -30,9 +30,9 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 
 from authserver.adminkit import OneTimeCredentialAdmin, add_form_context, learned_limit_text, once_token
 from authserver.ratelimit.limiter import policy
-from authserver.webhooks.admin import ClientWebhookAdmin
 from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
 from clients.models import Client, RetiredClientSecret, Scope
+from clients.webhooks.admin import ClientWebhookAdmin
 
 # The admin has a handful of models and wide tables (40-character client IDs, audience URIs): the
 # index page and breadcrumbs are navigation enough, the table gets the width.

@@ -178,8 +178,8 @@ class ClientCreationForm(forms.Form):
         """Register the client; on failure add the errors to the form and return None."""
         from django.db import transaction
 
-        from authserver.webhooks.services import client_contact_set
         from clients.services import ClientError, client_register
+        from clients.webhooks.services import client_contact_set
 
         data = self.cleaned_data
         try:

@@ -1,4 +1,4 @@
-"""The API-key jobs' side effects: webhooks (authserver.webhooks), expiry e-mails, the usage roll-up.
+"""The API-key jobs' side effects: webhooks (clients.webhooks), expiry e-mails, the usage roll-up.
 
 The state changes the jobs make (grace ends, expiries, finishing a compromise response, the
 "owner warned" mark) are services in keys.services, audited like every other change; the Celery
@@ -18,7 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from authserver.counters import Batch
-from authserver.webhooks.services import webhook_send
+from clients.webhooks.services import webhook_send
 from keys import services
 from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse, CompromiseResponseStatus, UsageBatch
 from keys.usage import usage_pending, usage_settle, usage_stage

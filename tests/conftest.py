@@ -36,7 +36,7 @@ def _recording_webhook_secret() -> str:
     return value
 
 
-from authserver.webhooks import signing as _webhook_signing  # noqa: E402 - after the mint hook, like it
+from clients.webhooks import signing as _webhook_signing  # noqa: E402 - after the mint hook, like it
 
 _original_webhook_secret = _webhook_signing.mint_secret
 _webhook_signing.mint_secret = _recording_webhook_secret

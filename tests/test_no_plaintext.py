@@ -15,8 +15,8 @@ import pytest
 from django.db import connection
 
 from authserver import credentials
-from authserver.webhooks.services import client_contact_set, webhook_secret_rotate, webhook_send
 from clients.services import client_secret_rotate
+from clients.webhooks.services import client_contact_set, webhook_secret_rotate, webhook_send
 from tests.conftest import ISSUED
 from tests.helpers import authorize, client_credentials, code_from, exchange_code, introspect, pkce_pair, refresh
 from tests.leakcheck import SESSION_LOG

@@ -179,7 +179,7 @@ def _act(anomaly: Anomaly, action: str, *, stats: detection.Stats | None, now: d
 
 def alert_send(anomaly: Anomaly) -> None:
     """Webhook to the client, e-mail to its contact and the operators (side effects: fail open)."""
-    from authserver.webhooks.services import webhook_send
+    from clients.webhooks.services import webhook_send
 
     client = anomaly.client
     data = {"anomaly_id": str(anomaly.id), "signal": anomaly.signal,

@@ -54,7 +54,7 @@ def webhook_sink(settings: Any) -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def owner(db: Any, webhook_sink: dict[str, Any]) -> Any:
     client, _ = make_client(name="customer", scopes=["ai.infer"], audiences=[RS_AUDIENCE])
-    from authserver.webhooks.services import client_contact_set
+    from clients.webhooks.services import client_contact_set
 
     _, webhook_sink["secret"] = client_contact_set(client=client, webhook_url=webhook_sink["url"],
                                                    contact_email="owner@example.test", actor="test")

@@ -16,7 +16,7 @@ from django.core import mail
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from authserver.webhooks.services import client_contact_set
+from clients.webhooks.services import client_contact_set
 from keys import jobs, services, tasks
 from keys.models import ApiKey, ApiKeyStatus
 from keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_suspend

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from authserver.webhooks.delivery import deliveries_due, delivery_attempt
-from authserver.webhooks.models import WebhookDelivery
+from clients.webhooks.delivery import deliveries_due, delivery_attempt
+from clients.webhooks.models import WebhookDelivery
 
 
 class _Handler(BaseHTTPRequestHandler):

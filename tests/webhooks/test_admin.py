@@ -14,9 +14,9 @@ from django.urls import reverse
 from standardwebhooks import Webhook
 
 from authserver.audit.models import AuditEvent
-from authserver.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
-from authserver.webhooks.services import webhook_send
 from clients.models import Client
+from clients.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
+from clients.webhooks.services import webhook_send
 from tests.factories import REDIRECT_URI, RS_AUDIENCE, make_client
 from tests.helpers import staff_login
 from tests.webhooks.receiver import deliver_due
@@ -127,7 +127,7 @@ def test_delivery_log_is_read_only_filterable_and_retries_now(admin_http, hook_r
     assert detail.status_code == 200 and b'name="_save"' not in detail.content
     assert admin_http.get(url("webhooks_webhookdelivery_add")).status_code == 403
 
-    from authserver.webhooks.services import webhook_secret_rotate
+    from clients.webhooks.services import webhook_secret_rotate
 
     _, whsec = webhook_secret_rotate(client=client, actor="test")
     response = admin_http.post(changelist, {"action": "retry_now", "_selected_action": [str(failed.pk)]})

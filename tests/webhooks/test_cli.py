@@ -6,9 +6,9 @@ import pytest
 from standardwebhooks import Webhook
 
 from authserver.audit.models import AuditEvent
-from authserver.webhooks.models import WebhookSecret
-from authserver.webhooks.services import webhook_send
 from clients.models import Client
+from clients.webhooks.models import WebhookSecret
+from clients.webhooks.services import webhook_send
 from tests.clients.test_cli import fail, run
 from tests.webhooks.receiver import deliver_due
 

@@ -15,10 +15,10 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from authserver.audit.models import AuditEvent
-from authserver.webhooks import delivery as delivery_module
-from authserver.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
-from authserver.webhooks.services import webhook_secret_rotate, webhook_secrets_drop, webhook_send
-from authserver.webhooks.signing import mint_secret
+from clients.webhooks import delivery as delivery_module
+from clients.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
+from clients.webhooks.services import webhook_secret_rotate, webhook_secrets_drop, webhook_send
+from clients.webhooks.signing import mint_secret
 from tests.factories import make_client
 from tests.webhooks.receiver import deliver_due
 

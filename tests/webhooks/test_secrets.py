@@ -9,9 +9,9 @@ import pytest
 from django.db import connection
 
 from authserver.logging import redact
-from authserver.webhooks.models import WebhookSecret
-from authserver.webhooks.services import WebhookError, webhook_secret_rotate
 from clients.models import webhook_url_refusal
+from clients.webhooks.models import WebhookSecret
+from clients.webhooks.services import WebhookError, webhook_secret_rotate
 from tests.factories import make_client
 
 

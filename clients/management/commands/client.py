@@ -13,9 +13,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from authserver.cli import JsonCommand, parse_duration
-from authserver.webhooks.services import client_contact_set, webhook_secret_rotate
 from clients.models import Client
 from clients.services import ClientError, client_register, client_revoke_tokens, client_secret_rotate
+from clients.webhooks.services import client_contact_set, webhook_secret_rotate
 
 
 class Command(JsonCommand):

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class WebhooksConfig(AppConfig):
-    name = "authserver.webhooks"
+    name = "clients.webhooks"
     label = "webhooks"
     verbose_name = "Webhooks"
     default_auto_field = "django.db.models.BigAutoField"

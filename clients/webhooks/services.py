@@ -3,7 +3,7 @@
 Secrets: ``webhook_secret_rotate`` returns ``(secret_row, plaintext)``; the plaintext exists only
 there (shown once by the admin or the CLI). Deliveries: ``webhook_send`` records the message and
 enqueues its delivery after the caller's commit; it fails open (a notification never blocks
-the decision that caused it). The HTTP attempt itself is in ``authserver.webhooks.delivery``.
+the decision that caused it). The HTTP attempt itself is in ``clients.webhooks.delivery``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
 from authserver.errors import PolicyViolation
 from authserver.jobs import enqueue_on_commit
-from authserver.webhooks import signing
-from authserver.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
 from clients.models import Client, webhook_url_refusal
+from clients.webhooks import signing
+from clients.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
 
-log = logging.getLogger("authserver.webhooks")
+log = logging.getLogger("clients.webhooks")
 DELIVER_TASK = "webhooks.deliver"
 
 

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from authserver.webhooks import signing
-from authserver.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
 from clients.models import Client, webhook_url_refusal
+from clients.webhooks import signing
+from clients.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
 
-log = logging.getLogger("authserver.webhooks")
+log = logging.getLogger("clients.webhooks")
 BACKOFF = (timedelta(seconds=10), timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30),
            timedelta(hours=2))
 MAX_ATTEMPTS = len(BACKOFF) + 1

@@ -8,10 +8,10 @@ from typing import Any
 from celery import shared_task
 from django.db import OperationalError
 
-from authserver.webhooks import delivery, services
-from authserver.webhooks.models import DeliveryStatus
+from clients.webhooks import delivery, services
+from clients.webhooks.models import DeliveryStatus
 
-log = logging.getLogger("authserver.webhooks")
+log = logging.getLogger("clients.webhooks")
 COMMON: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True, "autoretry_for": (OperationalError,),
                           "max_retries": 3, "retry_backoff": True}
 

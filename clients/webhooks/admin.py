@@ -24,9 +24,9 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from authserver.adminkit import OneTimeCredentialAdmin, once_token
-from authserver.webhooks.delivery import signing_keys
-from authserver.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
-from authserver.webhooks.services import (
+from clients.webhooks.delivery import signing_keys
+from clients.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
+from clients.webhooks.services import (
     WebhookError,
     webhook_delivery_retry,
     webhook_secret_ensure,
