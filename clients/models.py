@@ -165,12 +165,12 @@ class Client(AbstractApplication):
         null=True, blank=True, editable=False
     )
     webhook_url: models.CharField[str, str] = models.CharField(
-        max_length=WEBHOOK_URL_MAX_LENGTH, blank=True, validators=[validate_webhook_url],
+        "webhook URL", max_length=WEBHOOK_URL_MAX_LENGTH, blank=True, validators=[validate_webhook_url],
         help_text="HTTPS endpoint that receives signed notifications (Standard Webhooks: key expiry "
         "warnings, anomaly alerts). Setting it the first time creates the signing secret, shown once.",
     )
     contact_email: models.EmailField[str, str] = models.EmailField(
-        blank=True, help_text="Where expiry warnings and anomaly alerts are e-mailed."
+        "contact e-mail", blank=True, help_text="Where expiry warnings and anomaly alerts are e-mailed."
     )
 
     class Meta(AbstractApplication.Meta):
