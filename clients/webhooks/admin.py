@@ -135,7 +135,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.display(description="client", ordering="client__name")
     def client_name(self, obj: WebhookDelivery) -> str:
-        return obj.client.name or obj.client.client_id
+        return str(obj.client.name or obj.client.client_id)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
