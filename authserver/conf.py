@@ -35,6 +35,7 @@ from authserver.conf_parsers import (
     _list,
     _log_level,
     _lower,
+    _one_of,
     _path,
     _text,
     _trusted_proxies,
@@ -175,17 +176,15 @@ class AnomalyConfig:
 class WebhookConfig:
     """Outgoing webhooks (clients/webhooks, Standard Webhooks) and the SMTP server for e-mail."""
 
-    # After a rotation the previous whsec_ secret still signs (both signatures sent) this long.
     secret_overlap_seconds: int = var("AUTHSERVER_WEBHOOK_SECRET_OVERLAP_SECONDS", 86400, _int(),
-                                      flat="WEBHOOK_SECRET_OVERLAP_SECONDS")
-    # Development only (refused in production): accept http:// webhook URLs on 127.0.0.1, [::1], localhost.
+                                      flat="WEBHOOK_SECRET_OVERLAP_SECONDS")  # a rotated secret signs on
     allow_http_loopback: bool = var("AUTHSERVER_WEBHOOK_ALLOW_HTTP_LOOPBACK", False, _bool,
-                                    flat="WEBHOOK_ALLOW_HTTP_LOOPBACK")
+                                    flat="WEBHOOK_ALLOW_HTTP_LOOPBACK")  # http:// on loopback: dev only
     smtp_host: str = var("AUTHSERVER_SMTP_HOST", "", flat="EMAIL_HOST")  # set: e-mail goes out by SMTP
     smtp_port: int = var("AUTHSERVER_SMTP_PORT", 0, _int())  # 0: 587 (starttls), 465 (ssl), 25 (none)
     smtp_user: str = var("AUTHSERVER_SMTP_USER", "", flat="EMAIL_HOST_USER")
     smtp_password: str = var("AUTHSERVER_SMTP_PASSWORD", "", flat="EMAIL_HOST_PASSWORD", secret=True)
-    smtp_tls: str = var("AUTHSERVER_SMTP_TLS", "starttls", _lower)
+    smtp_tls: str = var("AUTHSERVER_SMTP_TLS", "starttls", _one_of("starttls", "ssl", "none"))
 
 
 # Rate limits: name -> ("LIMIT/WINDOW_SECONDS", failure mode when the store is down). "closed"
@@ -362,19 +361,14 @@ def load(environ: Mapping[str, str], *, testing: bool | None = None) -> AuthServ
         raise ImproperlyConfigured("production requires a PostgreSQL DATABASE_URL")
     if production and config.debug:
         raise ImproperlyConfigured("AUTHSERVER_DEBUG must be off in production")
-    _check_webhooks(config.webhooks, production=production)
-    return config
-
-
-def _check_webhooks(hooks: WebhookConfig, *, production: bool) -> None:
-    if hooks.smtp_tls not in {"starttls", "ssl", "none"}:
-        raise ImproperlyConfigured("AUTHSERVER_SMTP_TLS must be starttls, ssl or none")
+    hooks = config.webhooks
     if bool(hooks.smtp_user) != bool(hooks.smtp_password):
         raise ImproperlyConfigured("AUTHSERVER_SMTP_USER and AUTHSERVER_SMTP_PASSWORD go together")
     if production and hooks.smtp_password and hooks.smtp_tls == "none":
         raise ImproperlyConfigured("AUTHSERVER_SMTP_TLS=none would send the SMTP password in clear")
     if production and hooks.allow_http_loopback:
         raise ImproperlyConfigured("AUTHSERVER_WEBHOOK_ALLOW_HTTP_LOOPBACK is for development only")
+    return config
 
 
 def flat_settings(config: AuthServerConfig) -> dict[str, Any]:

@@ -149,7 +149,7 @@ def test_smtp_settings_come_from_the_environment():
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"AUTHSERVER_SMTP_TLS": "maybe"}, "AUTHSERVER_SMTP_TLS must be"),
+    ({"AUTHSERVER_SMTP_TLS": "maybe"}, "AUTHSERVER_SMTP_TLS must be one of starttls, ssl, none"),
     ({"AUTHSERVER_SMTP_USER": "u"}, "go together"),
     ({"AUTHSERVER_SMTP_PORT": "x"}, "AUTHSERVER_SMTP_PORT must be an integer"),
 ])
