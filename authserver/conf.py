@@ -14,18 +14,16 @@ because tests override them one at a time with pytest-django's ``settings`` fixt
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from authserver import conf_files
+from authserver.conf_limits import RATE_LIMIT_DEFAULTS, parse_rate_limits
 from authserver.conf_parsers import (
     Parser,
     _api_key_prefix,
@@ -35,6 +33,7 @@ from authserver.conf_parsers import (
     _list,
     _log_level,
     _lower,
+    _one_of,
     _path,
     _text,
     _trusted_proxies,
@@ -171,45 +170,19 @@ class AnomalyConfig:
                                         flat="ANOMALY_ALERT_EMAILS")
 
 
-# Rate limits: name -> ("LIMIT/WINDOW_SECONDS", failure mode when the store is down). "closed"
-# answers 503; "local" falls back to a per-process window; "process" only ever counts in-process
-# (authserver/ratelimit/limiter.py).
-RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
-    "token.ip": ("1200/60", "local"),
-    "token.client": ("6000/60", "local"),
-    "token.auth_failure.ip": ("20/300", "local"),
-    "introspect.rs": ("600000/60", "process"),
-    "revoke.ip": ("600/60", "local"),
-    "login.ip": ("30/300", "closed"),
-    "login.account": ("10/300", "closed"),
-    "passkey.account": ("10/300", "closed"),
-    "staff.factor": ("10/300", "closed"),  # second-factor attempts per staff account (authserver.staff)
-    "consent.user": ("60/60", "closed"),
-    "api.client": ("600/60", "closed"),
-})
-RATE_LIMIT_MODES = frozenset({"closed", "local", "process"})
+@dataclass(frozen=True, kw_only=True)
+class WebhookConfig:
+    """Outgoing webhooks (clients/webhooks, Standard Webhooks) and the SMTP server for e-mail."""
 
-
-def _rate_limits(name: str, raw: str) -> Mapping[str, tuple[str, str]]:
-    """``{"name": ["LIMIT/WINDOW", "mode"]}``, or ``{"name": "LIMIT/WINDOW"}`` to keep the policy's mode."""
-    try:
-        overrides = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ImproperlyConfigured(f"{name} must be a JSON object: {exc}") from None
-    if not isinstance(overrides, dict):
-        raise ImproperlyConfigured(f"{name} must be a JSON object of policy name -> limit")
-    limits = dict(RATE_LIMIT_DEFAULTS)
-    for policy, value in overrides.items():
-        if isinstance(value, str) and policy in limits:
-            value = [value, limits[policy][1]]
-        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
-            raise ImproperlyConfigured(f"{name}: bad policy {policy}: {value!r} "
-                                       "(a new policy needs [\"LIMIT/WINDOW\", mode])")
-        limit, mode = value
-        if mode not in RATE_LIMIT_MODES or not re.fullmatch(r"[1-9][0-9]*/[1-9][0-9]*", limit):
-            raise ImproperlyConfigured(f"{name}: bad policy {policy}: {limit!r}, {mode!r}")
-        limits[policy] = (limit, mode)
-    return MappingProxyType(limits)
+    secret_overlap_seconds: int = var("AUTHSERVER_WEBHOOK_SECRET_OVERLAP_SECONDS", 86400, _int(),
+                                      flat="WEBHOOK_SECRET_OVERLAP_SECONDS")  # a rotated secret signs on
+    allow_http_loopback: bool = var("AUTHSERVER_WEBHOOK_ALLOW_HTTP_LOOPBACK", False, _bool,
+                                    flat="WEBHOOK_ALLOW_HTTP_LOOPBACK")  # http:// on loopback: dev only
+    smtp_host: str = var("AUTHSERVER_SMTP_HOST", "", flat="EMAIL_HOST")  # set: e-mail goes out by SMTP
+    smtp_port: int = var("AUTHSERVER_SMTP_PORT", 0, _int())  # 0: 587 (starttls), 465 (ssl), 25 (none)
+    smtp_user: str = var("AUTHSERVER_SMTP_USER", "", flat="EMAIL_HOST_USER")
+    smtp_password: str = var("AUTHSERVER_SMTP_PASSWORD", "", flat="EMAIL_HOST_PASSWORD", secret=True)
+    smtp_tls: str = var("AUTHSERVER_SMTP_TLS", "starttls", _one_of("starttls", "ssl", "none"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,7 +237,7 @@ class AuthServerConfig:
     metrics_token: str = var("AUTHSERVER_METRICS_TOKEN", "", flat="METRICS_TOKEN", secret=True)
     # prometheus-client's multi-process directory (its own variable name); None: <data dir>/metrics.
     metrics_dir: Path | None = var("PROMETHEUS_MULTIPROC_DIR", None, _path, flat="PROMETHEUS_MULTIPROC_DIR")
-    rate_limits: Mapping[str, tuple[str, str]] = var("AUTHSERVER_RATE_LIMITS", RATE_LIMIT_DEFAULTS, _rate_limits,
+    rate_limits: Mapping[str, tuple[str, str]] = var("AUTHSERVER_RATE_LIMITS", RATE_LIMIT_DEFAULTS, parse_rate_limits,
                                                      flat="RATE_LIMITS")
     tokens: TokenConfig = section(TokenConfig)
     api_keys: ApiKeyConfig = section(ApiKeyConfig)
@@ -272,6 +245,7 @@ class AuthServerConfig:
     cleanup: CleanupConfig = section(CleanupConfig)
     jobs: JobConfig = section(JobConfig)
     anomaly: AnomalyConfig = section(AnomalyConfig)
+    webhooks: WebhookConfig = section(WebhookConfig)
     # Not from the environment: the test suite keeps its own state apart (tests/datadir_plugin.py).
     testing: bool = False
 
@@ -354,6 +328,13 @@ def load(environ: Mapping[str, str], *, testing: bool | None = None) -> AuthServ
         raise ImproperlyConfigured("production requires a PostgreSQL DATABASE_URL")
     if production and config.debug:
         raise ImproperlyConfigured("AUTHSERVER_DEBUG must be off in production")
+    hooks = config.webhooks
+    if bool(hooks.smtp_user) != bool(hooks.smtp_password):
+        raise ImproperlyConfigured("AUTHSERVER_SMTP_USER and AUTHSERVER_SMTP_PASSWORD go together")
+    if production and hooks.smtp_password and hooks.smtp_tls == "none":
+        raise ImproperlyConfigured("AUTHSERVER_SMTP_TLS=none would send the SMTP password in clear")
+    if production and hooks.allow_http_loopback:
+        raise ImproperlyConfigured("AUTHSERVER_WEBHOOK_ALLOW_HTTP_LOOPBACK is for development only")
     return config
 
 

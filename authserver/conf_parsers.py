@@ -22,6 +22,15 @@ def _lower(name: str, raw: str) -> str:
     return raw.lower()
 
 
+def _one_of(*choices: str) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+        return raw.lower()
+
+    return parse
+
+
 def _bool(name: str, raw: str) -> bool:
     value = raw.lower()
     if value in {"1", "true", "yes", "on"}:

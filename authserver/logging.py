@@ -16,8 +16,13 @@ from authserver.credentials import CREDENTIAL_PATTERN
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
+# Standard Webhooks signing secrets (clients.webhooks): "whsec_" + base64.
+WEBHOOK_SECRET_PATTERN = re.compile(r"whsec_[A-Za-z0-9+/]{16,}={0,2}")
+
+
 def redact(text: str) -> str:
-    return CREDENTIAL_PATTERN.sub(lambda m: f"{m.group(1)}_[REDACTED]", text)
+    text = CREDENTIAL_PATTERN.sub(lambda m: f"{m.group(1)}_[REDACTED]", text)
+    return WEBHOOK_SECRET_PATTERN.sub("whsec_[REDACTED]", text) if "whsec_" in text else text
 
 
 def _redact_value(value: Any) -> Any:

@@ -81,6 +81,10 @@ ANOMALY_DEDUPE_MINUTES = config.anomaly.dedupe_minutes
 ANOMALY_TRAFFIC_RETENTION_DAYS = config.anomaly.traffic_retention_days
 ANOMALY_LIMIT_CACHE_SECONDS = config.anomaly.limit_cache_seconds
 ANOMALY_ALERT_EMAILS = list(config.anomaly.alert_emails)
+WEBHOOK_SECRET_OVERLAP_SECONDS = config.webhooks.secret_overlap_seconds
+WEBHOOK_ALLOW_HTTP_LOOPBACK = config.webhooks.allow_http_loopback
+EMAIL_HOST, EMAIL_HOST_USER = config.webhooks.smtp_host, config.webhooks.smtp_user
+EMAIL_HOST_PASSWORD = config.webhooks.smtp_password
 MANAGEMENT_API_AUDIENCE = config.management_api_audience
 METRICS_TOKEN = config.metrics_token
 PROMETHEUS_MULTIPROC_DIR = config.metrics_dir
@@ -122,6 +126,7 @@ INSTALLED_APPS = [
     "authserver.crypto",
     "authserver.anomaly",
     "authserver.observability",
+    "clients.webhooks",
 ]
 if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only
@@ -314,7 +319,11 @@ OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth.RefreshToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth.Grant"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth.IDToken"
 
-EMAIL_BACKEND = config.email_backend
+# AUTHSERVER_SMTP_HOST set: mail goes to that server (EMAIL_HOST, EMAIL_HOST_USER/PASSWORD are flat names).
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend" if config.webhooks.smtp_host else config.email_backend
+EMAIL_PORT = config.webhooks.smtp_port or {"starttls": 587, "ssl": 465}.get(config.webhooks.smtp_tls, 25)
+EMAIL_USE_TLS, EMAIL_USE_SSL = config.webhooks.smtp_tls == "starttls", config.webhooks.smtp_tls == "ssl"
+EMAIL_TIMEOUT = 10
 EMAIL_FILE_PATH = config.data_dir / "outbox"
 DEFAULT_FROM_EMAIL = config.from_email
 

@@ -33,6 +33,7 @@ from authserver.ratelimit.limiter import policy
 from authserver.staff.stepup import fresh_factor_required
 from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
 from clients.models import Client, RetiredClientSecret, Scope
+from clients.webhooks.admin import ClientWebhookAdmin
 
 # The admin has a handful of models and wide tables (40-character client IDs, audience URIs): the
 # index page and breadcrumbs are navigation enough, the table gets the width.
@@ -93,7 +94,7 @@ class RetiredClientSecretInline(admin.TabularInline):
         return "accepted" if obj.expires > timezone.now() else "expired"
 
 
-class ClientAdmin(OneTimeCredentialAdmin):
+class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
     form = ClientChangeForm
     # Submissions that showed a secret are remembered so that reloading the secret page, or going
     # back to it, cannot create a second client or rotate again (see authserver.adminkit).
@@ -114,7 +115,7 @@ class ClientAdmin(OneTimeCredentialAdmin):
     search_fields = ("name", "client_id", "audience")
     ordering = ("-created",)
     readonly_fields = ("client_id", "client_type", "client_secret_hint", "client_secret_rotated", "created", "updated",
-                       "learned_limit")
+                       "learned_limit", "webhook_signing")
     fieldsets = (
         (None, {"fields": ("name", "client_id", "client_type", "client_secret_hint", "client_secret_rotated")}),
         ("Grants and redirects", {"fields": ("grant_types", "redirect_uris")}),
@@ -122,6 +123,7 @@ class ClientAdmin(OneTimeCredentialAdmin):
         ("Resource server", {"fields": ("is_resource_server", "audience")}),
         ("Tokens and consent", {"fields": ("access_token_lifetime", "refresh_token_lifetime", "remember_consent")}),
         ("Rate limit", {"fields": ("learned_limit",)}),
+        ("Notifications", {"fields": ("webhook_url", "webhook_signing", "contact_email")}),
         ("Timestamps", {"fields": ("created", "updated"), "classes": ("collapse",)}),
     )
     add_fieldsets = (
@@ -130,6 +132,7 @@ class ClientAdmin(OneTimeCredentialAdmin):
         ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences")}),
         ("Resource server", {"fields": ("resource_server_audience",)}),
         ("Tokens and consent", {"fields": ("access_token_lifetime", "remember_consent")}),
+        ("Notifications", {"fields": ("webhook_url", "contact_email")}),
     )
     inlines = (RetiredClientSecretInline,)
     view_on_site = False  # DOT's get_absolute_url points at its own management views, not mounted here
@@ -176,7 +179,8 @@ class ClientAdmin(OneTimeCredentialAdmin):
         return reverse(f"{self.admin_site.name}:clients_client_change", args=[client.pk])
 
     def _secret_response(
-        self, request: HttpRequest, client: Client, secret: str | None, *, title: str, rotated: bool
+        self, request: HttpRequest, client: Client, secret: str | None, *, title: str, rotated: bool,
+        webhook_secret: str | None = None,
     ) -> HttpResponse:
         """The one and only response that carries a plaintext secret."""
         retired = list(client.retired_secrets.filter(expires__gt=timezone.now()).order_by("-retired"))
@@ -189,6 +193,7 @@ class ClientAdmin(OneTimeCredentialAdmin):
             "rotated": rotated,
             "retired": retired,
             "change_url": self._change_url(client),
+            "webhook_secret": webhook_secret,
         }
         return self.once_response(request, "admin/clients/client/secret_once.html", context)
 
@@ -208,7 +213,8 @@ class ClientAdmin(OneTimeCredentialAdmin):
                     client, secret = registered
                     self.log_addition(request, client, [{"added": {}}])
                     self.once_mark_done(request, client.pk)
-                    return self._secret_response(request, client, secret, title="Client created", rotated=False)
+                    return self._secret_response(request, client, secret, title="Client created", rotated=False,
+                                                 webhook_secret=form.webhook_secret)
         elif request.method == "GET":
             form = ClientCreationForm()
         else:

@@ -18,7 +18,15 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 
-from clients.models import GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, Client, Scope, validate_audience
+from clients.models import (
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_CLIENT_CREDENTIALS,
+    WEBHOOK_URL_MAX_LENGTH,
+    Client,
+    Scope,
+    validate_audience,
+    validate_webhook_url,
+)
 
 GRANT_TYPE_CHOICES = [
     (GRANT_AUTHORIZATION_CODE, "authorization_code (users sign in; PKCE; refresh tokens)"),
@@ -141,6 +149,14 @@ class ClientCreationForm(forms.Form):
         required=False,
         help_text="Skip the consent page when the user already has a live token with the same scopes.",
     )
+    webhook_url = forms.CharField(
+        label="Webhook URL", required=False, max_length=WEBHOOK_URL_MAX_LENGTH, validators=[validate_webhook_url],
+        help_text="HTTPS endpoint for signed notifications (Standard Webhooks). Its signing secret is shown "
+        "once, with the client secret.")
+    contact_email = forms.EmailField(label="Contact e-mail", required=False, max_length=254,
+                                     help_text="Where expiry warnings and anomaly alerts are e-mailed.")
+    #: The webhook signing secret created with the client (shown once), set by register().
+    webhook_secret: str | None = None
 
     # Where the model's / service's error keys land on this form.
     ERROR_FIELDS = {
@@ -154,26 +170,37 @@ class ClientCreationForm(forms.Form):
         "is_resource_server": "resource_server_audience",
         "access_token_lifetime": "access_token_lifetime",
         "remember_consent": "remember_consent",
+        "webhook_url": "webhook_url",
+        "contact_email": "contact_email",
     }
 
     def register(self, *, actor: Any = None) -> tuple[Client, str | None] | None:
         """Register the client; on failure add the errors to the form and return None."""
+        from django.db import transaction
+
         from clients.services import ClientError, client_register
+        from clients.webhooks.services import client_contact_set
 
         data = self.cleaned_data
         try:
-            return client_register(
-                name=data["name"],
-                client_type=data["client_type"],
-                grant_types=data["grant_types"],
-                redirect_uris=data["redirect_uris"],
-                scopes=[scope.name for scope in data["allowed_scopes"]],
-                audiences=data["allowed_audiences"],
-                resource_server_audience=data["resource_server_audience"] or None,
-                access_token_lifetime=data["access_token_lifetime"],
-                remember_consent=data["remember_consent"],
-                actor=actor,
-            )
+            with transaction.atomic():  # a refused webhook URL or address leaves no client behind
+                client, secret = client_register(
+                    name=data["name"],
+                    client_type=data["client_type"],
+                    grant_types=data["grant_types"],
+                    redirect_uris=data["redirect_uris"],
+                    scopes=[scope.name for scope in data["allowed_scopes"]],
+                    audiences=data["allowed_audiences"],
+                    resource_server_audience=data["resource_server_audience"] or None,
+                    access_token_lifetime=data["access_token_lifetime"],
+                    remember_consent=data["remember_consent"],
+                    actor=actor,
+                )
+                if data["webhook_url"] or data["contact_email"]:
+                    client, self.webhook_secret = client_contact_set(
+                        client=client, webhook_url=data["webhook_url"], contact_email=data["contact_email"],
+                        actor=actor)
+            return client, secret
         except ClientError as exc:
             self.add_error(None, str(exc))
         except ValidationError as exc:
@@ -240,6 +267,8 @@ class ClientChangeForm(forms.ModelForm):
             "access_token_lifetime",
             "refresh_token_lifetime",
             "remember_consent",
+            "webhook_url",
+            "contact_email",
         ]
 
     def clean_audience(self) -> str | None:

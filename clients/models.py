@@ -46,6 +46,46 @@ def validate_audience(value: str) -> None:
         raise ValidationError("audience must be at most 255 characters without spaces")
 
 
+WEBHOOK_URL_MAX_LENGTH = 500
+
+
+def webhook_url_refusal(url: str) -> str | None:
+    """Why ``url`` may not receive webhooks, or None: the one rule for forms, CLI and delivery.
+
+    https only; http only on a loopback host and only with the development override
+    (AUTHSERVER_WEBHOOK_ALLOW_HTTP_LOOPBACK, refused in production). No userinfo, no fragment.
+    """
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if len(url) > WEBHOOK_URL_MAX_LENGTH:
+        return f"at most {WEBHOOK_URL_MAX_LENGTH} characters"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "not a valid URL"
+    if any(ch.isspace() or ord(ch) < 32 for ch in url) or not host or "@" in parts.netloc or parts.fragment:
+        return "an absolute URL with a host, without credentials, spaces or a fragment"
+    if parts.scheme == "https":
+        return None
+    loopback = host == "localhost"
+    try:
+        loopback = loopback or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    if parts.scheme == "http" and loopback and settings.WEBHOOK_ALLOW_HTTP_LOOPBACK:
+        return None
+    return "webhook URLs must use https"
+
+
+def validate_webhook_url(value: str) -> None:
+    refusal = webhook_url_refusal(value)
+    if refusal:
+        raise ValidationError(refusal)
+
+
 class Scope(models.Model):
     name = models.CharField(max_length=64, unique=True, validators=[validate_scope_name])
     description = models.CharField(max_length=255, blank=True)
@@ -124,11 +164,13 @@ class Client(AbstractApplication):
     credentials_revoked_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
         null=True, blank=True, editable=False
     )
-    webhook_url: models.URLField[str, str] = models.URLField(
-        blank=True, help_text="HTTPS endpoint that receives signed notifications (key expiry warnings)."
+    webhook_url: models.CharField[str, str] = models.CharField(
+        "webhook URL", max_length=WEBHOOK_URL_MAX_LENGTH, blank=True, validators=[validate_webhook_url],
+        help_text="HTTPS endpoint that receives signed notifications (Standard Webhooks: key expiry "
+        "warnings, anomaly alerts). Setting it the first time creates the signing secret, shown once.",
     )
     contact_email: models.EmailField[str, str] = models.EmailField(
-        blank=True, help_text="Where expiry warnings are e-mailed."
+        "contact e-mail", blank=True, help_text="Where expiry warnings and anomaly alerts are e-mailed."
     )
 
     class Meta(AbstractApplication.Meta):

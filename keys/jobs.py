@@ -1,4 +1,4 @@
-"""The API-key jobs' side effects: signed webhooks, expiry e-mails, the usage roll-up.
+"""The API-key jobs' side effects: webhooks (clients.webhooks), expiry e-mails, the usage roll-up.
 
 The state changes the jobs make (grace ends, expiries, finishing a compromise response, the
 "owner warned" mark) are services in keys.services, audited like every other change; the Celery
@@ -7,11 +7,7 @@ tasks in keys/tasks.py call those directly. Nothing here decides security on its
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +19,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from authserver.counters import Batch
-from authserver.crypto import Ciphertext, EncryptedTextField, secret
+from authserver.crypto import Ciphertext, EncryptedTextField
+from clients.webhooks.services import webhook_send
 from keys import services
 from keys.models import ApiKey, ApiKeyStatus, ApiKeyUsage, CompromiseResponse, CompromiseResponseStatus, UsageBatch
 from keys.usage import usage_pending, usage_settle, usage_stage
@@ -35,32 +32,8 @@ BATCH = 500
 USAGE_BATCHES_KEPT = timedelta(days=30)
 
 
-def webhook_signing_key() -> bytes:
-    """Held by the key store (wrapped by the KEK); a pre-key-store plaintext file is adopted, then removed."""
-    return secret("webhook-signing", legacy_file="webhook-signing-key")
-
-
-def sign_webhook(body: bytes, timestamp: int) -> str:
-    """``t=<unix>,v1=<hex HMAC-SHA256(key, "<t>." + body)>``: receivers check both and reject old t."""
-    mac = hmac.new(webhook_signing_key(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
-
-
-def _post_webhook(url: str, payload: dict[str, Any]) -> bool:
-    import requests
-
-    body = json.dumps(payload, sort_keys=True).encode()
-    headers = {"Content-Type": "application/json", "Authserver-Signature": sign_webhook(body, int(time.time()))}
-    try:
-        response = requests.post(url, data=body, headers=headers, timeout=5, allow_redirects=False)
-    except requests.RequestException as exc:
-        log.warning("webhook delivery failed", extra={"error": type(exc).__name__})
-        return False
-    return 200 <= response.status_code < 300
-
-
 def expiry_warnings_send(*, now: datetime | None = None, actor: Any = "job:keys.expiry_warnings") -> int:
-    """Warn each owner once, ahead of expiry, by signed webhook and e-mail (side effects: fail open)."""
+    """Warn each owner once, ahead of expiry, by webhook and e-mail (side effects: fail open)."""
     now = now or timezone.now()
     horizon = now + timedelta(seconds=settings.API_KEY_EXPIRY_WARNING_SECONDS)
     warned = 0
@@ -73,16 +46,14 @@ def expiry_warnings_send(*, now: datetime | None = None, actor: Any = "job:keys.
     )[:BATCH]
     for key in candidates:
         client = key.client
-        payload = {
-            "type": "api_key.expiring",
+        data = {
             "key_id": str(key.id),
             "key_hint": key.hint,
             "name": key.name,
             "client_id": client.client_id,
             "expires": key.expires.astimezone(UTC).isoformat(),
         }
-        if client.webhook_url:
-            _post_webhook(client.webhook_url, payload)
+        webhook_send(client=client, event_type="api_key.expiring", data=data, at=now)
         if client.contact_email:
             try:
                 send_mail(

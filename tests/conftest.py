@@ -30,6 +30,18 @@ def _recording_mint(kind: str) -> str:
 credentials.mint = _recording_mint  # every credential minted in this session is remembered
 
 
+def _recording_webhook_secret() -> str:
+    value = _original_webhook_secret()
+    ISSUED.append(value)  # whsec_ secrets are not in the credential format; the leak check covers them too
+    return value
+
+
+from clients.webhooks import signing as _webhook_signing  # noqa: E402 - after the mint hook, like it
+
+_original_webhook_secret = _webhook_signing.mint_secret
+_webhook_signing.mint_secret = _recording_webhook_secret
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_caches(request: Any) -> Any:
     """No test sees another's in-process caches, revocation generation, counters or rate limits."""

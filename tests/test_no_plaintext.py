@@ -16,9 +16,11 @@ from django.db import connection
 
 from authserver import credentials
 from clients.services import client_secret_rotate
+from clients.webhooks.services import client_contact_set, webhook_secret_rotate, webhook_send
 from tests.conftest import ISSUED
 from tests.helpers import authorize, client_credentials, code_from, exchange_code, introspect, pkce_pair, refresh
 from tests.leakcheck import SESSION_LOG
+from tests.webhooks.receiver import deliver_due, receiver
 
 
 def _dump_database() -> str:
@@ -56,7 +58,8 @@ def _well_formed_credentials_in(text: str) -> list[str]:
 
 @pytest.mark.leakcheck
 @pytest.mark.django_db(transaction=True)
-def test_no_credential_in_database_dump_or_session_logs(client, web_client, service_client, resource_server, user):
+def test_no_credential_in_database_dump_or_session_logs(client, web_client, service_client, resource_server, user,
+                                                        settings):
     app, secret = web_client
     svc, svc_secret = service_client
     rs, rs_secret = resource_server
@@ -69,8 +72,14 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
     assert introspect(client, rs, rs_secret, cc).json()["active"] is True
     _, new_secret = client_secret_rotate(client=svc, grace=timedelta(hours=1))
     assert client_credentials(client, svc, svc_secret).status_code == 200  # old secret, inside grace
+    settings.WEBHOOK_ALLOW_HTTP_LOOPBACK = True
+    with receiver() as hooks:  # a webhook secret, rotated, and a signed delivery
+        _, whsec = client_contact_set(client=svc, webhook_url=hooks.url, actor="test")
+        _, whsec2 = webhook_secret_rotate(client=svc, actor="test")
+        webhook_send(client=svc, event_type="t", data={})
+        assert [d.status for d in deliver_due()] == ["delivered"]
     here = [secret, svc_secret, rs_secret, code, tokens["access_token"], tokens["refresh_token"],
-            rotated["access_token"], rotated["refresh_token"], cc, new_secret]
+            rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2]
 
     dump = _dump_database()
     # The dump really holds this test's rows: the digests are there...
@@ -80,10 +89,13 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
     assert all(value in ISSUED for value in here)
     leaked_in_dump = [credentials.hint(v) for v in ISSUED if v in dump]
     assert leaked_in_dump == []
+    webhook_secrets = [v for v in ISSUED if v.startswith("whsec_")]
+    assert [credentials.hint(v) for v in webhook_secrets if v.removeprefix("whsec_").rstrip("=") in dump] == []
     assert _well_formed_credentials_in(dump) == []
 
     logs = "\n".join(SESSION_LOG)
     assert len(SESSION_LOG) > 0
     leaked_in_logs = [credentials.hint(v) for v in ISSUED if v in logs]
     assert leaked_in_logs == []
+    assert [credentials.hint(v) for v in webhook_secrets if v.removeprefix("whsec_").rstrip("=") in logs] == []
     assert _well_formed_credentials_in(logs) == []

@@ -178,20 +178,17 @@ def _act(anomaly: Anomaly, action: str, *, stats: detection.Stats | None, now: d
 
 
 def alert_send(anomaly: Anomaly) -> None:
-    """Signed webhook to the client, e-mail to its contact and the operators (side effects: fail open)."""
-    from keys.jobs import _post_webhook
+    """Webhook to the client, e-mail to its contact and the operators (side effects: fail open)."""
+    from clients.webhooks.services import webhook_send
 
     client = anomaly.client
-    payload = {"type": "anomaly.detected", "anomaly_id": str(anomaly.id), "signal": anomaly.signal,
+    data = {"anomaly_id": str(anomaly.id), "signal": anomaly.signal,
                "subject": anomaly.subject, "detected": anomaly.detected.astimezone(UTC).isoformat(),
                "minute": anomaly.minute.astimezone(UTC).isoformat(), "action": anomaly.action,
                "action_taken": anomaly.action_taken, "evidence": anomaly.evidence,
                "client_id": client.client_id if client else None}
-    if client is not None and client.webhook_url:
-        try:
-            _post_webhook(client.webhook_url, payload)
-        except Exception:  # noqa: BLE001
-            log.warning("anomaly webhook failed", extra={"anomaly": str(anomaly.id)})
+    if client is not None:
+        webhook_send(client=client, event_type="anomaly.detected", data=data)
     recipients = list(settings.ANOMALY_ALERT_EMAILS)
     if client is not None and client.contact_email:
         recipients.append(client.contact_email)

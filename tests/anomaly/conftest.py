@@ -19,8 +19,16 @@ def anomaly_settings(settings: Any) -> Any:
 
 
 @pytest.fixture
-def webhook_sink() -> Iterator[dict[str, Any]]:
-    """A local HTTP endpoint that records what it receives (signed webhooks)."""
+def webhook_sink(settings: Any) -> Iterator[dict[str, Any]]:
+    """A local HTTP endpoint that records what it receives (Standard Webhooks, delivered on demand)."""
+    from tests.webhooks.receiver import deliver_due
+
+    settings.WEBHOOK_ALLOW_HTTP_LOOPBACK = True
+
+    def received_data() -> list[Any]:
+        deliver_due()
+        return [json.loads(body)["data"] for _, body in received]
+
     received: list[tuple[dict[str, str], bytes]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -38,7 +46,7 @@ def webhook_sink() -> Iterator[dict[str, Any]]:
     thread.start()
     try:
         yield {"url": f"http://127.0.0.1:{server.server_address[1]}/hook", "received": received,
-               "json": lambda: [json.loads(body) for _, body in received]}
+               "json": received_data}
     finally:
         server.shutdown()
 
@@ -46,7 +54,8 @@ def webhook_sink() -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def owner(db: Any, webhook_sink: dict[str, Any]) -> Any:
     client, _ = make_client(name="customer", scopes=["ai.infer"], audiences=[RS_AUDIENCE])
-    client.webhook_url = webhook_sink["url"]
-    client.contact_email = "owner@example.test"
-    client.save(update_fields=["webhook_url", "contact_email"])
+    from clients.webhooks.services import client_contact_set
+
+    _, webhook_sink["secret"] = client_contact_set(client=client, webhook_url=webhook_sink["url"],
+                                                   contact_email="owner@example.test", actor="test")
     return client

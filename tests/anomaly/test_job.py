@@ -71,17 +71,17 @@ def test_steady_then_spike_through_the_job(owner, anomaly_settings, django_captu
 
 
 def test_webhook_is_signed(owner, anomaly_settings, django_capture_on_commit_callbacks, webhook_sink):
-    from keys.jobs import sign_webhook
+    from standardwebhooks import Webhook
 
     AnomalyPolicy.objects.create(signal=Signal.REVOKED_USE, client=None, action=Action.ALERT)
     key, _ = api_key_create(client=owner, name="k", audiences=[RS_AUDIENCE])
     api_key_revoke(key=key)
     with django_capture_on_commit_callbacks(execute=True):
         run_minute(_minute0(), {f"revoked:key:{key.id}": 3})
+    webhook_sink["json"]()
     (headers, body), = webhook_sink["received"]
-    signature = headers["Authserver-Signature"]
-    timestamp = int(signature.split(",")[0][2:])
-    assert signature == sign_webhook(body, timestamp)
+    envelope = Webhook(webhook_sink["secret"]).verify(body, headers)  # the client's own whsec_ secret
+    assert envelope["type"] == "anomaly.detected" and envelope["data"]["signal"] == "revoked_use"
     anomaly = Anomaly.objects.get()
     assert (anomaly.signal, anomaly.subject, anomaly.action_taken) == (Signal.REVOKED_USE, f"key:{key.id}", "alerted")
 

@@ -23,8 +23,8 @@ from django.db import connection
 from authserver.crypto import backup
 from authserver.crypto.backends import get_keystore
 from authserver.crypto.filestore import FileKeyStore
-from keys.jobs import webhook_signing_key
 from tests.crypto.conftest import reset_crypto
+from tests.crypto.held import held_secret
 from tests.crypto.testapp.models import Other, Record
 
 NOTE = "Patient note: Bob Martin, born 1970-01-01, diagnosis private"
@@ -113,7 +113,7 @@ def populated(transactional_db: Any) -> dict[str, Any]:
     records = [Record.objects.create(name=f"r{i}", note=f"{NOTE} #{i}", data={"email": EMAIL, "i": i})
                for i in range(5)]
     Other.objects.create(secret="other-column-secret-value")
-    return {"records": records, "webhook": webhook_signing_key()}
+    return {"records": records, "webhook": held_secret()}
 
 
 def test_backup_restore_round_trip(populated, tmp_path, isolated_key_file):

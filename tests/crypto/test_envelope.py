@@ -10,8 +10,8 @@ from django.db import connection, transaction
 from authserver.crypto import DecryptionError, decrypt, encrypt, reencrypt, secret
 from authserver.crypto.fields import Ciphertext, encrypted_fields
 from authserver.crypto.models import DataKey
-from keys.jobs import sign_webhook, webhook_signing_key
 from tests.crypto.conftest import reset_crypto
+from tests.crypto.held import held_secret
 from tests.crypto.testapp.models import AutoPk, Other, Record
 
 NOTE = "Ünïcode personal note: alice@example.com, +33 6 12 34 56 78"
@@ -94,7 +94,7 @@ def test_api_round_trip_and_binding(backend):
         decrypt("audit.other", blob, b"event:1")
     assert reencrypt("audit.personal", blob, b"event:1") is None  # already current
     with pytest.raises(ValueError):
-        encrypt("secret:webhook-signing", b"x", b"")
+        encrypt("secret:held-example", b"x", b"")
     with pytest.raises(ValueError):
         encrypt("Bad Purpose", b"x", b"")
 
@@ -171,28 +171,27 @@ def test_plaintext_never_written_around_save():
 
 
 @pytest.mark.django_db
-def test_webhook_signing_key_is_held_by_the_key_store(backend, settings, tmp_path):
+def test_a_held_secret_is_held_by_the_key_store(backend, settings, tmp_path):
     settings.DATA_DIR = tmp_path
-    key = webhook_signing_key()
+    key = held_secret()
     assert len(key) >= 32
-    assert webhook_signing_key() == key
-    row = DataKey.objects.get(purpose="secret:webhook-signing")
+    assert held_secret() == key
+    row = DataKey.objects.get(purpose="secret:held-example")
     assert key not in bytes(row.wrapped)
-    assert not (tmp_path / "webhook-signing-key").exists()
+    assert not (tmp_path / "held-example-key").exists()
     reset_crypto()
-    assert webhook_signing_key() == key  # unwrapped again from the database
-    assert sign_webhook(b"{}", 1).startswith("t=1,v1=")
+    assert held_secret() == key  # unwrapped again from the database
 
 
 @pytest.mark.django_db
-def test_legacy_plaintext_webhook_key_is_adopted_then_removed(settings, tmp_path,
+def test_legacy_plaintext_secret_file_is_adopted_then_removed(settings, tmp_path,
                                                                django_capture_on_commit_callbacks):
     settings.DATA_DIR = tmp_path
-    legacy = tmp_path / "webhook-signing-key"
+    legacy = tmp_path / "held-example-key"
     legacy.write_bytes(b"legacy-key-value-0123456789")
     legacy.chmod(0o600)
     with django_capture_on_commit_callbacks(execute=True):
-        assert webhook_signing_key() == b"legacy-key-value-0123456789"
+        assert held_secret() == b"legacy-key-value-0123456789"
     assert not legacy.exists()
     reset_crypto()
-    assert secret("webhook-signing") == b"legacy-key-value-0123456789"
+    assert secret("held-example") == b"legacy-key-value-0123456789"

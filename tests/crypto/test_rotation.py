@@ -14,8 +14,8 @@ from django.core.management.base import CommandError
 from authserver.crypto import decrypt, encrypt, tasks
 from authserver.crypto.backends import get_keystore
 from authserver.crypto.models import DataKey, Rotation, RotationStatus
-from keys.jobs import webhook_signing_key
 from tests.crypto.conftest import reset_crypto
+from tests.crypto.held import held_secret
 from tests.crypto.testapp.models import Other, Record
 
 
@@ -40,13 +40,13 @@ def test_rotate_status_and_retire(backend):
     records = {Record.objects.create(note=f"note {i}", data={"i": i}).pk: i for i in range(7)}
     other = Other.objects.create(secret="other")
     api_blob = encrypt("audit.personal", b"kept outside the fields", b"row-1")
-    signing = webhook_signing_key()
+    signing = held_secret()
 
     report = keys_status()
     assert report["backend"] == backend and report["current_version"] == 1
     v1 = version_entry(report, 1)
     assert v1["rows"] == 15 and v1["fields"]["crypto_testapp.Record.note"] == 7
-    assert v1["secrets"] == ["secret:webhook-signing"] and v1["external_data_keys"] == ["audit.personal"]
+    assert v1["secrets"] == ["secret:held-example"] and v1["external_data_keys"] == ["audit.personal"]
 
     call_command("keys", "rotate", "--foreground", stdout=StringIO())
     assert get_keystore().versions() == [1, 2]
@@ -57,8 +57,8 @@ def test_rotate_status_and_retire(backend):
         rec = Record.objects.get(pk=pk)
         assert (rec.note, rec.data) == (f"note {i}", {"i": i})
     assert Other.objects.get(pk=other.pk).secret == "other"
-    assert webhook_signing_key() == signing  # a held secret is re-wrapped, not changed
-    assert set(DataKey.objects.filter(purpose="secret:webhook-signing").values_list("kek_version", flat=True)) == {2}
+    assert held_secret() == signing  # a held secret is re-wrapped, not changed
+    assert set(DataKey.objects.filter(purpose="secret:held-example").values_list("kek_version", flat=True)) == {2}
 
     report = keys_status()
     v1 = version_entry(report, 1)
@@ -83,7 +83,7 @@ def test_rotate_status_and_retire(backend):
     reset_crypto()
     assert decrypt("audit.personal", api_blob, b"row-1") == b"kept outside the fields"
     assert {Record.objects.get(pk=pk).note for pk in records} == {f"note {i}" for i in range(7)}
-    assert webhook_signing_key() == signing
+    assert held_secret() == signing
     with pytest.raises(CommandError, match="not in"):
         call_command("keys", "retire", "1")
 
@@ -108,7 +108,7 @@ def test_rotation_survives_a_killed_worker_under_concurrent_reads_and_writes(cry
     for i in range(24):
         rec = Record.objects.create(note=f"note {i}", data={"i": i, "tags": ["a", "b"]})
         expected[rec.pk] = (rec.note, rec.data)
-    signing = webhook_signing_key()
+    signing = held_secret()
     initial = 2 * len(expected)
 
     def check_all_readable() -> None:
@@ -168,7 +168,7 @@ def test_rotation_survives_a_killed_worker_under_concurrent_reads_and_writes(cry
     # Each row moved from v1 to v2 at most once (rows rewritten by the test first needed no move).
     assert 0 < counts["rows_reencrypted"] <= initial
     assert counts.get("undecryptable", 0) == 0
-    assert webhook_signing_key() == signing
+    assert held_secret() == signing
     assert version_entry(keys_status(), 1)["retirable"]
     call_command("keys", "retire", "1", stdout=StringIO())
     reset_crypto()

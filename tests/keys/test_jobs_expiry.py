@@ -1,4 +1,4 @@
-"""The API-key expiry jobs: signed webhook and e-mail warnings before a key expires, expired keys
+"""The API-key expiry jobs: Standard Webhooks and e-mail warnings before a key expires, expired keys
 recorded, and rotation grace periods ended on a real Celery worker.
 
 A real HTTP receiver takes the webhooks; nothing is mocked.
@@ -6,75 +6,39 @@ A real HTTP receiver takes the webhooks; nothing is mocked.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from django.core import mail
 from django.utils import timezone
+from standardwebhooks import Webhook
 
+from clients.webhooks.services import client_contact_set
 from keys import jobs, services, tasks
 from keys.models import ApiKey, ApiKeyStatus
 from keys.services import api_key_create, api_key_revoke, api_key_rotate, api_key_suspend
 from keys.verification import api_key_verify
 from tests.factories import RS_AUDIENCE, make_client
 from tests.keys.conftest import credential_state, wait_for
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.server.received.append({"path": self.path, "headers": dict(self.headers), "body": body})  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
+from tests.webhooks.receiver import deliver_due, receiver
 
 
 @pytest.fixture
-def webhook_receiver() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.received = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def webhook_receiver(settings: Any) -> Iterator[Any]:
+    settings.WEBHOOK_ALLOW_HTTP_LOOPBACK = True
+    with receiver() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def verify_webhook_signature(header: str, body: bytes, *, tolerance: int = 300, now: float | None = None) -> bool:
-    """What a receiver does: ``t=<unix>,v1=<hex HMAC-SHA256(key, "<t>." + body)>``, recent t only."""
-    try:
-        fields = dict(part.split("=", 1) for part in header.split(","))
-        timestamp = int(fields["t"])
-        received = fields["v1"]
-    except (KeyError, ValueError):
-        return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance:
-        return False
-    expected = hmac.new(jobs.webhook_signing_key(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, received)
 
 
 @pytest.mark.django_db
 def test_expiry_warnings_signed_webhook_and_email_once(settings, webhook_receiver, key_owner):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
-    port = webhook_receiver.server_address[1]
-    key_owner.webhook_url = f"http://127.0.0.1:{port}/hooks/authserver"
-    key_owner.contact_email = "ops@customer.example"
-    key_owner.full_clean()
-    key_owner.save(update_fields=["webhook_url", "contact_email"])
+    _, whsec = client_contact_set(client=key_owner, webhook_url=webhook_receiver.url,
+                                  contact_email="ops@customer.example", actor="test")
     quiet, _ = make_client(name="no contact")  # warned (recorded) but nobody to tell
 
     soon, soon_plaintext = api_key_create(client=key_owner, name="prod-eu", expires_in=timedelta(days=2))
@@ -91,21 +55,19 @@ def test_expiry_warnings_signed_webhook_and_email_once(settings, webhook_receive
 
     started = int(time.time())
     assert jobs.expiry_warnings_send() == 2
+    deliver_due()
 
     assert len(webhook_receiver.received) == 1
     hook = webhook_receiver.received[0]
     assert hook["path"] == "/hooks/authserver"
     assert hook["headers"]["Content-Type"] == "application/json"
-    payload = json.loads(hook["body"])
-    assert payload == {"type": "api_key.expiring", "key_id": str(soon.id), "key_hint": soon.hint,
-                       "name": "prod-eu", "client_id": key_owner.client_id,
-                       "expires": payload["expires"]}
+    envelope = Webhook(whsec).verify(hook["body"], hook["headers"])  # what the receiver does
+    payload = envelope["data"]
+    assert envelope["type"] == "api_key.expiring"
+    assert payload == {"key_id": str(soon.id), "key_hint": soon.hint, "name": "prod-eu",
+                       "client_id": key_owner.client_id, "expires": payload["expires"]}
     assert abs(datetime.fromisoformat(payload["expires"]) - soon.expires) < timedelta(seconds=1)
-    signature = hook["headers"]["Authserver-Signature"]
-    timestamp = int(signature.split(",")[0].removeprefix("t="))
-    assert started <= timestamp <= time.time()
-    assert signature == jobs.sign_webhook(hook["body"], timestamp)
-    assert verify_webhook_signature(signature, hook["body"]) is True
+    assert started <= int(hook["headers"]["webhook-timestamp"]) <= time.time()
     assert soon_plaintext not in hook["body"].decode()
 
     assert len(mail.outbox) == 1
@@ -119,23 +81,8 @@ def test_expiry_warnings_signed_webhook_and_email_once(settings, webhook_receive
 
     # A second run finds nothing to say.
     assert jobs.expiry_warnings_send() == 0
+    deliver_due()
     assert len(webhook_receiver.received) == 1 and len(mail.outbox) == 1
-
-
-@pytest.mark.django_db  # the signing key lives in the key store
-def test_webhook_signature_check_rejects_tampering():
-    body = json.dumps({"type": "api_key.expiring", "key_id": "k1"}, sort_keys=True).encode()
-    now = int(time.time())
-    header = jobs.sign_webhook(body, now)
-    assert verify_webhook_signature(header, body) is True
-    assert verify_webhook_signature(header, body.replace(b"k1", b"k2")) is False  # tampered body
-    assert verify_webhook_signature(header, body + b" ") is False
-    forged_time = header.replace(f"t={now}", f"t={now + 1}")
-    assert verify_webhook_signature(forged_time, body) is False  # the timestamp is signed too
-    assert verify_webhook_signature(header, body, now=now + 3600) is False  # replayed later
-    other_key = hmac.new(b"not the signing key", f"{now}.".encode() + body, hashlib.sha256).hexdigest()
-    assert verify_webhook_signature(f"t={now},v1={other_key}", body) is False
-    assert verify_webhook_signature("garbage", body) is False
 
 
 @pytest.mark.django_db
