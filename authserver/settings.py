@@ -246,7 +246,7 @@ CELERY_BEAT_SCHEDULE = {
     "Audit trail: checkpoint": {
         "task": "audit.checkpoint",
         "schedule": float(AUDIT_CHECKPOINT_INTERVAL),
-        "options": {"expire_seconds": AUDIT_CHECKPOINT_INTERVAL},
+        "options": {"expire_seconds": 5 * AUDIT_CHECKPOINT_INTERVAL},
     },
 }
 CELERY_TIMEZONE = "UTC"
