@@ -106,13 +106,16 @@ def audit_verify(*, batch_size: int = 2000, max_unsealed_age: float | None = Non
 
 
 def audit_anchor_verify(*, public_keys: Mapping[str, Ed25519PublicKey] | None = None,
-                        max_age: float | None = None) -> AnchorReport:
+                        max_age: float | None = None, restored: bool = False) -> AnchorReport:
     """Check the checkpoint file, then the database against its latest line.
 
     Read in that order: the trail only grows after a checkpoint is written, so a checkpoint written
     meanwhile can't be mistaken for a rewind. ``public_keys``: earlier signing keys, by key id (the
     key store's current one is always trusted). ``max_age``: seconds the latest checkpoint may be
     old (default 5 intervals); older means checkpoints stopped, or the file was cut back.
+    ``restored``: the database came from a backup (a restore drill, or before ``audit
+    restore-point``): it is checked against the last checkpoint *it* recorded, which the file must
+    hold, instead of the latest one, which is rightly ahead of it.
     """
     path = checkpoint_path()
     state = AuditCheckpointState.objects.filter(pk=1).first()
@@ -139,7 +142,12 @@ def audit_anchor_verify(*, public_keys: Mapping[str, Ed25519PublicKey] | None = 
         problems.append(ChainProblem(None, f"the checkpoint file lacks the last checkpoint the database recorded: "
                                            f"{recorded}; the file was cut back or replaced"))
     latest = report.latest
-    if latest is not None:
+    if restored:
+        if report.found is not None:
+            problems += [ChainProblem(None, problem) for problem in anchor_problems(report.found)]
+        elif not problems:
+            problems.append(ChainProblem(None, "--restored: the database records no checkpoint to check it against"))
+    elif latest is not None:
         problems += [ChainProblem(None, problem) for problem in anchor_problems(latest)]
         limit = 5.0 * settings.AUDIT_CHECKPOINT_INTERVAL if max_age is None else max_age
         age = _age(latest.at)

@@ -152,3 +152,29 @@ def test_the_file_path_is_configurable(settings, tmp_path: Path):
     assert (tmp_path / "elsewhere" / "cp.jsonl").read_text().count("\n") == 1
     settings.AUDIT_CHECKPOINT_PATH = None
     assert checkpoint_path() == Path(settings.DATA_DIR) / "audit-checkpoints.jsonl"
+
+
+def test_a_restored_database_is_checked_against_the_checkpoint_it_recorded():
+    _seed(3)
+    audit_checkpoint()
+    with connection.cursor() as cursor:  # what a backup taken now holds
+        cursor.execute("SELECT last_seq, last_hash, last_at, written FROM audit_auditcheckpointstate")
+        backed_up = cursor.fetchone()
+    _seed(2, tag="later")
+    audit_checkpoint()
+    _cut_to(3)  # the restore: the trail and the checkpoint state as they were
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditcheckpointstate SET last_seq = %s, last_hash = %s, last_at = %s, "
+                       "written = %s", list(backed_up))
+
+    assert _verify_cli()[0] == 1  # behind the latest checkpoint: reported
+    code, report = _verify_cli("--restored")
+    assert code == 0, report  # but a faithful earlier state of the trail
+
+    with connection.cursor() as cursor:  # a restore that lost events the backup had: reported
+        cursor.execute("DELETE FROM audit_auditevent WHERE seq = 3")
+        cursor.execute("SELECT chain FROM audit_auditevent WHERE seq = 2")
+        (chain,) = cursor.fetchone()
+        cursor.execute("UPDATE audit_auditchainhead SET last_seq = 2, chain = %s WHERE id = 1", [chain])
+    code, report = _verify_cli("--restored")
+    assert code == 1 and any("(seq 3" in p["problem"] for p in report["problems"]), report

@@ -55,6 +55,9 @@ class Command(JsonCommand):
         verify.add_argument("--max-checkpoint-age", type=float, default=None,
                             help="Seconds the latest checkpoint may be old (default 5 x "
                                  "AUTHSERVER_AUDIT_CHECKPOINT_INTERVAL).")
+        verify.add_argument("--restored", action="store_true",
+                            help="The database was restored from a backup: check it against the last checkpoint "
+                                 "it recorded (which the file must hold), not the latest one.")
         verify.add_argument("--public-key", action="append", metavar="PEM",
                             help="An earlier checkpoint signing key's PEM file (repeatable); the current one is "
                                  "always trusted.")
@@ -94,7 +97,7 @@ class Command(JsonCommand):
 
     def _verify(self, options: dict[str, Any]) -> None:
         anchor = audit_anchor_verify(public_keys=_public_keys(options["public_key"]),
-                                     max_age=options["max_checkpoint_age"])
+                                     max_age=options["max_checkpoint_age"], restored=options["restored"])
         checked, problems, unsealed = audit_verify(max_unsealed_age=options["max_unsealed_age"], anchor=anchor)
         self.emit({
             "checked": checked,
