@@ -24,9 +24,10 @@ from authserver.audit.sealer import audit_seal
 from authserver.audit.services import audit_record
 from authserver.celery import app
 from authserver.crypto.models import DataKey
+from tests.crypto.conftest import hsm, isolated_key_file, reset_crypto, softhsm  # noqa: F401
 
 # The key-store fixtures: a key file of its own per test (autouse), and the SoftHSM2 token.
-from tests.crypto.conftest import hsm, isolated_key_file, reset_crypto, softhsm  # noqa: F401
+from tests.observability.helpers import delta, samples
 
 pytestmark = pytest.mark.django_db
 
@@ -89,6 +90,7 @@ def test_the_witness_receives_the_signed_checkpoint(witness):
 
 def test_a_failing_witness_fails_open_and_gets_the_checkpoints_later_in_order(witness, settings):
     _event()
+    before = samples()
     witness.status = 503
     audit_checkpoint()
     _event()
@@ -96,6 +98,7 @@ def test_a_failing_witness_fails_open_and_gets_the_checkpoints_later_in_order(wi
     audit_checkpoint()  # written to the file all the same
     state = AuditCheckpointState.objects.get(pk=1)
     assert (state.written, len(state.witness_pending), state.witness_failures) == (2, 2, 2)
+    assert delta(before, samples(), "authserver_audit_witness_failures_total") == 2
     out = StringIO()
     call_command("audit", "verify", stdout=out)  # the file is intact: not a problem, but shown
     assert json.loads(out.getvalue())["checkpoints"]["witness_pending"] == 2
