@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import os
 import secrets
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,19 +45,16 @@ def _fresh_process_caches(request: Any) -> Any:
     counters.reset_for_tests()
 
 
-_checkpoint_files = itertools.count()
-
-
 @pytest.fixture(autouse=True)
-def _own_audit_checkpoint_file() -> Any:
-    """Each test its own audit checkpoint file: the file outlives the test's rolled-back database,
-    and a later test's ``audit verify`` would rightly report its trail as cut behind it."""
-    from django.conf import settings
-    from django.test import override_settings
+def _fresh_audit_checkpoint_file() -> Any:
+    """No test sees another's audit checkpoint file: the file outlives the test's rolled-back
+    database, and a later test's ``audit verify`` would rightly report its trail as cut behind it."""
+    from authserver.audit.checkpoints import checkpoint_path
 
-    path = Path(settings.DATA_DIR) / "audit-checkpoints" / f"test-{os.getpid()}-{next(_checkpoint_files)}.jsonl"
-    with override_settings(AUDIT_CHECKPOINT_PATH=path):
-        yield
+    path = checkpoint_path()
+    path.unlink(missing_ok=True)
+    yield
+    path.unlink(missing_ok=True)
 
 
 @pytest.fixture

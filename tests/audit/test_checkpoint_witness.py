@@ -24,9 +24,7 @@ from authserver.audit.sealer import audit_seal
 from authserver.audit.services import audit_record
 from authserver.celery import app
 from authserver.crypto.models import DataKey
-from tests.crypto.conftest import hsm, isolated_key_file, reset_crypto, softhsm  # noqa: F401
-
-# The key-store fixtures: a key file of its own per test (autouse), and the SoftHSM2 token.
+from tests.crypto.conftest import hsm, isolated_key_file, reset_crypto, softhsm  # noqa: F401 - key-store fixtures
 from tests.observability.helpers import delta, samples
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@
 Embedded pass: SQLite and the filesystem broker; production pass: PostgreSQL and Redis (as
 tests/jobs). Beat writes the "audit.seal" entry from settings.CELERY_BEAT_SCHEDULE, every
 ``AUTHSERVER_AUDIT_SEAL_INTERVAL`` seconds, and "audit.checkpoint" every
-``AUTHSERVER_AUDIT_CHECKPOINT_INTERVAL`` seconds (to this test's own checkpoint file).
+``AUTHSERVER_AUDIT_CHECKPOINT_INTERVAL`` seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+from authserver.audit.checkpoints import checkpoint_path
 from authserver.audit.models import AuditEvent
 from authserver.audit.selectors import audit_verify
 from authserver.audit.services import audit_record
@@ -42,7 +43,7 @@ def worker_and_beat(transactional_db: Any, tmp_path: Path) -> Iterator[Path]:
                AUTHSERVER_CELERY_EAGER="0", PYTHONUNBUFFERED="1",
                AUTHSERVER_AUDIT_SEAL_INTERVAL=str(SEAL_INTERVAL),
                AUTHSERVER_AUDIT_CHECKPOINT_INTERVAL=str(CHECKPOINT_INTERVAL),
-               AUTHSERVER_AUDIT_CHECKPOINT_PATH=str(settings.AUDIT_CHECKPOINT_PATH))
+               AUTHSERVER_AUDIT_CHECKPOINT_PATH=str(checkpoint_path()))
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
     worker = WorkerProcess(env, tmp_path / "worker.log")
@@ -104,7 +105,7 @@ def test_a_running_worker_and_beat_seal_new_events_within_seconds(worker_and_bea
 
 def _checkpoints_until(*, seq: int, timeout: float) -> list[dict]:
     """The checkpoint file's lines once one names ``seq`` and one more followed it ([] on timeout)."""
-    path = Path(settings.AUDIT_CHECKPOINT_PATH)
+    path = checkpoint_path()
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
