@@ -185,13 +185,23 @@ def witness_send(line: bytes) -> bool:
     return not failed
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is not an acknowledgement: urllib would follow it with a GET and no body."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
 def _post(url: str, body: bytes) -> bool:
     request = urllib.request.Request(url, data=body, method="POST",  # noqa: S310 - http(s) only (conf)
                                      headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=WITNESS_TIMEOUT) as response:  # noqa: S310
+        with _opener.open(request, timeout=WITNESS_TIMEOUT) as response:
             status: Any = response.status
-    except (OSError, ValueError) as exc:  # URLError, HTTPError (non-2xx), timeouts, refused connections
+    except (OSError, ValueError) as exc:  # URLError, HTTPError (non-2xx, 3xx), timeouts, refused connections
         log.warning("audit: witness POST failed", extra={"error": type(exc).__name__})
         return False
     return 200 <= int(status) < 300

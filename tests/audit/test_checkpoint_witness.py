@@ -46,6 +46,13 @@ class Witness:
                     witness.bodies.append(body)
                     witness.content_types.append(self.headers["Content-Type"])
                 self.send_response(witness.status)
+                if 300 <= witness.status < 400:
+                    self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802 - what a followed redirect would reach: must not count
+                self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -67,6 +74,15 @@ def witness(settings: Any) -> Iterator[Witness]:
     settings.AUDIT_WITNESS_URL = server.url
     yield server
     server.close()
+
+
+@pytest.mark.parametrize("status", [302, 307, 400, 500])
+def test_only_a_2xx_acknowledges(witness, status):
+    witness.status = status
+    _event()
+    audit_checkpoint()
+    state = AuditCheckpointState.objects.get(pk=1)
+    assert (len(state.witness_pending), state.witness_failures) == (1, 1)
 
 
 def _event() -> None:
