@@ -56,12 +56,13 @@ RUN apt-get update \
     && apt-get install --yes --no-install-recommends postgresql-client \
     && rm -rf /var/lib/apt/lists/*
 
-# /keystore: the mount point of the key-store volume every role shares (compose.yaml); it exists
-# here, owned by the runtime user, so that a new named volume mounted on it starts out owned by it.
+# /keystore and /audit: the mount points of the key-store and audit-checkpoint volumes every role
+# shares (compose.yaml); they exist here, owned by the runtime user, so that a new named volume
+# mounted on one starts out owned by it.
 RUN groupadd --system --gid 10001 authserver \
     && useradd --system --uid 10001 --gid authserver --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin authserver \
-    && install -d -o authserver -g authserver -m 0700 /data /keystore
+    && install -d -o authserver -g authserver -m 0700 /data /keystore /audit
 
 WORKDIR /app
 # Same base image as the builder, so the venv's interpreter path (/usr/local/bin/python3.11) holds.

@@ -29,6 +29,7 @@ from authserver.conf_parsers import (
     _api_key_prefix,
     _bool,
     _float,
+    _http_url,
     _int,
     _list,
     _log_level,
@@ -135,6 +136,13 @@ class JobConfig:
     audit_seal_interval: int = var("AUTHSERVER_AUDIT_SEAL_INTERVAL", 2, _int(1), flat="AUDIT_SEAL_INTERVAL")
     audit_unsealed_max_age: float = var("AUTHSERVER_AUDIT_UNSEALED_MAX_AGE", 60.0, _float(),
                                         flat="AUDIT_UNSEALED_MAX_AGE")
+    # Signed checkpoints of the chain head (authserver/audit/checkpoints.py): this often, appended to
+    # the file (None: <data dir>/audit-checkpoints.jsonl) and POSTed to the witness, if one is set.
+    audit_checkpoint_interval: int = var("AUTHSERVER_AUDIT_CHECKPOINT_INTERVAL", 60, _int(1),
+                                         flat="AUDIT_CHECKPOINT_INTERVAL")
+    audit_checkpoint_path: Path | None = var("AUTHSERVER_AUDIT_CHECKPOINT_PATH", None, _path,
+                                             flat="AUDIT_CHECKPOINT_PATH")
+    audit_witness_url: str = var("AUTHSERVER_AUDIT_WITNESS_URL", "", _http_url, flat="AUDIT_WITNESS_URL")
 
 
 @dataclass(frozen=True, kw_only=True)

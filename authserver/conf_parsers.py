@@ -98,3 +98,13 @@ def _api_key_prefix(name: str, raw: str) -> str:
             and raw not in {"at", "rt", "cs", "ac"}):
         raise ImproperlyConfigured(f"{name} must be 1-16 lowercase letters/digits, not at/rt/cs/ac")
     return raw
+
+
+def _http_url(name: str, raw: str) -> str:
+    """An absolute http(s) URL (a witness, a webhook receiver): other schemes are refused at start."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(f"{name} must be an absolute http:// or https:// URL")
+    return raw.strip()

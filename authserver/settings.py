@@ -61,6 +61,9 @@ CRYPTO_ROTATION_BATCH_PAUSE = config.jobs.crypto_rotation_batch_pause
 CRYPTO_ROTATION_STALE_SECONDS = config.jobs.crypto_rotation_stale_seconds
 AUDIT_SEAL_INTERVAL = config.jobs.audit_seal_interval
 AUDIT_UNSEALED_MAX_AGE = config.jobs.audit_unsealed_max_age
+AUDIT_CHECKPOINT_INTERVAL = config.jobs.audit_checkpoint_interval
+AUDIT_CHECKPOINT_PATH = config.jobs.audit_checkpoint_path
+AUDIT_WITNESS_URL = config.jobs.audit_witness_url
 ANOMALY_WINDOW_MINUTES = config.anomaly.window_minutes
 ANOMALY_WARMUP_MINUTES = config.anomaly.warmup_minutes
 ANOMALY_QUANTILE = config.anomaly.quantile
@@ -244,12 +247,18 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "authserver.beat:LockedDatabaseScheduler"
 # Written into the database schedule each time beat starts (other entries are data-migration rows),
-# so the sealer follows AUTHSERVER_AUDIT_SEAL_INTERVAL; a stale run is dropped (the next seals all).
+# so the sealer and the checkpoint follow their AUTHSERVER_AUDIT_* intervals; a stale run is dropped
+# (the next one does all the work).
 CELERY_BEAT_SCHEDULE = {
     "Audit trail: seal new events": {
         "task": "audit.seal",
         "schedule": float(AUDIT_SEAL_INTERVAL),
         "options": {"expire_seconds": 5 * AUDIT_SEAL_INTERVAL},
+    },
+    "Audit trail: checkpoint": {
+        "task": "audit.checkpoint",
+        "schedule": float(AUDIT_CHECKPOINT_INTERVAL),
+        "options": {"expire_seconds": 5 * AUDIT_CHECKPOINT_INTERVAL},
     },
 }
 CELERY_TIMEZONE = "UTC"

@@ -57,6 +57,18 @@ def _fresh_process_caches(request: Any) -> Any:
     counters.reset_for_tests()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_audit_checkpoint_file() -> Any:
+    """No test sees another's audit checkpoint file: the file outlives the test's rolled-back
+    database, and a later test's ``audit verify`` would rightly report its trail as cut behind it."""
+    from authserver.audit.checkpoints import checkpoint_path
+
+    path = checkpoint_path()
+    path.unlink(missing_ok=True)
+    yield
+    path.unlink(missing_ok=True)
+
+
 @pytest.fixture
 def issued_credentials() -> list[str]:
     return ISSUED

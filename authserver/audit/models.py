@@ -58,3 +58,20 @@ class AuditChainHead(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     last_seq = models.BigIntegerField(default=0)
     chain = models.CharField(max_length=64, default="")
+
+
+class AuditCheckpointState(models.Model):
+    """One row: the last checkpoint written outside the database (authserver.audit.checkpoints).
+
+    ``audit verify`` uses it to tell "no checkpoint was ever written" from "the checkpoint file is
+    gone", and to find that checkpoint in the file. Checkpoints the witness has not acknowledged yet
+    wait in ``witness_pending`` (oldest first) and are sent again with the next one.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    written = models.BigIntegerField(default=0)
+    last_seq = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="")
+    last_at = models.DateTimeField(null=True, blank=True)
+    witness_pending = models.JSONField(default=list)
+    witness_failures = models.BigIntegerField(default=0)

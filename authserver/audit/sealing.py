@@ -4,14 +4,20 @@
   the associated data, so a ciphertext moved to another event fails to decrypt.
 * The chain key is a key-store secret (``audit.chain``): the database never holds it, so whoever
   can write the database can't recompute a consistent chain after editing it.
+* The checkpoint signing key (Ed25519) is derived from the key-store secret ``audit.checkpoint``.
 """
 
 from __future__ import annotations
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from authserver import crypto
 
 PURPOSE_PERSONAL = "audit.personal"
 PURPOSE_CHAIN = "audit.chain"
+PURPOSE_CHECKPOINT = "audit.checkpoint"
 
 
 def _aad(record_id: int) -> bytes:
@@ -33,3 +39,15 @@ def reseal(ciphertext: bytes, *, record_id: int) -> bytes | None:
 
 def chain_key() -> bytes:
     return crypto.secret(PURPOSE_CHAIN)
+
+
+def checkpoint_signing_key() -> Ed25519PrivateKey:
+    """The Ed25519 key that signs checkpoints (authserver.audit.checkpoints).
+
+    Its 32-byte seed is derived (HKDF-SHA256, RFC 5869) from a held key-store secret, so the private
+    key is kept like every other server secret: wrapped by the KEK (file or HSM), re-wrapped, never
+    changed, by KEK rotation, and never in the database in clear.
+    """
+    seed = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"authserver audit checkpoint ed25519 v1").derive(crypto.secret(PURPOSE_CHECKPOINT))
+    return Ed25519PrivateKey.from_private_bytes(seed)

@@ -54,6 +54,8 @@ keystore_operations = Counter("authserver_keystore_operations_total",
                               ["backend", "operation", "outcome"])
 dependency_errors = Counter("authserver_dependency_errors_total",
                             "Requests refused (503) because a dependency was down, by dependency.", ["dependency"])
+audit_witness_failures = Counter("authserver_audit_witness_failures_total",
+                                 "Audit checkpoints the witness did not acknowledge (sent again next time).")
 task_runs = Counter("authserver_celery_task_runs_total", "Celery task runs started, by task.", ["task"])
 task_failures = Counter("authserver_celery_task_failures_total", "Celery task runs that raised, by task.", ["task"])
 task_lag_seconds = Histogram("authserver_celery_task_lag_seconds",

@@ -96,6 +96,18 @@ def test_trusted_proxies_is_the_proxys_network_and_only_it():
     assert [name for name, s in SERVICES.items() if "ports" in s] == ["proxy"]
 
 
+def test_every_role_shares_the_audit_checkpoint_volume():
+    # One checkpoint file: each worker appends to it, and audit verify from any role reads it.
+    assert "audit-checkpoints" in COMPOSE["volumes"]
+    checked = 0
+    for role in APP_ROLES:
+        for name, service in _by_role(role).items():
+            assert _mounts(service).get("/audit") == "audit-checkpoints", name
+            assert service["environment"]["AUTHSERVER_AUDIT_CHECKPOINT_PATH"].startswith("/audit/"), name
+            checked += 1
+    assert checked >= 4
+
+
 def test_every_role_shares_the_key_store_volume():
     assert "keystore" in COMPOSE["volumes"]
     for role in APP_ROLES:
