@@ -90,6 +90,7 @@ BROWSER_ONLY_MIDDLEWARE = frozenset({
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "authserver.audit.middleware.AuditScopeMiddleware",
 })
 
 HEALTH_CHECK_WINDOW = 1.0

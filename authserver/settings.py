@@ -132,6 +132,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.user.is_verified(): a second factor passed in this session (authserver.staff).
     "django_otp.middleware.OTPMiddleware",
+    # One acting scope per request: who changes what, one audit event per admin action.
+    "authserver.audit.middleware.AuditScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
