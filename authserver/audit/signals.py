@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntryManager
+from django.contrib.auth.hashers import get_hasher, identify_hasher, is_password_usable
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
@@ -112,14 +113,27 @@ def _password_saving(sender: Any, instance: Any, update_fields: Any = None, **kw
     setattr(instance, _CHANGED, None)
     if update_fields is not None and "password" not in update_fields:
         return
-    if update_fields is not None and set(update_fields) == {"password"} and instance._password is None:
-        return  # check_password() upgrading the hash of the same password is no change (Django says so too)
     if instance._state.adding or instance.pk is None:
         setattr(instance, _CHANGED, "created")
         return
     stored = sender._base_manager.filter(pk=instance.pk).values_list("password", flat=True).first()
-    if stored != instance.password:
+    if stored != instance.password and not _hash_upgrade(stored, instance, update_fields):
         setattr(instance, _CHANGED, "changed")
+
+
+def _hash_upgrade(stored: str | None, instance: Any, update_fields: Any) -> bool:
+    """``check_password()`` re-hashing the same password under the preferred hasher: no change
+    (Django doesn't call it one either: it clears ``_password`` so no validator hears of it)."""
+    if instance._password is not None or update_fields is None or set(update_fields) != {"password"}:
+        return False
+    if not stored or not is_password_usable(stored) or not is_password_usable(instance.password):
+        return False
+    try:
+        old = identify_hasher(stored)
+    except ValueError:
+        return False
+    preferred = get_hasher()
+    return bool(old.algorithm != preferred.algorithm or preferred.must_update(stored))
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="audit.password_post_save")
