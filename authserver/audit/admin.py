@@ -10,8 +10,8 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils.html import format_html
-from django_celery_beat.admin import PeriodicTaskAdmin
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.admin import PeriodicTaskAdmin  # type: ignore[import-untyped]
+from django_celery_beat.models import PeriodicTask  # type: ignore[import-untyped]
 
 from authserver.audit.context import actor_label
 from authserver.audit.models import AuditEvent
@@ -91,7 +91,7 @@ def audited_action(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return action
 
 
-class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):  # type: ignore[misc]  # django-celery-beat is untyped
+class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):  # django-celery-beat is untyped
     """django-celery-beat's admin, with its enable/disable/toggle/run actions audited."""
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
