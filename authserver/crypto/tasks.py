@@ -7,8 +7,7 @@ from typing import Any
 from celery import shared_task
 from django.db import OperationalError
 
-from authserver.audit.services import audit_record
-from authserver.crypto import rotation
+from authserver.crypto import rotation, trail
 
 COMMON: dict[str, Any] = {
     "acks_late": True,
@@ -33,7 +32,7 @@ def rotation_finished(rotation_id: str, *, actor: str) -> dict[str, Any]:
     counts = rotation.run(rotation_id)
     if not already_done:
         target = Rotation.objects.values_list("target_version", flat=True).get(pk=rotation_id)
-        audit_record(event="keystore.rotation_finished", actor=actor, subject=f"kek:{target}",
+        trail.record(event="keystore.rotation_finished", actor=actor, subject=f"kek:{target}",
                      details={"rotation": rotation_id, "version": target, "counts": counts})
     return counts
 

@@ -11,9 +11,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 
-from authserver.audit.services import audit_record
 from authserver.cli import DependencyCommand
-from authserver.crypto import backup, envelope
+from authserver.crypto import backup, envelope, trail
 
 
 class Command(DependencyCommand):
@@ -56,7 +55,7 @@ class Command(DependencyCommand):
             partial.unlink(missing_ok=True)
         progress.finish()
         # The file's name, never its path's secrets or contents: the archive holds no key.
-        audit_record(event="backup.created", actor="cli", subject=f"backup:{output.name}",
+        trail.record(event="backup.created", actor="cli", subject=f"backup:{output.name}",
                      details={"file": output.name, "bytes": output.stat().st_size, "vendor": vendor,
                               "kek_version": store.current_version()})
         self.stdout.write(f"Backup written: {output} ({output.stat().st_size} bytes, {vendor}, "

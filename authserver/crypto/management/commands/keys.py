@@ -9,9 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
-from authserver.audit.services import audit_record
 from authserver.cli import DependencyCommand
-from authserver.crypto import envelope, rotation
+from authserver.crypto import envelope, rotation, trail
 
 
 class Command(DependencyCommand):
@@ -57,7 +56,7 @@ class Command(DependencyCommand):
         else:
             with transaction.atomic():
                 job = rotation.rotate()
-                audit_record(event="keystore.rotated", actor="cli", subject=f"kek:{job.target_version}",
+                trail.record(event="keystore.rotated", actor="cli", subject=f"kek:{job.target_version}",
                              details={"version": job.target_version, "rotation": str(job.pk)})
                 if not options["foreground"]:
                     enqueue_on_commit(tasks.rotation_run, str(job.pk))
@@ -73,6 +72,6 @@ class Command(DependencyCommand):
             result = rotation.retire(options["version"])
         except rotation.RetireRefused as exc:
             raise CommandError(str(exc)) from exc
-        audit_record(event="keystore.retired", actor="cli", subject=f"kek:{result['version']}", details=result)
+        trail.record(event="keystore.retired", actor="cli", subject=f"kek:{result['version']}", details=result)
         self.stdout.write(f"KEK version {result['version']} retired ({result['data_keys_deleted']} data key(s) "
                           "deleted). Backups made under it can no longer be restored.")

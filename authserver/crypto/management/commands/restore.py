@@ -12,9 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 
-from authserver.audit.services import audit_record
 from authserver.cli import DependencyCommand
-from authserver.crypto import backup, envelope
+from authserver.crypto import backup, envelope, trail
 from authserver.crypto.backends import get_keystore
 
 
@@ -72,7 +71,7 @@ class Command(DependencyCommand):
                 raise CommandError(f"restore failed: {exc}") from exc
         envelope.reset_caches()
         # Recorded in the configured database: the restored one, unless --database-url named another.
-        audit_record(event="backup.restored", actor="cli", subject=f"backup:{archive.name}",
+        trail.record(event="backup.restored", actor="cli", subject=f"backup:{archive.name}",
                      details={"file": archive.name, "vendor": vendor, "kek_version": header["kek_version"],
                               "into": "configured database" if not options["database_url"] else "--database-url"})
         self.stdout.write(f"Restored {archive} ({vendor}, KEK version {header['kek_version']}).")
