@@ -85,7 +85,8 @@ def audited_action(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         result = func(model_admin, request, queryset)
         label = model_admin.model._meta.label
         audit_record(event="admin.action", actor=actor_label(request.user), subject=label,
-                     details={"action": name, "model": label, "objects": selected, "count": len(selected)})
+                     details={"action": name, "model": label, "objects": selected, "count": len(selected)},
+                     personal={"username": request.user.get_username()})
         return result
 
     return action

@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntryManager
+from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import get_hasher, identify_hasher, is_password_usable
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import post_save, pre_save
@@ -79,11 +80,13 @@ def admin_logged(*, user_id: Any, objects: list[Any], action_flag: int, change_m
     }
     if len(objects) > 1:
         details["count"] = len(objects)
+    staff = get_user_model()._base_manager.filter(pk=user_id).first()
     audit_record(
         event=f"admin.{_ADMIN_ACTIONS.get(action_flag, 'action')}",
         actor=f"user:{user_id}",
         subject=f"{label}:{objects[0].pk}" if len(objects) == 1 else label,
         details=details,
+        personal={"username": staff.get_username()} if staff is not None else None,
     )
 
 

@@ -19,6 +19,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 
 from authserver.anomaly.models import Anomaly, AnomalyPolicy, Signal
 from authserver.anomaly.services import anomaly_record
+from authserver.audit.services import personal_data
 from clients.models import Scope
 from tests.audit.admin_table import PAIRS, ROWS, Ctx, Expect, bulk_delete, row
 from tests.factories import REDIRECT_URI, make_client
@@ -191,6 +192,8 @@ def _check(ctx: Ctx, expect: Expect) -> None:
     assert [e.event for e in events] == [expect.event] * expect.count, [(e.event, e.subject) for e in events]
     for event in events:
         assert event.actor == f"user:{ctx.admin.pk}"
+        if event.event.startswith("admin."):  # the staff member's name, encrypted like every username
+            assert personal_data(event)["username"] == "root"
         if expect.subject:
             assert event.subject == expect.subject
         assert expect.details(event.details), event.details
