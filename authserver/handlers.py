@@ -94,6 +94,7 @@ BROWSER_ONLY_MIDDLEWARE = frozenset({
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "authserver.staff.middleware.StaffGateMiddleware",
+    "authserver.audit.middleware.AuditScopeMiddleware",
 })
 
 HEALTH_CHECK_WINDOW = 1.0

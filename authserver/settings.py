@@ -147,6 +147,8 @@ MIDDLEWARE = [
     # request.user.is_verified(): a second factor passed in this session (authserver.staff).
     "django_otp.middleware.OTPMiddleware",
     "authserver.staff.middleware.StaffGateMiddleware",  # no admin page without a second factor
+    # One acting scope per request: who changes what, one audit event per admin action.
+    "authserver.audit.middleware.AuditScopeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

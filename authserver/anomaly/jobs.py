@@ -231,9 +231,18 @@ def _check_volume_and_baselines(*, now: datetime) -> tuple[int, int]:
 
 
 def _expire_tightening(*, now: datetime) -> int:
+    """End every anomaly's tightened limit whose time is up: one ``anomaly.tightening_expired``
+    event per credential whose limit is lifted (an auto-action ending is a change too)."""
+    from authserver.audit.services import audit_record
+
     expired = list(Baseline.objects.filter(tightened_until__lte=now))
     for baseline in expired:
-        baseline_refresh(baseline, now=now, note="tightening expired")
+        tightened = {"tightened_limit": baseline.tightened_limit,
+                     "tightened_until": baseline.tightened_until.isoformat() if baseline.tightened_until else None}
+        with transaction.atomic():
+            baseline_refresh(baseline, now=now, note="tightening expired")
+            audit_record(event="anomaly.tightening_expired", actor="job:anomaly.traffic_minute",
+                         subject=baseline.subject, details={**tightened, "effective_limit": baseline.effective_limit})
     return len(expired)
 
 

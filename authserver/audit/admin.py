@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils.html import format_html
+from django_celery_beat.admin import PeriodicTaskAdmin  # type: ignore[import-untyped]
+from django_celery_beat.models import PeriodicTask  # type: ignore[import-untyped]
 
+from authserver.audit.context import actor_label
 from authserver.audit.models import AuditEvent
 from authserver.audit.selectors import audit_export
-from authserver.audit.services import personal_data
+from authserver.audit.services import audit_record, personal_data
 
 
 @admin.register(AuditEvent)
@@ -69,3 +74,32 @@ class AuditEventAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = 'attachment; filename="audit.jsonl"'
         response["Cache-Control"] = "no-store"
         return response
+
+
+def audited_action(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """A third-party admin action that changes state without logging it: one ``admin.action``
+    event naming the action and every selected object (ours call audited services instead)."""
+
+    def action(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        selected = [{"id": str(obj.pk), "repr": str(obj)[:200]} for obj in queryset]
+        result = func(model_admin, request, queryset)
+        label = model_admin.model._meta.label
+        audit_record(event="admin.action", actor=actor_label(request.user), subject=label,
+                     details={"action": name, "model": label, "objects": selected, "count": len(selected)},
+                     personal={"username": request.user.get_username()})
+        return result
+
+    return action
+
+
+class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):  # django-celery-beat is untyped
+    """django-celery-beat's admin, with its enable/disable/toggle/run actions audited."""
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions: dict[str, Any] = super().get_actions(request)
+        return {name: (audited_action(name, func) if name != "delete_selected" else func, name, description)
+                for name, (func, _, description) in actions.items()}
+
+
+admin.site.unregister(PeriodicTask)
+admin.site.register(PeriodicTask, AuditedPeriodicTaskAdmin)

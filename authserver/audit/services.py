@@ -16,6 +16,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
 from authserver.audit import sealing
+from authserver.audit.context import note_written
 from authserver.audit.models import AuditEvent
 
 GENESIS = "0" * 64
@@ -133,6 +134,7 @@ def audit_record(
             if plaintext:  # SQLite holds the write lock until commit: nobody sees the row in between
                 record.personal = sealing.seal(plaintext, record_id=record.id)
                 cursor.execute(statements.bind, [record.personal, record.id])
+    note_written()
     record._state.adding = False
     record._state.db = DEFAULT_DB_ALIAS
     return record

@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 from django.db import OperationalError
 
-from authserver.crypto import rotation
+from authserver.crypto import rotation, trail
 
 COMMON: dict[str, Any] = {
     "acks_late": True,
@@ -20,7 +20,21 @@ COMMON: dict[str, Any] = {
 
 @shared_task(name="crypto.rotation_run", time_limit=3600, soft_time_limit=3500, **COMMON)
 def rotation_run(rotation_id: str) -> dict[str, Any]:
-    return rotation.run(rotation_id)
+    return rotation_finished(rotation_id, actor="job:crypto.rotation_run")
+
+
+def rotation_finished(rotation_id: str, *, actor: str) -> dict[str, Any]:
+    """Run (or resume) a rotation to its end; one ``keystore.rotation_finished`` event for the run
+    that finished it (a rerun of a finished rotation changes nothing and records nothing)."""
+    from authserver.crypto.models import Rotation, RotationStatus
+
+    already_done = Rotation.objects.filter(pk=rotation_id, status=RotationStatus.DONE).exists()
+    counts = rotation.run(rotation_id)
+    if not already_done:
+        target = Rotation.objects.values_list("target_version", flat=True).get(pk=rotation_id)
+        trail.record(event="keystore.rotation_finished", actor=actor, subject=f"kek:{target}",
+                     details={"rotation": rotation_id, "version": target, "counts": counts})
+    return counts
 
 
 @shared_task(name="crypto.reconcile", time_limit=120, soft_time_limit=100, **COMMON)

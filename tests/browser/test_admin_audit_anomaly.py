@@ -82,8 +82,9 @@ def test_audit_trail_is_searchable_read_only_and_guards_personal_data(
 
     admin_login(page, superuser)
     page.goto(admin_url("audit/auditevent/"))
-    # The four seeded events, the superuser's own login and its second factor (staff.factor.passed).
-    assert page.locator("#result_list tbody tr").count() == AuditEvent.objects.count() == 6
+    # The four seeded events, the superuser's password set at its creation, its own login and its
+    # second factor (staff.factor.passed).
+    assert page.locator("#result_list tbody tr").count() == AuditEvent.objects.count() == 7
     page.fill("#searchbar", "auth_failed")
     page.press("#searchbar", "Enter")
     page.wait_for_url("**/?q=auth_failed")

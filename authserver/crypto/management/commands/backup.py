@@ -12,7 +12,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 
 from authserver.cli import DependencyCommand
-from authserver.crypto import backup, envelope
+from authserver.crypto import backup, envelope, trail
 
 
 class Command(DependencyCommand):
@@ -54,5 +54,9 @@ class Command(DependencyCommand):
         finally:
             partial.unlink(missing_ok=True)
         progress.finish()
+        # The file's name, never its path's secrets or contents: the archive holds no key.
+        trail.record(event="backup.created", actor="cli", subject=f"backup:{output.name}",
+                     details={"file": output.name, "bytes": output.stat().st_size, "vendor": vendor,
+                              "kek_version": store.current_version()})
         self.stdout.write(f"Backup written: {output} ({output.stat().st_size} bytes, {vendor}, "
                           f"KEK version {store.current_version()})")

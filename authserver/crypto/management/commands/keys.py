@@ -10,7 +10,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
 from authserver.cli import DependencyCommand
-from authserver.crypto import envelope, rotation
+from authserver.crypto import envelope, rotation, trail
 
 
 class Command(DependencyCommand):
@@ -44,6 +44,7 @@ class Command(DependencyCommand):
     def do_rotate(self, options: dict[str, Any]) -> None:
         from authserver.crypto import tasks
         from authserver.crypto.models import Rotation
+        from authserver.crypto.tasks import rotation_finished
         from authserver.jobs import enqueue_on_commit
 
         if options["resume"]:
@@ -55,11 +56,13 @@ class Command(DependencyCommand):
         else:
             with transaction.atomic():
                 job = rotation.rotate()
+                trail.record(event="keystore.rotated", actor="cli", subject=f"kek:{job.target_version}",
+                             details={"version": job.target_version, "rotation": str(job.pk)})
                 if not options["foreground"]:
                     enqueue_on_commit(tasks.rotation_run, str(job.pk))
             self.stdout.write(f"KEK version {job.target_version} is now current.")
         if options["foreground"]:
-            counts = rotation.run(str(job.pk))
+            counts = rotation_finished(str(job.pk), actor="cli")
             self.stdout.write(f"Rotation {job.pk} done: {json.dumps(counts, sort_keys=True)}")
         else:
             self.stdout.write(f"Rotation {job.pk} enqueued; follow it with: manage.py keys status")
@@ -69,5 +72,6 @@ class Command(DependencyCommand):
             result = rotation.retire(options["version"])
         except rotation.RetireRefused as exc:
             raise CommandError(str(exc)) from exc
+        trail.record(event="keystore.retired", actor="cli", subject=f"kek:{result['version']}", details=result)
         self.stdout.write(f"KEK version {result['version']} retired ({result['data_keys_deleted']} data key(s) "
                           "deleted). Backups made under it can no longer be restored.")

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connections
 
 from authserver.cli import DependencyCommand
-from authserver.crypto import backup, envelope
+from authserver.crypto import backup, envelope, trail
 from authserver.crypto.backends import get_keystore
 
 
@@ -70,4 +70,8 @@ class Command(DependencyCommand):
             except RuntimeError as exc:
                 raise CommandError(f"restore failed: {exc}") from exc
         envelope.reset_caches()
+        # Recorded in the configured database: the restored one, unless --database-url named another.
+        trail.record(event="backup.restored", actor="cli", subject=f"backup:{archive.name}",
+                     details={"file": archive.name, "vendor": vendor, "kek_version": header["kek_version"],
+                              "into": "configured database" if not options["database_url"] else "--database-url"})
         self.stdout.write(f"Restored {archive} ({vendor}, KEK version {header['kek_version']}).")
