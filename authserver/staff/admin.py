@@ -39,6 +39,9 @@ class FactorAdmin(admin.ModelAdmin):
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         services.factor_remove(device=obj, actor=request.user)
 
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> None:
+        """Nothing more: each removal already is its own ``staff.factor.removed`` event."""
+
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for device in queryset:
             services.factor_remove(device=device, actor=request.user)

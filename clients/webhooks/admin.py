@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from authserver.adminkit import OneTimeCredentialAdmin, once_token
+from authserver.staff.stepup import fresh_factor_required, is_fresh, step_up
 from clients.webhooks.delivery import signing_keys
 from clients.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
 from clients.webhooks.services import (
@@ -65,6 +66,16 @@ class ClientWebhookAdmin(OneTimeCredentialAdmin):
                      self.admin_site.admin_view(self.rotate_webhook_secret_view), name=name),
                 *super().get_urls()]
 
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> Any:
+        # Pointing a client's notifications somewhere else (which may show its first signing secret)
+        # asks for a recent second factor, like the other reveal-once flows; other edits do not.
+        if request.method == "POST" and not is_fresh(request):
+            client = self.get_object(request, unquote(object_id))
+            if client is not None and str(request.POST.get("webhook_url", "")).strip() != (client.webhook_url or ""):
+                return step_up(request)
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         whsec = webhook_secret_ensure(client=obj, actor=request.user)
@@ -88,6 +99,7 @@ class ClientWebhookAdmin(OneTimeCredentialAdmin):
         }
         return self.once_response(request, "admin/clients/client/webhook_secret_once.html", context)
 
+    @fresh_factor_required  # step-up: the new secret is shown once (authserver.staff.stepup)
     def rotate_webhook_secret_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method not in {"GET", "POST"}:
             return HttpResponseNotAllowed(["GET", "POST"])

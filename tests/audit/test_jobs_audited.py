@@ -31,6 +31,9 @@ from authserver.crypto import tasks as crypto_tasks
 from authserver.oauth import tasks as oauth_tasks
 from clients.models import RetiredClientSecret
 from clients.services import client_secret_rotate
+from clients.webhooks import tasks as webhook_tasks
+from clients.webhooks.models import WebhookSecret
+from clients.webhooks.services import webhook_secret_rotate
 from keys import tasks as key_tasks
 from keys.models import ApiKey
 from keys.services import api_key_create, api_key_rotate, compromise_response_start
@@ -105,7 +108,16 @@ def _rotation() -> Any:
     return lambda: crypto_tasks.rotation_run(str(job.pk)), {("keystore.rotation_finished", f"kek:{job.target_version}"): 1}
 
 
+def _webhook_secrets() -> Any:
+    hooked, _ = make_client(name="hooked")
+    webhook_secret_rotate(client=hooked, actor="test")
+    webhook_secret_rotate(client=hooked, overlap=timedelta(hours=1), actor="test")  # the first one retires...
+    WebhookSecret.objects.filter(client=hooked, retires__isnull=False).update(retires=timezone.now() - PAST)
+    return webhook_tasks.sweep, {("webhook.secret_dropped", f"client:{hooked.client_id}"): 1}  # ...and goes
+
+
 CHANGING: dict[str, Row] = {
+    "webhooks.sweep": _webhook_secrets,
     "keys.expire": _expire,
     "keys.grace_periods_end": _grace,
     "authserver.oauth.cleanup_expired_credentials": _cleanup,
@@ -117,6 +129,8 @@ CHANGING: dict[str, Row] = {
 
 # Jobs that change no credential: why no event.
 UNCHANGING = {
+    "audit.checkpoint": "signs a checkpoint of events already sealed (outside the database)",
+    "webhooks.deliver": "sends one notification; changes no credential",
     "audit.seal": "chains events already written",
     "keys.usage_roll_up": "counts uses",
     "keys.reconcile": "re-enqueues stalled compromise responses (their finish job audits)",

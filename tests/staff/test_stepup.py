@@ -73,3 +73,18 @@ def test_factor_admin_shows_no_key_adds_nothing_and_removes_with_step_up(stale):
     response = stale.post(admin(f"otp_totp/totpdevice/{device.pk}/delete/"), {"post": "yes"})
     assert response["Location"].startswith(url("verify/"))
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
+
+
+def test_a_stale_factor_refuses_webhook_secret_rotation_and_a_new_webhook_url(stale):
+    from clients.webhooks.models import WebhookSecret
+
+    app, _secret = make_client(name="hooked", scopes=["ai.infer"])
+    response = stale.post(admin(f"clients/client/{app.pk}/rotate-webhook-secret/"), {"overlap_hours": "0"})
+    assert response.status_code == 302 and response["Location"].startswith(url("verify/"))
+    change = admin(f"clients/client/{app.pk}/change/")
+    form = stale.get(change).context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and not isinstance(value, list)}
+    response = stale.post(change, {**data, "webhook_url": "https://hooks.example.test/in"})
+    assert response.status_code == 302 and response["Location"].startswith(url("verify/"))
+    app.refresh_from_db()
+    assert app.webhook_url == "" and not WebhookSecret.objects.filter(client=app).exists()
