@@ -38,7 +38,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from authserver import counters, events
-from authserver.conf import RATE_LIMIT_DEFAULTS
+from authserver.conf_limits import RATE_LIMIT_DEFAULTS
 from authserver.counters.store import SUB_WINDOWS, sliding
 
 log = logging.getLogger("authserver.ratelimit")

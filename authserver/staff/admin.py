@@ -39,8 +39,9 @@ class FactorAdmin(admin.ModelAdmin):
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         services.factor_remove(device=obj, actor=request.user)
 
-    def log_deletions(self, request: HttpRequest, queryset: Any) -> None:
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> list[Any]:
         """Nothing more: each removal already is its own ``staff.factor.removed`` event."""
+        return []
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for device in queryset:
