@@ -16,7 +16,11 @@ SESSION_AT = "staff.factor_at"
 
 
 def passed(request: HttpRequest, device: Device) -> None:
-    """Record that ``request.user`` just passed ``device`` (after the device verified its proof)."""
+    """Record that ``request.user`` just passed ``device`` (after the device verified its proof).
+
+    The session gains privilege here, so it gets a new key (as Django's login does at the password
+    step): a session id learnt before the second factor is worth nothing after it."""
+    request.session.cycle_key()
     otp_login(request, device)
     request.session[SESSION_AT] = int(time.time())
 

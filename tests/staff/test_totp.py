@@ -190,3 +190,19 @@ def test_the_continue_link_never_leaves_the_site(client, staff):
     response = client.post(url("enrol/") + "?next=javascript:alert(1)", {"code": code_for(device)})
     assert b"javascript:" not in response.content
     assert f'href="{admin()}"'.encode() in response.content
+
+
+def test_passing_the_second_factor_gives_the_session_a_new_key(client):
+    from django.contrib.auth import get_user_model
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from tests.staff.helpers import fresh_code, url
+
+    staff = get_user_model().objects.create_superuser("rooted", "rooted@example.test", "x-unused-password-x")
+    device = TOTPDevice.objects.create(user=staff, name="phone", confirmed=True)
+    client.force_login(staff)
+    before = client.session.session_key
+    response = client.post(url("verify/"), {"code": fresh_code(device)})
+    assert response.status_code == 302
+    assert client.session.session_key != before
+    assert client.get(f"/{url('').split('/')[1]}/").status_code == 200
