@@ -116,6 +116,16 @@ PERSONAL_DATA_SCOPE = "authserver.keys.personal_data"
 PERSONAL_FIELDS = ("last_used_ip",)
 
 
+def personal_fields_optional(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular post-processing hook (settings.SPECTACULAR_SETTINGS): a personal field is absent
+    without the personal-data scope, so no response schema may require it."""
+    for schema in result.get("components", {}).get("schemas", {}).values():
+        required = schema.get("required")
+        if required and any(name in schema.get("properties", {}) for name in PERSONAL_FIELDS):
+            schema["required"] = [name for name in required if name not in PERSONAL_FIELDS]
+    return result
+
+
 def without_personal_data(data: Any, context: dict[str, Any]) -> Any:
     if not context.get("personal_data"):
         for name in PERSONAL_FIELDS:

@@ -108,7 +108,9 @@ def test_admin_pages_raise_no_violation(page: Any, live_server: Any, superuser: 
     page.wait_for_selector("#client-secret")
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.click("#copy-secret")
-    page.wait_for_function("document.getElementById('copy-hint').textContent.includes('Copied')")
+    # A locator wait, not wait_for_function("..."): Playwright polls a string predicate with eval,
+    # which the page's own CSP (no 'unsafe-eval') rightly refuses.
+    page.locator("#copy-hint", has_text="Copied").wait_for()
     violations.check("client secret shown once")
     screenshot(page, "csp_admin_client_secret_once")
 

@@ -49,3 +49,13 @@ def test_spectacular_command_validates_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out), "--urlconf", "authserver.urls")
     text = out.read_text()
     assert "/api/v1/keys/{id}/rotate:" in text and "bearerAuth" in text
+
+
+def test_personal_fields_are_optional_in_the_schema(client):
+    """``last_used_ip`` is left out of answers without the personal-data scope: no schema requires it."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schemas = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+    with_ip = [name for name, schema in schemas.items() if "last_used_ip" in schema.get("properties", {})]
+    assert "ApiKey" in with_ip
+    assert all("last_used_ip" not in schemas[name].get("required", []) for name in with_ip)
