@@ -1,9 +1,9 @@
 """Staff passkeys in Chromium with its virtual authenticator (CDP ``WebAuthn`` domain).
 
 A passkey is enrolled in one browser context; the credential (private key included) is carried to
-an authenticator in a fresh context, which passes the second factor after the password step. The
-password step is a session made for the user (force_login's equivalent), so this test stands on
-its own whatever the login page looks like.
+an authenticator in a fresh context, which signs in through the staff pages: the password step,
+then "Use a passkey instead" on the second-factor page. Enrolment starts from a session made for
+the user (force_login's equivalent): the first enrolment right after the password.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ def password_step(context: Any, live_server: Any, user: Any) -> str:
     key = http.cookies[settings.SESSION_COOKIE_NAME].value
     context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": key, "url": live_server.url}])
     return key
+
+
+def session_cookie(context: Any) -> str:
+    return next(c["value"] for c in context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME)
 
 
 def virtual_authenticator(context: Any, page: Any, **options: Any) -> tuple[Any, str]:
@@ -82,22 +86,32 @@ def test_enrol_a_passkey_then_pass_the_second_factor_with_it(browser: Any, live_
     assert device.name == "Virtual authenticator" and device.transports == ["internal"]
     assert AuditEvent.objects.filter(event="passkey.enrolled", subject=f"passkey:{device.pk}").count() == 1
 
-    # -- A later login: password only, then the passkey, carried to a new authenticator.
+    # -- A later login through the real pages: the admin sends to the password step, then to the
+    # second-factor page, whose "Use a passkey instead" runs the passkey, carried to a new authenticator.
     context, page = new_page(browser, live_server)
     try:
-        session_key = password_step(context, live_server, staff)
         cdp, authenticator_id = virtual_authenticator(context, page)
         cdp.send("WebAuthn.addCredential", {"authenticatorId": authenticator_id, "credential": credential})
         target = f"/{settings.ADMIN_PATH}/"
-        page.goto(f"{reverse('passkeys:verify')}?next={target}")
-        assert SESSION_AT not in SessionStore(session_key).load()
+        page.goto(target)
+        page.wait_for_selector("#login-form")
+        page.fill("#id_username", "ops")
+        page.fill("#id_password", "x-unused-password-x")
+        page.click("#login-form input[type=submit]")
+        page.wait_for_url("**/security/verify/**")
+        password_only = session_cookie(context)
+        assert SESSION_AT not in SessionStore(password_only).load()
+        page.click("text=Use a passkey instead")
+        page.wait_for_selector("#passkey-start")
         screenshot(page, "passkeys-verify")
         with page.expect_navigation(url=f"**{target}"):
             page.click("#passkey-start")
         page.wait_for_selector("#site-name")
         screenshot(page, "passkeys-verified-admin")
+        session_key = session_cookie(context)
     finally:
         context.close()
+    assert session_key != password_only, "the second factor gives the session a new key"
     session = SessionStore(session_key).load()
     assert session[DEVICE_ID_SESSION_KEY] == device.persistent_id
     assert abs(session[SESSION_AT] - time.time()) < 60
