@@ -77,7 +77,8 @@ def test_issue_key_shows_it_once(page: Any, live_server: Any, superuser: Any, cu
     # A scope the client is not allowed: the service refuses, the error lands on the scopes.
     page.fill("#id_allowed_ips", "203.0.113.0/24\n2001:db8::/32")
     page.get_by_label("ai.admin").check()
-    page.click("input[name=_save]")
+    with page.expect_navigation():  # else the previous page's error lists may be read before it goes
+        page.click("input[name=_save]")
     assert "not allowed for this client: ai.admin" in page.inner_text(".field-scopes .errorlist")
     assert not ApiKey.objects.filter(name="billing-service production").exists()
 
