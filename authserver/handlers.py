@@ -92,6 +92,7 @@ BROWSER_ONLY_MIDDLEWARE = frozenset({
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "authserver.staff.middleware.StaffGateMiddleware",
     "authserver.audit.middleware.AuditScopeMiddleware",
