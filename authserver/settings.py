@@ -117,8 +117,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
+    "authserver.staff.apps.RecoveryCodesConfig",  # django-otp's otp_static, readably named
     "authserver.passkeys",
     "authserver.staff",
     "authserver.oauth",
@@ -284,7 +283,6 @@ PASSWORD_HASHERS = [
 ]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "/"
-OTP_TOTP_ISSUER = "authserver"  # the name authenticator apps show (authserver.staff)
 
 # --- Security headers and cookies ---------------------------------------------------------------
 # With AUTHSERVER_TRUSTED_PROXIES the header is also believed, but only from those proxies: the WSGI

@@ -41,6 +41,25 @@ from clients.webhooks import signing as _webhook_signing  # noqa: E402 - after t
 _original_webhook_secret = _webhook_signing.mint_secret
 _webhook_signing.mint_secret = _recording_webhook_secret
 
+TOTP_SEEDS: list[str] = []  # every authenticator seed of the session (hex), for the leak check
+
+
+def _record_totp_seeds() -> None:
+    from authserver.staff.models import TOTPDevice
+
+    seed_field = TOTPDevice._meta.get_field("key")
+    original = seed_field.default
+
+    def recording_seed() -> str:
+        value = original()
+        TOTP_SEEDS.append(value)
+        return value
+
+    seed_field.default = recording_seed
+
+
+_record_totp_seeds()
+
 
 @pytest.fixture(autouse=True)
 def _fresh_process_caches(request: Any) -> Any:

@@ -112,9 +112,9 @@ def staff_login(http: Any, user: Any) -> Any:
     import time
 
     from django_otp import DEVICE_ID_SESSION_KEY
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from authserver.staff.factor import SESSION_AT
+    from authserver.staff.models import TOTPDevice
 
     device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
         user=user, name="test authenticator", confirmed=True)

@@ -7,6 +7,7 @@ during the whole session against *every* credential minted in the session.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 from datetime import timedelta
@@ -15,9 +16,11 @@ import pytest
 from django.db import connection
 
 from authserver import credentials
+from authserver.staff.services import totp_device_pending
 from clients.services import client_secret_rotate
 from clients.webhooks.services import client_contact_set, webhook_secret_rotate, webhook_send
-from tests.conftest import ISSUED
+from tests.conftest import ISSUED, TOTP_SEEDS
+from tests.factories import UserFactory
 from tests.helpers import authorize, client_credentials, code_from, exchange_code, introspect, pkce_pair, refresh
 from tests.leakcheck import SESSION_LOG
 from tests.webhooks.receiver import deliver_due, receiver
@@ -36,6 +39,11 @@ def _dump_database() -> str:
         capture_output=True, text=True, env=env, check=True, timeout=120,
     )
     return result.stdout
+
+
+def _seed_forms(seed: str) -> set[str]:
+    """A TOTP seed as hex (how django-otp stored it) and as the base32 an authenticator app is shown."""
+    return {seed.lower(), seed.upper(), base64.b32encode(bytes.fromhex(seed)).decode().rstrip("=")}
 
 
 def _well_formed_credentials_in(text: str) -> list[str]:
@@ -78,6 +86,8 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
         _, whsec2 = webhook_secret_rotate(client=svc, actor="test")
         webhook_send(client=svc, event_type="t", data={})
         assert [d.status for d in deliver_due()] == ["delivered"]
+    staff = UserFactory(is_staff=True)
+    seed = totp_device_pending(user=staff).key  # a staff member's authenticator seed (encrypted at rest)
     here = [secret, svc_secret, rs_secret, code, tokens["access_token"], tokens["refresh_token"],
             rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2]
 
@@ -92,6 +102,8 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
     webhook_secrets = [v for v in ISSUED if v.startswith("whsec_")]
     assert [credentials.hint(v) for v in webhook_secrets if v.removeprefix("whsec_").rstrip("=") in dump] == []
     assert _well_formed_credentials_in(dump) == []
+    assert seed in TOTP_SEEDS
+    assert [s[:6] for s in TOTP_SEEDS if any(form in dump for form in _seed_forms(s))] == []
 
     logs = "\n".join(SESSION_LOG)
     assert len(SESSION_LOG) > 0
@@ -99,3 +111,4 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
     assert leaked_in_logs == []
     assert [credentials.hint(v) for v in webhook_secrets if v.removeprefix("whsec_").rstrip("=") in logs] == []
     assert _well_formed_credentials_in(logs) == []
+    assert [s[:6] for s in TOTP_SEEDS if any(form in logs for form in _seed_forms(s))] == []

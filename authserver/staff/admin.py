@@ -12,10 +12,9 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authserver.staff import services
-from authserver.staff.models import PasswordChangeRequired
+from authserver.staff.models import PasswordChangeRequired, TOTPDevice
 from authserver.staff.stepup import fresh_factor_required
 
 

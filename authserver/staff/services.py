@@ -18,10 +18,9 @@ from django.db import transaction
 from django_otp import devices_for_user
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authserver.audit.services import audit_record
-from authserver.staff.models import PasswordChangeRequired
+from authserver.staff.models import PasswordChangeRequired, TOTPDevice
 
 RECOVERY_DEVICE_NAME = "recovery codes"
 RECOVERY_CODE_COUNT = 10
@@ -57,7 +56,7 @@ def staff_password_change_done(*, user: Any) -> None:
 
 def totp_device_pending(*, user: Any) -> TOTPDevice:
     """The unconfirmed authenticator being enrolled (one per account, reused until confirmed)."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    device: TOTPDevice | None = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-created_at").first()
     return device or TOTPDevice.objects.create(user=user, name="authenticator app", confirmed=False)
 
 
@@ -87,9 +86,22 @@ def recovery_codes_generate(*, user: Any, actor: Any) -> list[str]:
 
 
 def recovery_code_use(*, device: StaticDevice, code: str) -> bool:
-    """Check and burn one recovery code (django-otp's throttling applies to the device)."""
-    if not device.verify_token(recovery_code_digest(code)):
+    """Check and burn one recovery code (django-otp's throttling applies to the device).
+
+    django-otp's ``StaticDevice.verify_token`` finds the token and then deletes it, so two requests
+    racing with the same code could both pass. Here the burn is one ``DELETE``: only the request whose
+    statement removed the row passes (PostgreSQL makes the other wait on the row, then finds it gone)."""
+    allowed, _ = device.verify_is_allowed()
+    if not allowed:
         return False
+    with transaction.atomic():
+        burned, _ = StaticToken.objects.filter(device=device, token=recovery_code_digest(code)).delete()
+        if not burned:
+            device.throttle_increment(commit=True)
+            return False
+        device.throttle_reset(commit=False)
+        device.set_last_used_timestamp(commit=False)
+        device.save()
     audit_record(event="staff.recovery_code.used", actor=f"user:{device.user_id}", subject=f"user:{device.user_id}",
                  details={"remaining": device.token_set.count()})
     return True

@@ -24,11 +24,10 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authserver.anomaly.models import AnomalyPolicy, Baseline, Signal
 from authserver.audit.models import AuditEvent
-from authserver.staff.models import PasswordChangeRequired
+from authserver.staff.models import PasswordChangeRequired, TOTPDevice
 from clients.models import Scope
 from clients.webhooks.models import DeliveryStatus, WebhookDelivery
 from keys.models import ApiKey
@@ -103,7 +102,7 @@ PAIRS: dict[str, Callable[[Ctx], list[Any]]] = {
         SolarSchedule.objects.create(event="sunrise", latitude=10 + n, longitude=20) for n in range(2)],
     "django_celery_beat.ClockedSchedule": lambda ctx: [
         ClockedSchedule.objects.create(clocked_time=timezone.now() + timedelta(days=n + 1)) for n in range(2)],
-    "otp_totp.TOTPDevice": lambda ctx: [TOTPDevice.objects.create(user=ctx.admin, name=f"t{n}") for n in range(2)],
+    "staff.TOTPDevice": lambda ctx: [TOTPDevice.objects.create(user=ctx.admin, name=f"t{n}") for n in range(2)],
     "otp_static.StaticDevice": lambda ctx: [StaticDevice.objects.create(user=ctx.admin, name=f"s{n}")
                                             for n in range(2)],
     "anomaly.AnomalyPolicy": lambda ctx: [
@@ -114,7 +113,7 @@ PAIRS: dict[str, Callable[[Ctx], list[Any]]] = {
 }
 
 
-FACTORS = {"otp_totp.TOTPDevice", "otp_static.StaticDevice"}
+FACTORS = {"staff.TOTPDevice", "otp_static.StaticDevice"}
 
 
 def bulk_delete(label: str) -> Row:

@@ -201,7 +201,8 @@ def totp_code(user: Any) -> str:
     """The code the user's authenticator app shows now (a confirmed TOTP device, created if missing);
     django-otp accepts each code once, so the device forgets the last one it saw (a test's next login)."""
     from django_otp.oath import totp
-    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from authserver.staff.models import TOTPDevice
 
     device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
         user=user, name="browser test authenticator", confirmed=True)

@@ -9,12 +9,12 @@ import pytest
 from django.test import Client as HttpClient
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from authserver.passkeys import services
 from authserver.passkeys.models import PasskeyDevice
 from authserver.staff.factor import SESSION_AT
+from authserver.staff.models import TOTPDevice
 from tests.helpers import staff_login
 from tests.passkeys.authenticator import SoftAuthenticator
 from tests.passkeys.conftest import enrol, events, password_only, post_json, verified

@@ -9,10 +9,10 @@ from django.test import Client as HttpClient
 from django.urls import reverse
 from django_otp import devices_for_user
 from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authserver.passkeys.models import PasskeyDevice
 from authserver.staff.factor import SESSION_AT
+from authserver.staff.models import TOTPDevice
 from tests.helpers import staff_login
 from tests.passkeys.authenticator import SoftAuthenticator
 from tests.passkeys.conftest import enrol, events, password_only, verify

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from authserver.staff.models import TOTPDevice
 
 
 def url(name: str = "") -> str:

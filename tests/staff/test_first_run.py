@@ -9,11 +9,10 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authserver.audit.models import AuditEvent
 from authserver.oauth.management.commands.serve import Command
-from authserver.staff.models import PasswordChangeRequired
+from authserver.staff.models import PasswordChangeRequired, TOTPDevice
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from authserver.staff.models import PasswordChangeRequired
+from authserver.staff.models import PasswordChangeRequired, TOTPDevice
 from tests.helpers import staff_login
 from tests.security.test_csp import assert_policy
 from tests.staff.helpers import url

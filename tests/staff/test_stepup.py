@@ -7,9 +7,9 @@ import time
 
 import pytest
 from django.contrib.auth import get_user_model
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authserver.staff import factor
+from authserver.staff.models import TOTPDevice
 from clients.models import Client
 from tests.factories import make_client
 from tests.helpers import staff_login
@@ -67,10 +67,10 @@ def test_a_fresh_factor_goes_straight_through(client):
 
 def test_factor_admin_shows_no_key_adds_nothing_and_removes_with_step_up(stale):
     device = TOTPDevice.objects.get()
-    page = stale.get(admin(f"otp_totp/totpdevice/{device.pk}/change/"))
+    page = stale.get(admin(f"staff/totpdevice/{device.pk}/change/"))
     assert page.status_code == 200 and device.key.encode() not in page.content
-    assert stale.get(admin("otp_totp/totpdevice/add/")).status_code == 403
-    response = stale.post(admin(f"otp_totp/totpdevice/{device.pk}/delete/"), {"post": "yes"})
+    assert stale.get(admin("staff/totpdevice/add/")).status_code == 403
+    response = stale.post(admin(f"staff/totpdevice/{device.pk}/delete/"), {"post": "yes"})
     assert response["Location"].startswith(url("verify/"))
     assert TOTPDevice.objects.filter(pk=device.pk).exists()
 

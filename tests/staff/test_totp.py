@@ -8,10 +8,10 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 from django_otp.plugins.otp_static.models import StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authserver.audit.models import AuditEvent
 from authserver.staff import factor
+from authserver.staff.models import TOTPDevice
 from authserver.staff.services import recovery_code_digest
 from tests.staff.helpers import admin, code_for, codes_in, fresh_code, url
 
@@ -194,8 +194,8 @@ def test_the_continue_link_never_leaves_the_site(client, staff):
 
 def test_passing_the_second_factor_gives_the_session_a_new_key(client):
     from django.contrib.auth import get_user_model
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from authserver.staff.models import TOTPDevice
     from tests.staff.helpers import fresh_code, url
 
     staff = get_user_model().objects.create_superuser("rooted", "rooted@example.test", "x-unused-password-x")

@@ -17,11 +17,11 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from authserver.audit.context import request_personal
 from authserver.audit.services import audit_record
 from authserver.staff import factor, selectors, services
+from authserver.staff.models import TOTPDevice
 from authserver.staff.stages import safe_next
 from authserver.staff.stepup import is_fresh, step_up
 from authserver.staff.views.common import Refused, admin_index, context, limit, onward, page, wrong_stage
