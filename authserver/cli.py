@@ -101,6 +101,12 @@ class DependencyCommand(BaseCommand):
             # The detail is chosen here, not the exception's text (which may name hosts, paths or statements).
             cliargs.write_error({"error": "unavailable", "detail": unavailable_detail(exc)})
             sys.exit(cliargs.EXIT_REFUSED)
+        except CommandError as exc:
+            # On the command line a refusal is one JSON line (Django would print "CommandError: ...");
+            # under call_command it stays the exception the caller can catch.
+            if not getattr(self, "_called_from_command_line", False) or options.get("traceback"):
+                raise
+            self.fail(str(exc), exc.returncode or cliargs.EXIT_REFUSED)
 
     def emit(self, payload: dict[str, Any]) -> None:
         self.stdout.write(dumps(payload))

@@ -90,8 +90,9 @@ def _audit(parser: argparse.ArgumentParser) -> None:
                                                          "signed restore point; later checks start from it.")
     restore_point.add_argument("--reason", required=True, help="What was restored, from when (kept in the audit "
                                                                "event).")
-    sub.add_parser("public-key", help="Print the checkpoint signing key's public key (PEM, SubjectPublicKeyInfo), "
-                                      "as {\"public_key\": PEM}.")
+    public = sub.add_parser("public-key", help="Print the checkpoint signing key's public key (PEM, "
+                                               "SubjectPublicKeyInfo) as {\"public_key\": PEM}.")
+    public.add_argument("--output", "-o", default=None, metavar="FILE", help="Also write the PEM to FILE.")
     check = sub.add_parser("verify-checkpoints", help="Check a checkpoint file's signatures and links with the "
                                                       "public key alone (no database, no key store).")
     check.add_argument("--public-key", action="append", required=True, metavar="PEM",
@@ -104,7 +105,7 @@ audit = Spec(
     examples="""
   manage.py audit verify
   manage.py audit export > trail.jsonl          # the one command whose output is JSON Lines
-  manage.py audit public-key | jq -r .public_key > checkpoint.pem
+  manage.py audit public-key --output checkpoint.pem
   manage.py audit verify-checkpoints --public-key checkpoint.pem --file checkpoints.jsonl
   manage.py audit restore-point --reason "restored the 2026-01-31 backup"
 """,
