@@ -57,6 +57,7 @@ client = Spec(
   manage.py client show CLIENT_ID
   manage.py client rotate-secret CLIENT_ID --grace 24h
   manage.py client update CLIENT_ID --webhook-url https://hooks.example.com/authserver
+  manage.py client webhook-secret rotate CLIENT_ID --overlap 24h
   manage.py client revoke-tokens CLIENT_ID
   manage.py client delete CLIENT_ID
 """,

@@ -41,6 +41,7 @@ apikey = Spec(
   manage.py apikey show KEY_ID
   manage.py apikey rotate KEY_ID --grace 24h
   manage.py apikey suspend KEY_ID
+  manage.py apikey resume KEY_ID
   manage.py apikey revoke KEY_ID       # soft: stays listed as revoked
   manage.py apikey delete KEY_ID       # revoked and removed; the audit trail keeps it
   manage.py apikey revoke-all --client CLIENT_ID

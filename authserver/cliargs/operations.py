@@ -104,6 +104,8 @@ audit = Spec(
     help="Verify the audit trail's hash chain and its signed checkpoints, or export it as JSON lines.",
     examples="""
   manage.py audit verify
+  manage.py audit seal                          # beat does this every few seconds
+  manage.py audit checkpoint                    # beat does this on its interval
   manage.py audit export > trail.jsonl          # the one command whose output is JSON Lines
   manage.py audit public-key --output checkpoint.pem
   manage.py audit verify-checkpoints --public-key checkpoint.pem --file checkpoints.jsonl
