@@ -1,3 +1,11 @@
-from .celery import app as celery_app
+"""authserver. The Celery app is loaded with Django (``authserver.oauth``'s ``ready``) and by
+``celery -A authserver`` (which finds ``authserver.celery``), not on import of this package: the
+command line's front door (authserver.cliargs) imports this package and must stay light."""
 
-__all__ = ("celery_app",)
+
+def __getattr__(name: str) -> object:
+    if name == "celery_app":
+        from authserver.celery import app
+
+        return app
+    raise AttributeError(name)

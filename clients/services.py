@@ -119,21 +119,24 @@ def client_secret_rotate(*, client: Client, grace: timedelta | None = None, acto
     return locked, secret
 
 
+def client_tokens_end(*, client: Client, now: Any) -> dict[str, int]:
+    """Revoke every live token and pending code of ``client`` in the caller's transaction, which
+    records the audit event and fans the revocation out (client_revoke_tokens, keys.deletion)."""
+    refresh = get_refresh_token_model().objects.filter(application=client, revoked__isnull=True).update(
+        revoked=now, updated=now, access_token=None
+    )
+    access, _ = get_access_token_model().objects.filter(application=client).delete()
+    grants = get_grant_model().objects.filter(application=client, used__isnull=True).update(used=now, expires=now)
+    return {"access_tokens": access, "refresh_tokens": refresh, "authorization_codes": grants}
+
+
 def client_revoke_tokens(*, client: Client, actor: Any = None) -> dict[str, int]:
     """Revoke every token and pending code of ``client``, now, in one transaction."""
-    now = timezone.now()
     with transaction.atomic():
-        refresh = get_refresh_token_model().objects.filter(application=client, revoked__isnull=True).update(
-            revoked=now, updated=now, access_token=None
-        )
-        access, _ = get_access_token_model().objects.filter(application=client).delete()
-        grants = get_grant_model().objects.filter(application=client, used__isnull=True).update(
-            used=now, expires=now
-        )
+        counts = client_tokens_end(client=client, now=timezone.now())
         revocation.invalidate(settle=True)  # every worker forgets cached answers before we return
         audit_record(event="client.tokens_revoked", actor=actor_label(actor), subject=f"client:{client.client_id}",
-                     details={"access_tokens": access, "refresh_tokens": refresh, "authorization_codes": grants})
-    counts = {"access_tokens": access, "refresh_tokens": refresh, "authorization_codes": grants}
+                     details=counts)
     log.info("client tokens revoked", extra={"client_id": client.client_id, "actor": str(actor or "system"), **counts})
     return counts
 

@@ -29,7 +29,7 @@ def test_a_dependency_down_is_one_json_line(monkeypatch, capsys, error, detail):
     def down(**_):
         raise error
 
-    monkeypatch.setattr("clients.management.commands.scope.scope_create", down)
+    monkeypatch.setattr("keys.management.commands.scope.scope_create", down)
     with pytest.raises(SystemExit) as exited:
         call_command("scope", "create", "ai.infer")
     assert exited.value.code == 1

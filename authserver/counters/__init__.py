@@ -14,18 +14,21 @@ them.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeGuard, TypeVar
 
 from django.conf import settings
 
 from authserver.counters.buffer import Buffer
-from authserver.counters.redis_store import RedisStore
 from authserver.counters.sqlite_store import SQLiteStore
 from authserver.counters.store import Batch, CounterStore, CountersUnavailable, Hit, QuotaTake, Tally
+
+if TYPE_CHECKING:
+    from authserver.counters.redis_store import RedisStore
 
 __all__ = [
     "Batch", "Buffer", "CounterStore", "CountersUnavailable", "Hit", "QuotaTake", "Tally", "applicable_limit",
@@ -48,10 +51,20 @@ def backend() -> CounterStore:
         with _backend_lock:
             if _backend is None:
                 if settings.REDIS_URL:
+                    # Imported here: ``import redis`` costs about 0.3 s of CPU, which a process
+                    # on the embedded defaults (and the command line) never needs.
+                    from authserver.counters.redis_store import RedisStore
+
                     _backend = RedisStore(settings.REDIS_URL)
                 else:
                     _backend = SQLiteStore(Path(settings.DATA_DIR) / "counters.sqlite3")
     return _backend
+
+
+def _redis_failed(store: CounterStore) -> TypeGuard[RedisStore]:
+    # A store can only be a RedisStore once its module is loaded (by backend(), when configured).
+    module = sys.modules.get("authserver.counters.redis_store")
+    return module is not None and isinstance(store, module.RedisStore) and store.failed_at is not None
 
 
 # -- Tallies: buffered in memory, pushed every second, drained by a job ----------------------------
@@ -179,7 +192,7 @@ def effective_limit(subject: str) -> int | None:
     """
     now = time.monotonic()
     store = backend()
-    if isinstance(store, RedisStore) and store.failed_at is not None:
+    if _redis_failed(store):
         if store.down():
             return None
         try:

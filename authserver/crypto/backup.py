@@ -61,18 +61,16 @@ class ArchiveError(Exception):
 
 
 class Progress:
-    """Progress lines to a stream, at most once a second, and a final one."""
+    """Progress lines to a stream, at most once a second, and a final one: each one JSON object,
+    ``{"progress": label, "bytes": n, "total": n or null, "done": bool}``."""
 
     def __init__(self, label: str, stream: TextSink | None, total: int | None = None, every: float = 1.0) -> None:
         self.label, self.stream, self.total, self.every = label, stream, total, every
         self.done = 0
         self._last = time.monotonic()
 
-    def _line(self) -> str:
-        text = f"{self.label}: {self.done / 2**20:.1f} MiB"
-        if self.total:
-            text += f" of {self.total / 2**20:.1f} MiB ({100 * self.done // max(self.total, 1)}%)"
-        return text
+    def _line(self, done: bool = False) -> str:
+        return json.dumps({"progress": self.label, "bytes": self.done, "total": self.total, "done": done})
 
     def add(self, n: int) -> None:
         self.done += n
@@ -84,7 +82,7 @@ class Progress:
 
     def finish(self) -> None:
         if self.stream:
-            self.stream.write(self._line() + " done\n")
+            self.stream.write(self._line(done=True) + "\n")
             self.stream.flush()
 
 

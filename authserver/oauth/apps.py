@@ -10,3 +10,7 @@ class OAuthConfig(AppConfig):
         from authserver.logging import install_record_redaction
 
         install_record_redaction()
+        # Every process that runs Django has the Celery app (it was imported by ``authserver``'s
+        # __init__ before, the Celery docs' pattern): ``@shared_task`` and django-celery-beat's
+        # admin read ``current_app``, which must be this one, not Celery's default.
+        import authserver.celery  # noqa: F401

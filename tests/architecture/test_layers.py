@@ -58,7 +58,7 @@ def test_cycles_are_found():
     ("keys.verification", "domain"),
     ("authserver.anomaly.observers", "policy"),
     ("authserver.ratelimit.limiter", "policy"),
-    ("clients.management.commands.client", "interface"),
+    ("keys.management.commands.client", "interface"),
 ])
 def test_layer_map(module, layer):
     assert LAYERS[layer_of(module, LAYERS)][0] == layer

@@ -41,7 +41,7 @@ def three_checkpoints(tmp_path: Path) -> tuple[Path, Path]:
     out = StringIO()
     call_command("audit", "public-key", stdout=out)
     pem = tmp_path / "audit-checkpoint-key.pem"
-    pem.write_text(out.getvalue())
+    pem.write_text(json.loads(out.getvalue())["public_key"])  # one JSON object, like every command
     copy = tmp_path / "checkpoints.jsonl"
     shutil.copy(checkpoint_path(), copy)
     return copy, pem

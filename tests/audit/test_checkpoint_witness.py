@@ -151,7 +151,7 @@ def test_checkpoints_of_an_earlier_key_verify_with_its_public_key(tmp_path):
     old_pem = tmp_path / "old.pem"
     out = StringIO()
     call_command("audit", "public-key", stdout=out)
-    old_pem.write_text(out.getvalue())
+    old_pem.write_text(json.loads(out.getvalue())["public_key"])
     DataKey.objects.filter(purpose="secret:" + sealing.PURPOSE_CHECKPOINT).delete()  # a new signing key
     reset_crypto()
     audit_checkpoint()

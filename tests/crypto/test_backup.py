@@ -118,13 +118,15 @@ def populated(transactional_db: Any) -> dict[str, Any]:
 
 def test_backup_restore_round_trip(populated, tmp_path, isolated_key_file):
     archive, progress = make_archive(tmp_path)
-    assert "backup:" in progress and "done" in progress
+    lines = [json.loads(line) for line in progress.splitlines()]  # JSON lines on stderr
+    assert lines[-1]["progress"] == "backup" and lines[-1]["done"] is True
 
     with scratch_database(tmp_path) as target:
         assert target.is_empty()
         err = io.StringIO()
         call_command("restore", str(archive), "--database-url", target.url, stdout=io.StringIO(), stderr=err)
-        assert "restore: verified" in err.getvalue()
+        progress_lines = [json.loads(line) for line in err.getvalue().splitlines()]
+        assert ("restore: verified", True) in [(line["progress"], line["done"]) for line in progress_lines]
         assert target.query(RECORDS_SQL) == source_rows(RECORDS_SQL)
         assert target.query(KEYS_SQL) == source_rows(KEYS_SQL)  # the same wrapped keys: same key store
         restored = target.query(RECORDS_SQL)

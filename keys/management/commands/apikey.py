@@ -1,4 +1,7 @@
-"""``manage.py apikey create|rotate|revoke|suspend|resume|list|revoke-all`` — one JSON object on stdout.
+"""``manage.py apikey create|rotate|revoke|suspend|resume|list|show|delete|revoke-all``: one JSON object on stdout.
+
+Arguments and examples in :mod:`authserver.cliargs.keys`. ``revoke`` keeps the key listed as
+revoked; ``delete`` revokes it and removes the row (keys.deletion.api_key_delete).
 
 Refusals (domain errors, validation errors) are answered by :class:`authserver.cli.JsonCommand`.
 """
@@ -9,10 +12,12 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from authserver import cliargs
 from authserver.cli import JsonCommand, parse_duration
 from authserver.errors import NotFound
 from clients.models import Client
 from keys import policy, services
+from keys.deletion import api_key_delete
 from keys.models import ApiKey
 
 
@@ -29,39 +34,20 @@ def describe(key: ApiKey) -> dict[str, Any]:
         "allowed_ips": key.allowed_ips,
         "rate_limit": f"{key.rate_limit}/{key.rate_limit_period}s" if key.rate_limit else None,
         "quota": key.quota,
-        "expires": key.expires.isoformat(),
-        "grace_ends": key.grace_ends.isoformat() if key.grace_ends else None,
-        "created": key.created.isoformat(),
+        "expires": key.expires,
+        "grace_ends": key.grace_ends,
+        "revoked": key.revoked,
+        "suspended": key.suspended,
+        "created": key.created,
         "created_by": key.created_by_label,
-        "last_used": key.last_used.isoformat() if key.last_used else None,
+        "last_used": key.last_used,
         "last_used_ip": key.last_used_ip,
         "uses": key.uses,
     }
 
 
 class Command(JsonCommand):
-    help = "Issue, rotate, revoke and list API keys."
-
-    def add_arguments(self, parser: Any) -> None:
-        sub = parser.add_subparsers(dest="action", required=True)
-        create = sub.add_parser("create", help="Issue a key; prints it once.")
-        create.add_argument("--client", required=True, help="CLIENT_ID of the owning client")
-        create.add_argument("--name", required=True)
-        create.add_argument("--scope", dest="scopes", action="append", default=None)
-        create.add_argument("--audience", dest="audiences", action="append", default=None)
-        create.add_argument("--allow-ip", dest="allowed_ips", action="append", default=[], metavar="CIDR")
-        create.add_argument("--expires-in", default=None, metavar="DURATION")
-        create.add_argument("--rate-limit", default=None, metavar="N/PERIOD", help="e.g. 100/m, 10/s, 5000/h")
-        create.add_argument("--quota", type=int, default=None, metavar="N")
-        rotate = sub.add_parser("rotate", help="Issue a successor; the old key works during the grace.")
-        rotate.add_argument("key_id")
-        rotate.add_argument("--grace", default=None, metavar="DURATION")
-        for name, text in (("revoke", "Revoke now."), ("suspend", "Suspend (reversible)."), ("resume", "Resume.")):
-            sub.add_parser(name, help=text).add_argument("key_id")
-        listing = sub.add_parser("list", help="List keys (no plaintext).")
-        listing.add_argument("--client", default=None)
-        revoke_all = sub.add_parser("revoke-all", help="Compromise response: revoke every key and token of a client.")
-        revoke_all.add_argument("--client", required=True)
+    help = cliargs.spec("apikey").help
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -72,11 +58,15 @@ class Command(JsonCommand):
             new, plaintext = services.api_key_rotate(key=self._key(options["key_id"]), grace=grace, actor="cli")
             old = ApiKey.objects.get(pk=options["key_id"])
             self.emit({**describe(new), "key": plaintext, "previous_id": str(old.id),
-                       "previous_valid_until": old.grace_ends.isoformat() if old.grace_ends else None})
+                       "previous_valid_until": old.grace_ends})
         elif action in {"revoke", "suspend", "resume"}:
             change = {"revoke": services.api_key_revoke, "suspend": services.api_key_suspend,
                       "resume": services.api_key_resume}[action]
             self.emit(describe(change(key=self._key(options["key_id"]), actor="cli")))
+        elif action == "show":
+            self.emit(describe(self._key(options["key_id"])))
+        elif action == "delete":
+            self.emit({**api_key_delete(key=self._key(options["key_id"]), actor="cli"), "deleted": True})
         elif action == "list":
             keys = ApiKey.objects.select_related("client").order_by("created")
             if options["client"]:

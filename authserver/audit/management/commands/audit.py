@@ -18,6 +18,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
+from authserver import cliargs
 from authserver.audit import checkpoint_file, sealing
 from authserver.audit.checkpoint_file import Checkpoint
 from authserver.audit.checkpoints import audit_checkpoint, audit_restore_point, checkpoint_path
@@ -43,38 +44,7 @@ def _public_keys(paths: list[str] | None) -> dict[str, Any]:
 
 
 class Command(JsonCommand):
-    help = "Verify the audit trail's hash chain and its signed checkpoints, or export it as JSON lines."
-
-    def add_arguments(self, parser: Any) -> None:
-        sub = parser.add_subparsers(dest="action", required=True)
-        verify = sub.add_parser("verify", help="Exit 1 and name each problem if the chain was tampered with, cut or "
-                                               "rewound behind its latest checkpoint, or if events have waited too "
-                                               "long to be sealed.")
-        verify.add_argument("--max-unsealed-age", type=float, default=None,
-                            help="Seconds an event may stay unsealed (default AUTHSERVER_AUDIT_UNSEALED_MAX_AGE).")
-        verify.add_argument("--max-checkpoint-age", type=float, default=None,
-                            help="Seconds the latest checkpoint may be old (default 5 x "
-                                 "AUTHSERVER_AUDIT_CHECKPOINT_INTERVAL).")
-        verify.add_argument("--restored", action="store_true",
-                            help="The database was restored from a backup: check it against the last checkpoint "
-                                 "it recorded (which the file must hold), not the latest one.")
-        verify.add_argument("--public-key", action="append", metavar="PEM",
-                            help="An earlier checkpoint signing key's PEM file (repeatable); the current one is "
-                                 "always trusted.")
-        sub.add_parser("seal", help="Chain every committed unsealed event now (beat does this every few seconds).")
-        export = sub.add_parser("export", help="Write every event as one JSON object per line.")
-        export.add_argument("--with-personal", action="store_true", help="Include decrypted personal data.")
-        sub.add_parser("checkpoint", help="Sign the chain head and append it to the checkpoint file now (beat does "
-                                          "this every AUTHSERVER_AUDIT_CHECKPOINT_INTERVAL seconds).")
-        restore = sub.add_parser("restore-point", help="After a restore rewound the database on purpose: append a "
-                                                       "signed restore point; later checks start from it.")
-        restore.add_argument("--reason", required=True, help="What was restored, from when (kept in the audit event).")
-        sub.add_parser("public-key", help="Print the checkpoint signing key's public key (PEM, SubjectPublicKeyInfo).")
-        check = sub.add_parser("verify-checkpoints", help="Check a checkpoint file's signatures and links with the "
-                                                          "public key alone (no database, no key store).")
-        check.add_argument("--public-key", action="append", required=True, metavar="PEM",
-                           help="A public key PEM file (repeatable, one per signing key the file uses).")
-        check.add_argument("--file", default=None, help="The checkpoint file (default: the configured one).")
+    help = cliargs.spec("audit").help
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -88,7 +58,10 @@ class Command(JsonCommand):
             self.emit({"restore_point": _checkpoint(audit_restore_point(actor="cli", reason=options["reason"]))})
         elif action == "public-key":
             key = sealing.checkpoint_signing_key().public_key()
-            self.stdout.write(checkpoint_file.public_pem(key).rstrip("\n"))
+            pem = checkpoint_file.public_pem(key)
+            if options["output"]:
+                Path(options["output"]).write_text(pem)
+            self.emit({"public_key": pem, "written": options["output"]})
         elif action == "verify-checkpoints":
             self._verify_checkpoints(options)
         else:

@@ -1,4 +1,7 @@
-"""``manage.py backup --output FILE``: an encrypted, authenticated archive of the database."""
+"""``manage.py backup --output FILE``: an encrypted, authenticated archive of the database.
+
+Prints one JSON object (the file, its size, the vendor and the KEK version); progress goes to
+stderr as JSON lines (``{"progress": "backup", ...}``)."""
 
 from __future__ import annotations
 
@@ -8,20 +11,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandError
 from django.db import connections
 
+from authserver import cliargs
 from authserver.cli import DependencyCommand
 from authserver.crypto import backup, envelope, trail
 
 
 class Command(DependencyCommand):
-    help = ("Write an encrypted, authenticated archive of the database (pg_dump or the SQLite backup API), "
-            "streamed in chunks. Restoring it needs this installation's key store; the archive holds no key.")
-
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--output", "-o", required=True, help="archive file to create (must not exist)")
-        parser.add_argument("--database", default="default", help="database alias (default: default)")
+    help = cliargs.spec("backup").help
 
     def handle(self, *args: Any, **options: Any) -> None:
         output = Path(options["output"])
@@ -58,5 +57,5 @@ class Command(DependencyCommand):
         trail.record(event="backup.created", actor="cli", subject=f"backup:{output.name}",
                      details={"file": output.name, "bytes": output.stat().st_size, "vendor": vendor,
                               "kek_version": store.current_version()})
-        self.stdout.write(f"Backup written: {output} ({output.stat().st_size} bytes, {vendor}, "
-                          f"KEK version {store.current_version()})")
+        self.emit({"backup": str(output), "bytes": output.stat().st_size, "vendor": vendor,
+                   "kek_version": store.current_version()})

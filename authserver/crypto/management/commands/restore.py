@@ -9,22 +9,17 @@ from typing import Any
 import dj_database_url
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandError
 from django.db import connections
 
-from authserver.cli import DependencyCommand
+from authserver import cliargs
+from authserver.cli import DependencyCommand, dumps
 from authserver.crypto import backup, envelope, trail
 from authserver.crypto.backends import get_keystore
 
 
 class Command(DependencyCommand):
-    help = ("Restore a backup archive into an EMPTY database (the configured one, or --database-url). The "
-            "whole archive is decrypted and verified first: a truncated or modified archive restores nothing.")
-
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("archive", help="archive written by manage.py backup")
-        parser.add_argument("--database", default="default", help="database alias (default: default)")
-        parser.add_argument("--database-url", help="restore into this database instead of the configured one")
+    help = cliargs.spec("restore").help
 
     def handle(self, *args: Any, **options: Any) -> None:
         archive = Path(options["archive"])
@@ -64,7 +59,7 @@ class Command(DependencyCommand):
             progress.finish()
             if not backup.is_empty(db):
                 raise CommandError("the target database is not empty; restore only into an empty database")
-            self.stderr.write("restore: loading into the database...")
+            self.stderr.write(dumps({"progress": "restore: loading into the database", "done": False}))
             try:
                 backup.load(db, plain, Path(workdir))
             except RuntimeError as exc:
@@ -74,4 +69,5 @@ class Command(DependencyCommand):
         trail.record(event="backup.restored", actor="cli", subject=f"backup:{archive.name}",
                      details={"file": archive.name, "vendor": vendor, "kek_version": header["kek_version"],
                               "into": "configured database" if not options["database_url"] else "--database-url"})
-        self.stdout.write(f"Restored {archive} ({vendor}, KEK version {header['kek_version']}).")
+        self.emit({"restored": str(archive), "vendor": vendor, "kek_version": header["kek_version"],
+                   "into": "configured database" if not options["database_url"] else "--database-url"})

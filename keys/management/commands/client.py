@@ -1,4 +1,6 @@
-"""``manage.py client create|update|rotate-secret|revoke-tokens|webhook-secret rotate`` — one JSON object on stdout.
+"""``manage.py client create|list|show|delete|update|rotate-secret|revoke-tokens|webhook-secret rotate``.
+
+One JSON object on stdout; arguments and examples in :mod:`authserver.cliargs.clients`.
 
 A webhook URL set for the first time creates the client's ``whsec_`` signing secret, printed once
 as ``webhook_secret``; ``webhook-secret rotate`` issues a new one, the old one signing next to it
@@ -11,53 +13,67 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
+from authserver import cliargs
 from authserver.cli import JsonCommand, parse_duration
+from authserver.errors import NotFound
+from clients import selectors
 from clients.models import Client
 from clients.services import ClientError, client_register, client_revoke_tokens, client_secret_rotate
 from clients.webhooks.services import client_contact_set, webhook_secret_rotate
+from keys.deletion import LIVE_KEY_STATES, client_delete
+from keys.models import ApiKey
+
+
+def describe(client: Client) -> dict[str, Any]:
+    """A client as listed and shown: never its secret or digest (the hint is its last characters)."""
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "client_type": client.client_type,
+        "grant_types": client.grant_types,
+        "redirect_uris": client.redirect_uris.split(),
+        "scopes": sorted(scope.name for scope in client.allowed_scopes.all()),
+        "audiences": client.allowed_audiences,
+        "resource_server": client.audience if client.is_resource_server else None,
+        "secret_hint": client.client_secret_hint or None,
+        "secret_rotated": client.client_secret_rotated,
+        "credentials_revoked_at": client.credentials_revoked_at,
+        "webhook_url": client.webhook_url or None,
+        "contact_email": client.contact_email or None,
+        "created": client.created,
+        "updated": client.updated,
+    }
+
+
+def live_credentials(client: Client) -> dict[str, int]:
+    now = timezone.now()
+    return {
+        "api_keys": ApiKey.objects.filter(client=client, status__in=LIVE_KEY_STATES).count(),
+        "access_tokens": get_access_token_model().objects.filter(application=client, expires__gt=now).count(),
+        "refresh_tokens": get_refresh_token_model().objects.filter(application=client, revoked__isnull=True).count(),
+        "retired_secrets": client.retired_secrets.filter(expires__gt=now).count(),
+    }
 
 
 class Command(JsonCommand):
-    help = "Register clients, rotate their secrets and revoke their tokens."
-
-    def add_arguments(self, parser: Any) -> None:
-        sub = parser.add_subparsers(dest="action", required=True)
-        create = sub.add_parser("create", help="Register a client; prints its secret once.")
-        create.add_argument("--name", required=True)
-        create.add_argument("--type", dest="client_type", required=True, choices=["confidential", "public"])
-        create.add_argument(
-            "--grant", dest="grants", action="append", required=True,
-            choices=["authorization_code", "client_credentials"],
-        )
-        create.add_argument("--redirect-uri", dest="redirect_uris", action="append", default=[])
-        create.add_argument("--scope", dest="scopes", action="append", default=[])
-        create.add_argument("--audience", dest="audiences", action="append", default=[])
-        create.add_argument("--resource-server", dest="resource_server", metavar="AUD", default=None)
-        create.add_argument("--remember-consent", action="store_true")
-        for verb in (create, update := sub.add_parser("update", help="Change where notifications go.")):
-            verb.add_argument("--webhook-url", default=None, help="https URL (\"\" clears it)")
-            verb.add_argument("--contact-email", default=None, help="e-mail address (\"\" clears it)")
-        update.add_argument("client_id")
-
-        hooks = sub.add_parser("webhook-secret", help="Webhook signing secrets.")
-        hooks_sub = hooks.add_subparsers(dest="secret_action", required=True)
-        rotate_hook = hooks_sub.add_parser("rotate", help="New whsec_ secret, printed once; the old one overlaps.")
-        rotate_hook.add_argument("client_id")
-        rotate_hook.add_argument("--overlap", default=None, help="DURATION, e.g. 24h (default: server setting)")
-
-        rotate = sub.add_parser("rotate-secret", help="Issue a new secret; the old one works during the grace.")
-        rotate.add_argument("client_id")
-        rotate.add_argument("--grace", default=None, help="DURATION, e.g. 24h (default: server setting)")
-
-        revoke = sub.add_parser("revoke-tokens", help="Revoke every token and pending code of a client.")
-        revoke.add_argument("client_id")
+    help = cliargs.spec("client").help
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         try:
             if action == "create":
                 self._create(options)
+            elif action == "list":
+                self.emit({"clients": [describe(c) for c in selectors.clients_list()]})
+            elif action == "show":
+                client = self._client(options["client_id"])
+                self.emit({**describe(client), "live": live_credentials(client)})
+            elif action == "delete":
+                revoked = client_delete(client=self._client(options["client_id"]), actor="cli")
+                self.emit({"client_id": options["client_id"], "deleted": True, "revoked": revoked})
             elif action == "rotate-secret":
                 client = self._client(options["client_id"])
                 grace = parse_duration(options["grace"]) if options["grace"] else None
@@ -92,10 +108,10 @@ class Command(JsonCommand):
                       if hasattr(exc, "error_dict") else "; ".join(exc.messages))
 
     def _client(self, client_id: str) -> Client:
-        client = Client.objects.filter(client_id=client_id).first()
+        client = selectors.client_get(client_id=client_id)
         if client is None:
-            self.fail("no such client")
-        return client  # type: ignore[return-value]
+            raise NotFound("no such client")
+        return client
 
     @staticmethod
     def _contact(client: Client, whsec: str | None) -> dict[str, Any]:
