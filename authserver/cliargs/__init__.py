@@ -88,7 +88,7 @@ class CliParser(argparse.ArgumentParser):
 
 # noun -> module holding its Spec (attribute named after the noun).
 NOUNS = {"client": "clients", "scope": "clients", "apikey": "keys", "keys": "operations", "backup": "operations",
-         "restore": "operations", "audit": "operations"}
+         "restore": "operations", "audit": "operations", "staff": "operations"}
 
 
 def spec(noun: str) -> Spec:

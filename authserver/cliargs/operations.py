@@ -113,3 +113,20 @@ audit = Spec(
 """,
     add_arguments=_audit,
 )
+
+
+def _staff(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    reset = sub.add_parser("reset-factors", help="remove every second factor of an account (a lost phone); the "
+                                                 "next login enrols a new one")
+    reset.add_argument("username")
+
+
+staff = Spec(
+    help="Staff plane maintenance: reset-factors USERNAME removes an account's second factors (audited). "
+         "Run it only after checking who is asking (docs/security.md).",
+    examples="""
+  manage.py staff reset-factors alice
+""",
+    add_arguments=_staff,
+)

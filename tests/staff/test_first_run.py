@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
@@ -51,6 +52,6 @@ def test_reset_factors_command(monkeypatch):
     TOTPDevice.objects.create(user=staff, name="lost phone", confirmed=True)
     out = io.StringIO()
     call_command("staff", "reset-factors", "root", stdout=out)
-    assert "Removed 1" in out.getvalue()
+    assert json.loads(out.getvalue()) == {"username": "root", "factors_removed": 1}
     assert not TOTPDevice.objects.exists()
     assert AuditEvent.objects.filter(event="staff.factor.removed", actor="cli").count() == 1
