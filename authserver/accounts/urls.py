@@ -1,11 +1,13 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from authserver.accounts.views import LoginView
+from authserver.accounts.views.pages import LogoutView
+from authserver.handlers import allow_methods
 
 app_name = "accounts"
 
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(template_name="accounts/logged_out.html"), name="logout"),
+    # GET asks, POST (with the CSRF token) signs out; any other method is a 405 page.
+    path("logout/", allow_methods(LogoutView.as_view(), "GET", "HEAD", "POST", browser=True), name="logout"),
 ]
