@@ -99,7 +99,7 @@ BROWSER_ONLY_MIDDLEWARE = frozenset({
     "authserver.staff.middleware.StaffGateMiddleware",
     "authserver.audit.middleware.AuditScopeMiddleware",
     "authserver.accounts.middleware.BrowserErrorPagesMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "authserver.accounts.middleware.PageLocaleMiddleware",
 })
 
 HEALTH_CHECK_WINDOW = 1.0

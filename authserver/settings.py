@@ -143,7 +143,7 @@ MIDDLEWARE = [
     "authserver.csp.PageCSPMiddleware",  # pages only (authserver/csp.py); browser-only
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",  # the pages' language (Accept-Language); browser-only
+    "authserver.accounts.middleware.PageLocaleMiddleware",  # the pages' language (Accept-Language); browser-only
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

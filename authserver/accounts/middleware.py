@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.middleware.locale import LocaleMiddleware
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 
@@ -50,3 +53,25 @@ def _unrendered(response: HttpResponse) -> bool:
     if getattr(response, "streaming", False):
         return False
     return response.get("Content-Type", "").startswith("application/json") or not response.content
+
+
+class PageLocaleMiddleware(LocaleMiddleware):
+    """Django's ``LocaleMiddleware`` (the language from ``Accept-Language``) for the end-user pages;
+    the admin and the staff plane under ``ADMIN_PATH`` stay in English (their own labels are not
+    translated, and half a German admin reads worse than an English one). Browser-only."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if _staff_plane(request):
+            translation.activate(settings.LANGUAGE_CODE)
+            request.LANGUAGE_CODE = settings.LANGUAGE_CODE
+            return
+        super().process_request(request)
+
+    def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if _staff_plane(request):
+            return response
+        return super().process_response(request, response)
+
+
+def _staff_plane(request: HttpRequest) -> bool:
+    return request.path_info.startswith(f"/{settings.ADMIN_PATH}/")

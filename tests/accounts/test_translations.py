@@ -126,9 +126,9 @@ def test_visible_text_finds_plain_english():
 
 
 def test_locale_middleware_is_browser_only():
-    assert "django.middleware.locale.LocaleMiddleware" in settings.MIDDLEWARE
-    assert "django.middleware.locale.LocaleMiddleware" in BROWSER_ONLY_MIDDLEWARE
-    assert "django.middleware.locale.LocaleMiddleware" not in machine_middleware()
+    assert "authserver.accounts.middleware.PageLocaleMiddleware" in settings.MIDDLEWARE
+    assert "authserver.accounts.middleware.PageLocaleMiddleware" in BROWSER_ONLY_MIDDLEWARE
+    assert "authserver.accounts.middleware.PageLocaleMiddleware" not in machine_middleware()
 
 
 @pytest.mark.django_db
@@ -137,5 +137,7 @@ def test_login_page_in_german(client):
     body = page.content.decode()
     assert '<html lang="de">' in body and "Anmelden" in body and "Benutzername" in body and "Username" not in body
     assert page["Content-Language"] == "de"
+    staff = client.get(f"/{settings.ADMIN_PATH}/security/login/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Anmelden" not in staff and "Benutzername" not in staff, "the staff plane stays in English"
     english = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Username" in english and '<html lang="en">' in english
