@@ -1,3 +1,7 @@
+from collections.abc import Callable
+from typing import cast
+
+from django.http import HttpResponse
 from django.urls import path
 
 from authserver.accounts.views import LoginView
@@ -6,8 +10,10 @@ from authserver.handlers import allow_methods
 
 app_name = "accounts"
 
+# GET asks, POST (with the CSRF token) signs out; any other method is a 405 page.
+logout = allow_methods(cast(Callable[..., HttpResponse], LogoutView.as_view()), "GET", "HEAD", "POST", browser=True)
+
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
-    # GET asks, POST (with the CSRF token) signs out; any other method is a 405 page.
-    path("logout/", allow_methods(LogoutView.as_view(), "GET", "HEAD", "POST", browser=True), name="logout"),
+    path("logout/", logout, name="logout"),
 ]
