@@ -23,7 +23,7 @@ from django.utils import translation
 from django.utils.cache import patch_vary_headers
 
 from authserver.accounts.views.errors import PAGES, error_page
-from authserver.handlers import wants_json
+from authserver.handlers import MACHINE_PATHS, wants_json
 
 
 def accepts_html(request: HttpRequest) -> bool:
@@ -56,22 +56,25 @@ def _unrendered(response: HttpResponse) -> bool:
 
 
 class PageLocaleMiddleware(LocaleMiddleware):
-    """Django's ``LocaleMiddleware`` (the language from ``Accept-Language``) for the end-user pages;
-    the admin and the staff plane under ``ADMIN_PATH`` stay in English (their own labels are not
-    translated, and half a German admin reads worse than an English one). Browser-only."""
+    """Django's ``LocaleMiddleware`` (the language from ``Accept-Language``) for the end-user pages
+    only. The admin and the staff plane under ``ADMIN_PATH`` stay in English (their own labels are
+    not translated, and half a German admin reads worse than an English one); the machine endpoints
+    and the management API answer exactly as on the lean handler (no ``Content-Language``, no
+    ``Vary: Accept-Language``). Browser-only."""
 
     def process_request(self, request: HttpRequest) -> None:
-        if _staff_plane(request):
+        if _untranslated(request):
             translation.activate(settings.LANGUAGE_CODE)
             request.LANGUAGE_CODE = settings.LANGUAGE_CODE
             return
         super().process_request(request)
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        if _staff_plane(request):
+        if _untranslated(request):
             return response
         return super().process_response(request, response)
 
 
-def _staff_plane(request: HttpRequest) -> bool:
-    return request.path_info.startswith(f"/{settings.ADMIN_PATH}/")
+def _untranslated(request: HttpRequest) -> bool:
+    path = request.path_info
+    return path.startswith(f"/{settings.ADMIN_PATH}/") or path in MACHINE_PATHS or wants_json(request)
