@@ -39,7 +39,8 @@ error as an RFC 6749 §5.2 error object with ``Cache-Control: no-store``, Django
 :func:`allow_methods` answers a method the endpoint does not take with ``405`` and ``Allow`` (``OPTIONS``
 included, as on the management API) before CSRF or the view runs, and the URL map's error
 handlers (:func:`bad_request` and the others) answer oversized bodies (``413``), too many fields,
-bad hosts, unknown paths and uncaught errors there as JSON; elsewhere they keep Django's pages.
+bad hosts, unknown paths and uncaught errors there as JSON; elsewhere they are plain pages
+(``authserver.accounts.views.errors``, which calls these for the machine endpoints).
 
 ``AUTHSERVER_BENCH_BASELINE=1`` (the bench only) adds ``/bench/bare``: a bare JSON view on the
 same lean handler, the baseline every ratio in ``bench/`` is measured against. It is never
@@ -85,7 +86,8 @@ MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke",
 BASELINE_PATH = "/bench/bare"
 
 # Middleware that only browsers need: sessions, CSRF, authentication, messages, static files, and
-# the pages' Content-Security-Policy (the machine endpoints answer JSON, which carries none).
+# the pages' Content-Security-Policy (the machine endpoints answer JSON, which carries none), the
+# pages' language and their error pages.
 BROWSER_ONLY_MIDDLEWARE = frozenset({
     "authserver.csp.PageCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -96,6 +98,8 @@ BROWSER_ONLY_MIDDLEWARE = frozenset({
     "django.contrib.messages.middleware.MessageMiddleware",
     "authserver.staff.middleware.StaffGateMiddleware",
     "authserver.audit.middleware.AuditScopeMiddleware",
+    "authserver.accounts.middleware.BrowserErrorPagesMiddleware",
+    "authserver.accounts.middleware.PageLocaleMiddleware",
 })
 
 HEALTH_CHECK_WINDOW = 1.0

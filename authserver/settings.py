@@ -104,6 +104,7 @@ ALLOWED_HOSTS = list(config.allowed_hosts)
 if TESTING:
     ALLOWED_HOSTS.append("testserver")
 CSRF_TRUSTED_ORIGINS = list(config.csrf_trusted_origins)
+CSRF_FAILURE_VIEW = "authserver.accounts.views.errors.csrf_failure"  # a plain 403 page, not Django's
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -134,12 +135,14 @@ if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only
 
 MIDDLEWARE = [
+    "authserver.accounts.middleware.BrowserErrorPagesMiddleware",  # browsers get pages, not JSON; browser-only
     "authserver.handlers.FailClosedMiddleware",
     "authserver.ratelimit.limiter.RateLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "authserver.csp.PageCSPMiddleware",  # pages only (authserver/csp.py); browser-only
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "authserver.accounts.middleware.PageLocaleMiddleware",  # the pages' language (Accept-Language); browser-only
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -358,10 +361,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- i18n, static -------------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
-USE_I18N = True
-USE_TZ = True
+LANGUAGE_CODE, LANGUAGES, LOCALE_PATHS = "en", [("en", "English"), ("de", "Deutsch")], [BASE_DIR / "locale"]  # pages
+TIME_ZONE, USE_I18N, USE_TZ = "UTC", True, True
 STATIC_URL = "static/"
 STATIC_ROOT = config.static_root
 STATICFILES_DIRS = [BASE_DIR / "static"]  # our pages' CSS and JS: files, never inline (CSP)

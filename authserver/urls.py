@@ -9,6 +9,8 @@ from django.contrib import admin
 from django.urls import include, path
 
 from authserver import handlers, health
+from authserver.accounts.views import errors as error_pages
+from authserver.accounts.views import pages as account_pages
 from authserver.introspection import endpoint as introspection_endpoint
 from authserver.oauth import views as oauth_views
 from authserver.observability.views import metrics_view
@@ -36,6 +38,7 @@ oauth_patterns = (
 
 urlpatterns = [
     path("", include(oauth_patterns)),
+    path("", allow(account_pages.home, "GET", "HEAD", browser=True), name="home"),
     path("accounts/", include("authserver.accounts.urls")),
     path("api/v1/", include("keys.api_urls")),
     path("livez", health.livez, name="livez"),
@@ -53,8 +56,8 @@ urlpatterns = [
 ]
 
 # Django's own 400 (oversized body, too many fields, bad host), 403, 404 and 500: JSON error objects
-# on the machine endpoints (authserver.handlers), Django's pages elsewhere.
-handler400 = handlers.bad_request
-handler403 = handlers.permission_denied
-handler404 = handlers.page_not_found
-handler500 = handlers.server_error
+# on the machine endpoints (authserver.handlers), plain pages elsewhere (authserver.accounts.views.errors).
+handler400 = error_pages.bad_request
+handler403 = error_pages.permission_denied
+handler404 = error_pages.page_not_found
+handler500 = error_pages.server_error

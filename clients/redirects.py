@@ -3,9 +3,12 @@
 Matching at request time is DOT's exact comparison (``check_redirect_to_uri_allowed``), which
 allows any port only for loopback IP literals. This module decides what may be *registered*:
 
-* absolute ``https`` URIs with a host;
+* absolute ``https`` URIs with a host: any valid lowercase DNS name (``https://localhost/cb``
+  included: the browser verifies the certificate, so the name resolving elsewhere gains nothing)
+  or an IP literal;
 * ``http`` only for a loopback IP literal (``127.0.0.1`` or ``[::1]``), only for public (native)
-  clients (RFC 8252 §7.3); ``localhost`` is refused (RFC 8252 §8.3);
+  clients (RFC 8252 §7.3); ``http://localhost`` is refused (RFC 8252 §8.3: the name may resolve
+  off the loopback interface, and nothing would check who answers);
 * never a fragment (RFC 6749 §3.1.2), userinfo, a wildcard, a backslash, whitespace,
   percent-encoded delimiters in the authority, or a non-ASCII character.
 """

@@ -1,11 +1,19 @@
-from django.contrib.auth import views as auth_views
+from collections.abc import Callable
+from typing import cast
+
+from django.http import HttpResponse
 from django.urls import path
 
 from authserver.accounts.views import LoginView
+from authserver.accounts.views.pages import LogoutView
+from authserver.handlers import allow_methods
 
 app_name = "accounts"
 
+# GET asks, POST (with the CSRF token) signs out; any other method is a 405 page.
+logout = allow_methods(cast(Callable[..., HttpResponse], LogoutView.as_view()), "GET", "HEAD", "POST", browser=True)
+
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(template_name="accounts/logged_out.html"), name="logout"),
+    path("logout/", logout, name="logout"),
 ]

@@ -1,4 +1,4 @@
-"""Audit events that come from Django itself: logins, admin changes, password changes.
+"""Audit events that come from Django itself: logins and logouts, admin changes, password changes.
 
 Admin changes: every ``ModelAdmin.log_addition/log_change/log_deletions`` in Django 5.2 ends in
 ``LogEntryManager.log_actions``, which writes one ``LogEntry`` with ``save()`` (a ``post_save``
@@ -24,7 +24,7 @@ from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntryManager
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import get_hasher, identify_hasher, is_password_usable
-from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
@@ -40,6 +40,14 @@ def _login_success(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         subject=f"user:{user.pk}",
         personal={**request_personal(request), "username": user.get_username()},
     )
+
+
+@receiver(user_logged_out)
+def _logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is None:  # signing out a session that had no user: nothing happened
+        return
+    audit_record(event="logout", actor=f"user:{user.pk}", subject=f"user:{user.pk}",
+                 personal=request_personal(request))
 
 
 @receiver(user_login_failed)

@@ -38,6 +38,7 @@ from authserver.http import NO_STORE
 from authserver.netaddr import client_address, client_network
 from authserver.oauth.authorization_request import check_authorization_request
 from authserver.oauth.clientauth import basic_credentials
+from authserver.oauth.consent import consent_audiences
 from authserver.ratelimit.failures import failure_budget_check, failure_record
 from authserver.ratelimit.limiter import RateLimited, collect_into, collect_start, enforce, note
 
@@ -175,6 +176,19 @@ class AuthorizationView(dot_views.AuthorizationView):
         except errors.OAuth2Error as error:
             raise OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]) from error
         return scopes, credentials
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_context_data(**kwargs)
+        application = context.get("application")
+        if application is not None and not context.get("error"):
+            # The API the token is for (RFC 8707), each scope by its description, and "Not you?":
+            # sign out and come back to this very request (authserver.accounts.views.pages).
+            resources = str(context.get("resource") or "").split()
+            context["apis"] = consent_audiences(client=application, resources=resources)
+            context["scope_items"] = list(zip(context.get("scopes", []), context.get("scopes_descriptions", []),
+                                              strict=True))
+            context["this_request"] = self.request.get_full_path() if self.request.method == "GET" else ""
+        return context
 
     def render_to_response(self, context: dict[str, Any], **response_kwargs: Any) -> HttpResponse:
         response: HttpResponse = super().render_to_response(context, **response_kwargs)

@@ -1,7 +1,8 @@
 """Redirect-URI registration policy (clients.redirects) and request-time matching (Client).
 
 RFC 9700 §2.1 / §4.1: exact matching, no wildcards; RFC 6749 §3.1.2: no fragment; RFC 8252 §7.3,
-§8.3: http only for loopback IP literals of native (public) clients, never ``localhost``.
+§8.3: http only for loopback IP literals of native (public) clients, never ``http://localhost``;
+``https://localhost`` is an https URI like any other (the browser checks its certificate).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ REFUSED = [
     pytest.param("http://app.example.test/callback", True, id="http-non-loopback-public"),
     pytest.param("http://localhost/callback", True, id="localhost-public"),
     pytest.param("http://localhost:8080/callback", True, id="localhost-port-public"),
+    pytest.param("http://localhost/callback", False, id="localhost-confidential"),
+    pytest.param("http://LOCALHOST/callback", True, id="localhost-uppercase-public"),
+    pytest.param("https://LOCALHOST/callback", False, id="https-localhost-uppercase"),
     pytest.param("http://127.0.0.1/callback", False, id="loopback-http-confidential"),
     pytest.param("http://[::1]/callback", False, id="loopback-v6-http-confidential"),
     pytest.param("http://127.0.0.2/callback", True, id="other-127-address-public"),
@@ -80,6 +84,11 @@ ACCEPTED = [
     pytest.param("http://127.0.0.1/callback", True, id="loopback-v4-public"),
     pytest.param("http://127.0.0.1:53124/callback", True, id="loopback-v4-port-public"),
     pytest.param("http://[::1]/callback", True, id="loopback-v6-public"),
+    pytest.param("http://[::1]:8080/callback", True, id="loopback-v6-port-public"),
+    # https names are certificate-checked, localhost included (README: Redirect URIs).
+    pytest.param("https://localhost/callback", False, id="https-localhost-confidential"),
+    pytest.param("https://localhost:8443/callback", True, id="https-localhost-port-public"),
+    pytest.param("https://127.0.0.1/callback", False, id="https-loopback-ip"),
 ]
 
 
@@ -144,7 +153,7 @@ def test_authorization_code_client_needs_a_redirect_uri() -> None:
 
 
 # Request-time matching (RFC 9700 §2.1: exact string comparison; RFC 8252 §7.3: any loopback port).
-REGISTERED = [REDIRECT_URI, "http://127.0.0.1/native", "http://[::1]:8080/native6"]
+REGISTERED = [REDIRECT_URI, "http://127.0.0.1/native", "http://[::1]:8080/native6", "https://localhost/cb"]
 MATCHING = [
     pytest.param(REDIRECT_URI, True, id="exact"),
     pytest.param("http://127.0.0.1/native", True, id="loopback-exact"),
@@ -163,6 +172,9 @@ MATCHING = [
     pytest.param("https://app.example.test:8443/callback", False, id="other-port"),
     pytest.param("http://127.0.0.1:53124/native/x", False, id="loopback-other-path"),
     pytest.param("http://localhost:53124/native", False, id="localhost-not-loopback"),
+    pytest.param("https://localhost/cb", True, id="https-localhost-exact"),
+    pytest.param("https://localhost:8443/cb", False, id="https-localhost-port-is-exact"),
+    pytest.param("http://localhost/cb", False, id="https-localhost-not-http"),
     pytest.param("https://127.0.0.1:53124/native", False, id="loopback-https-scheme-differs"),
     pytest.param("http://127.0.0.1:53124@evil.test/native", False, id="loopback-userinfo"),
     pytest.param("http://127.0.0.1.evil.test/native", False, id="loopback-prefix-domain"),
