@@ -39,11 +39,16 @@ def _prepare_data_dir(**kwargs: Any) -> None:
 
 
 @signals.setup_logging.connect
-def _json_logging(**kwargs: Any) -> None:
+def _json_logging(loglevel: int | str | None = None, **kwargs: Any) -> None:
     # A receiver here means Celery configures no logging of its own (worker and beat alike).
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+    # Celery's own --loglevel governs Celery's loggers (and its beat scheduler's); the application's
+    # follow AUTHSERVER_LOG_LEVEL. manage.py serve starts its children at WARNING, quiet.
+    if loglevel:
+        for name in ("celery", "django_celery_beat"):
+            logging.getLogger(name).setLevel(loglevel)
 
 
 @signals.before_task_publish.connect

@@ -38,11 +38,16 @@ class Problem:
         return f"{self.message}. Fix: {self.fix}" if self.fix else self.message
 
 
+FOOTER = ('Every variable is described in README.md, "Configuration"; any of them may also be given as a file, '
+          "<NAME>_FILE.")
+
+
 class ConfigurationErrors(ImproperlyConfigured):
     """Every problem found, at once; ``str()`` is the whole report, ready for a terminal or a log."""
 
-    def __init__(self, problems: Sequence[Problem], *, heading: str = "") -> None:
+    def __init__(self, problems: Sequence[Problem], *, heading: str = "", footer: str = FOOTER) -> None:
         self.problems = tuple(problems)
+        self.footer = footer
         count = len(self.problems)
         self.heading = heading or (
             f"authserver cannot start: {count} configuration problem{'s' if count != 1 else ''} "
@@ -50,10 +55,7 @@ class ConfigurationErrors(ImproperlyConfigured):
         super().__init__(self.report())
 
     def report(self) -> str:
-        lines = [self.heading, *(f"  - {problem}" for problem in self.problems)]
-        lines.append("Every variable is described in README.md, \"Configuration\"; "
-                     "any of them may also be given as a file, <NAME>_FILE.")
-        return "\n".join(lines)
+        return "\n".join([self.heading, *(f"  - {problem}" for problem in self.problems), self.footer]).rstrip()
 
 
 def problem(error: ImproperlyConfigured, name: str, fix: str = "") -> list[Problem]:
