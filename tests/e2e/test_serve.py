@@ -48,7 +48,9 @@ def _env(data_dir: Path) -> dict[str, str]:
     if os.environ.get("AUTHSERVER_E2E_DATABASE_URL"):
         env["DATABASE_URL"] = fresh_database(os.environ["AUTHSERVER_E2E_DATABASE_URL"])
         if os.environ.get("REDIS_URL"):
-            env["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/3"
+            env["REDIS_URL"] = os.environ.get("AUTHSERVER_E2E_REDIS_URL") or (
+                os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/3"
+            )
     env.update(AUTHSERVER_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
     return env
 
