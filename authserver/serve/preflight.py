@@ -35,6 +35,8 @@ def problems(*, bind: Bind, data_dir: Path, use_tls: bool) -> list[Problem]:
     for sub in (data_dir / "tls", data_dir / "run") if use_tls else (data_dir / "run",):
         if sub.exists() and (problem := writable("AUTHSERVER_DATA_DIR", sub)):
             found.append(problem)
+    if use_tls:
+        found += tls_files(data_dir / "tls")
     found += key_store()
     found += database()
     found += redis()
@@ -77,6 +79,23 @@ def writable(name: str, directory: Path) -> Problem | None:
         return Problem(name, f"{name}: cannot write in {directory} ({exc.strerror or exc})",
                        f"make {directory} writable by this user (mode 0700, owned by it), or point {name} elsewhere")
     return None
+
+
+def tls_files(tls_dir: Path) -> list[Problem]:
+    """An existing certificate and key that serve would refuse (a first run has none: it makes them)."""
+    from cryptography import x509
+
+    cert, key = tls_dir / "cert.pem", tls_dir / "key.pem"
+    if not (cert.exists() and key.exists()):
+        return []
+    if key.stat().st_mode & 0o077:
+        return [Problem("AUTHSERVER_DATA_DIR", f"{key} must not be readable by group or others", f"chmod 600 {key}")]
+    try:
+        x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError) as exc:
+        return [Problem("AUTHSERVER_DATA_DIR", f"{cert} is not a readable PEM certificate ({exc})",
+                        "put your certificate there, or delete cert.pem and key.pem for a new self-signed one")]
+    return []
 
 
 def key_store() -> list[Problem]:

@@ -111,3 +111,15 @@ def test_a_damaged_key_file_is_named(tmp_path, settings):
     assert found.name == "AUTHSERVER_KEYSTORE_FILE" and "restore" in found.fix
     key_file.unlink()
     assert preflight.key_store() == []  # a fresh install: the key is made after the migration
+
+
+def test_an_exposed_key_or_a_damaged_certificate(tmp_path):
+    assert preflight.tls_files(tmp_path) == []  # a first run: serve makes them
+    (tmp_path / "cert.pem").write_text("not a certificate")
+    (tmp_path / "key.pem").write_text("key")
+    (tmp_path / "key.pem").chmod(0o644)
+    (exposed,) = preflight.tls_files(tmp_path)
+    assert "must not be readable by group or others" in exposed.message and exposed.fix.startswith("chmod 600")
+    (tmp_path / "key.pem").chmod(0o600)
+    (damaged,) = preflight.tls_files(tmp_path)
+    assert "is not a readable PEM certificate" in damaged.message
