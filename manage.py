@@ -18,11 +18,20 @@ def main() -> None:
         sys.exit(answered)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authserver.settings")
     from authserver import datadir
+    from authserver.conf_parsers import EX_CONFIG, ConfigurationErrors
 
-    datadir.prepare()  # first run: the data directory and its generated secrets, before settings read them
-    from django.core.management import execute_from_command_line
+    try:
+        datadir.prepare()  # first run: the data directory and its generated secrets, before settings read them
+        from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+        execute_from_command_line(sys.argv)
+    except ConfigurationErrors as exc:  # every bad variable in one message, no traceback
+        if len(sys.argv) > 1 and sys.argv[1] in cliargs.NOUNS:  # the JSON commands: one JSON line on stderr
+            cliargs.write_error({"error": "configuration", "problems": [
+                {"variable": p.name, "problem": p.message, "fix": p.fix} for p in exc.problems]})
+        else:
+            sys.stderr.write(f"{exc}\n")
+        sys.exit(EX_CONFIG)
 
 
 if __name__ == "__main__":

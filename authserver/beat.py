@@ -23,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -115,6 +116,9 @@ class LockedDatabaseScheduler(DatabaseScheduler):
         held = self._lock.acquire()
         if held and not self._holding:
             logger.info("beat: took the beat lock; dispatching the schedule")
+            ready_file = os.environ.get("AUTHSERVER_SERVE_BEAT_READY_FILE")
+            if ready_file:  # manage.py serve waits for this before it prints its summary
+                Path(ready_file).write_text(f"{os.getpid()}\n")
             # Start from the schedule as the database has it now (a previous beat saved its run times).
             self._initial_read = True
             self._heap = None

@@ -8,12 +8,14 @@ redacted) instead of Celery's own format: ``worker_hijack_root_logger`` is off a
 
 import logging.config
 import os
+import sys
 import time
 from typing import Any
 
 from celery import Celery, signals
 
 from authserver import datadir
+from authserver.conf_parsers import EX_CONFIG, ConfigurationErrors
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "authserver.settings")
 
@@ -26,16 +28,27 @@ app.autodiscover_tasks()
 def _prepare_data_dir(**kwargs: Any) -> None:
     # Sent once per process, before the app first reads Django's settings: the entry point of
     # `celery -A authserver worker|beat`. Idempotent, so a web process that already prepared the
-    # data directory and then sends a task only re-checks it.
-    datadir.prepare()
+    # data directory and then sends a task only re-checks it. A bad configuration stops the worker or
+    # beat here with the one listing of every bad variable (not a traceback, nor a retry loop).
+    try:
+        datadir.prepare()
+    except ConfigurationErrors as exc:
+        sys.stderr.write(f"{exc}\n")
+        sys.stderr.flush()
+        raise SystemExit(EX_CONFIG) from None
 
 
 @signals.setup_logging.connect
-def _json_logging(**kwargs: Any) -> None:
+def _json_logging(loglevel: int | str | None = None, **kwargs: Any) -> None:
     # A receiver here means Celery configures no logging of its own (worker and beat alike).
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+    # Celery's own --loglevel governs Celery's loggers (and its beat scheduler's); the application's
+    # follow AUTHSERVER_LOG_LEVEL. manage.py serve starts its children at WARNING, quiet.
+    if loglevel:
+        for name in ("celery", "django_celery_beat"):
+            logging.getLogger(name).setLevel(loglevel)
 
 
 @signals.before_task_publish.connect

@@ -1,7 +1,8 @@
 """The project's own configuration: every ``AUTHSERVER_*`` variable, its type and its default, in one place.
 
-``load(os.environ)`` parses the environment once into a frozen :class:`AuthServerConfig` and
-refuses a bad value with a message naming the variable. Any variable may be given as a file,
+``load(os.environ)`` parses the environment once into a frozen :class:`AuthServerConfig`; it reads
+every variable before it refuses, and its one ConfigurationErrors lists each bad one: name, what is
+wrong, how to fix it. Any variable may be given as a file,
 ``<NAME>_FILE`` (authserver/conf_files.py); apart from reading those, nothing here touches disk:
 ``authserver.datadir.prepare()`` creates the data directory and its generated secrets, and
 ``authserver/settings.py`` turns the object into Django settings.
@@ -25,7 +26,9 @@ from django.core.exceptions import ImproperlyConfigured
 from authserver import conf_files
 from authserver.conf_limits import RATE_LIMIT_DEFAULTS, parse_rate_limits
 from authserver.conf_parsers import (
+    ConfigurationErrors,
     Parser,
+    Problem,
     _api_key_prefix,
     _bool,
     _float,
@@ -38,14 +41,18 @@ from authserver.conf_parsers import (
     _path,
     _text,
     _trusted_proxies,
+    problem,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 def var(env: str, default: Any, parse: Parser = _text, *, flat: str | None = None, production: Any = MISSING,
-        required_in_production: bool = False, secret: bool = False) -> Any:
-    """A field read from the environment variable ``env``; empty or unset means the default."""
-    metadata = {"env": env, "parse": parse, "flat": flat, "production": production, "required": required_in_production}
+        required_in_production: bool = False, secret: bool = False, fix: str = "") -> Any:
+    """A field read from the environment variable ``env``; empty or unset means the default.
+
+    ``fix`` tells an operator what to set when a required variable is missing."""
+    metadata = {"env": env, "parse": parse, "flat": flat, "production": production, "required": required_in_production,
+                "fix": fix}
     if isinstance(default, Mapping):  # read-only, but dataclasses only know that a dict is not
         return field(default_factory=lambda: default, repr=not secret, metadata=metadata)
     return field(default=default, repr=not secret, metadata=metadata)
@@ -200,16 +207,20 @@ class AuthServerConfig:
     data_dir: Path = var("AUTHSERVER_DATA_DIR", BASE_DIR / "var", _path, flat="DATA_DIR")
     # Production refuses to start without its secrets rather than inventing one (ASVS 13.3); elsewhere
     # an empty value means "generated in the data directory".
-    secret_key: str = var("AUTHSERVER_SECRET_KEY", "", secret=True, required_in_production=True)
+    secret_key: str = var("AUTHSERVER_SECRET_KEY", "", secret=True, required_in_production=True,
+                          fix='a long random value: python -c "import secrets; print(secrets.token_urlsafe(48))"')
     # The issuer is the identity of this server (RFC 8414 §2, RFC 9207); it must be stable and is
     # never derived from the Host header.
     issuer: str = var("AUTHSERVER_ISSUER", "https://127.0.0.1:8443", lambda _, raw: raw.rstrip("/"),
-                      flat="ISSUER", required_in_production=True)
+                      flat="ISSUER", required_in_production=True, fix="this server's public https:// URL")
     allowed_hosts: tuple[str, ...] = var("AUTHSERVER_ALLOWED_HOSTS", ("127.0.0.1", "localhost", "[::1]"), _list,
-                                         production=(), required_in_production=True)
+                                         production=(), required_in_production=True,
+                                         fix="the host names clients use to reach this server, comma-separated")
     csrf_trusted_origins: tuple[str, ...] = var("AUTHSERVER_CSRF_TRUSTED_ORIGINS", (), _list)  # (): the issuer
-    database_url: str = var("DATABASE_URL", "", flat="DATABASE_URL", secret=True, required_in_production=True)
-    redis_url: str = var("REDIS_URL", "", flat="REDIS_URL", secret=True, required_in_production=True)
+    database_url: str = var("DATABASE_URL", "", flat="DATABASE_URL", secret=True, required_in_production=True,
+                            fix="postgres://USER:PASSWORD@HOST:5432/NAME")
+    redis_url: str = var("REDIS_URL", "", flat="REDIS_URL", secret=True, required_in_production=True,
+                         fix="redis://HOST:6379/0")
     # The hot lookups run as prepared statements on PostgreSQL (authserver/db/__init__.py). Off behind a
     # transaction-pooling PgBouncer older than 1.21.
     db_prepared_statements: bool = var("AUTHSERVER_DB_PREPARED_STATEMENTS", True, _bool,
@@ -282,20 +293,27 @@ class AuthServerConfig:
         return " ".join(filter(None, [existing, *bounds]))
 
 
-def _load_section(cls: type, environ: Mapping[str, str], production: bool) -> Any:
+def _load_section(cls: type, environ: Mapping[str, str], production: bool, problems: list[Problem]) -> Any:
     values: dict[str, Any] = {}
     for f in fields(cls):
         meta = f.metadata
         if "section" in meta:
-            values[f.name] = _load_section(meta["section"], environ, production)
+            values[f.name] = _load_section(meta["section"], environ, production, problems)
         elif "env" in meta:
-            raw = environ.get(meta["env"], "").strip()
+            name, raw = meta["env"], environ.get(meta["env"], "").strip()
+            if any(p.name == name for p in problems):  # its _FILE could not be read: said already
+                continue
             if raw:
-                values[f.name] = meta["parse"](meta["env"], raw)
+                try:
+                    values[f.name] = meta["parse"](name, raw)
+                except ImproperlyConfigured as exc:
+                    problems += problem(exc, name, "give a valid value, or unset it for the default")
+                    continue
             elif production and meta["production"] is not MISSING:
                 values[f.name] = meta["production"]
             if production and meta["required"] and not values.get(f.name):
-                raise ImproperlyConfigured(f"{meta['env']} must be set when AUTHSERVER_ENV=production")
+                problems.append(Problem(name, f"{name} must be set when AUTHSERVER_ENV=production",
+                                        f"set it (or {name}_FILE) to {meta['fix']}"))
     return cls(**values)
 
 
@@ -311,12 +329,13 @@ def env_names(cls: type = AuthServerConfig) -> list[str]:
 
 
 def load(environ: Mapping[str, str], *, testing: bool | None = None) -> AuthServerConfig:
-    """Parse and validate the environment; raises ImproperlyConfigured naming the first bad variable."""
-    environ = conf_files.resolve(environ, env_names())
+    """Parse and validate the environment; raises one ConfigurationErrors naming every bad variable."""
+    problems: list[Problem] = []
+    environ = conf_files.resolve(environ, env_names(), problems)
     if testing is None:
         testing = "pytest" in sys.modules or environ.get("AUTHSERVER_TESTING") == "1"
     production = environ.get("AUTHSERVER_ENV", "").strip().lower() == "production"
-    config: AuthServerConfig = _load_section(AuthServerConfig, environ, production)
+    config: AuthServerConfig = _load_section(AuthServerConfig, environ, production, problems)
     config = replace(
         config,
         testing=testing,
@@ -324,26 +343,38 @@ def load(environ: Mapping[str, str], *, testing: bool | None = None) -> AuthServ
         keystore=replace(config.keystore, file=config.keystore.file or config.data_dir / "keystore.json"),
         metrics_dir=config.metrics_dir or config.data_dir / "metrics",
     )
-    keystore = config.keystore
-    if keystore.backend not in {"file", "pkcs11"}:
-        raise ImproperlyConfigured("AUTHSERVER_KEYSTORE must be 'file' or 'pkcs11'")
-    if keystore.backend == "pkcs11" and not (keystore.pkcs11_module and keystore.pkcs11_token_label
-                                             and keystore.pkcs11_pin):
-        raise ImproperlyConfigured(
-            "AUTHSERVER_KEYSTORE=pkcs11 requires AUTHSERVER_PKCS11_MODULE, AUTHSERVER_PKCS11_TOKEN_LABEL and "
-            "AUTHSERVER_PKCS11_PIN")
-    if production and not config.database_url.startswith(("postgres://", "postgresql://")):
-        raise ImproperlyConfigured("production requires a PostgreSQL DATABASE_URL")
-    if production and config.debug:
-        raise ImproperlyConfigured("AUTHSERVER_DEBUG must be off in production")
-    hooks = config.webhooks
-    if bool(hooks.smtp_user) != bool(hooks.smtp_password):
-        raise ImproperlyConfigured("AUTHSERVER_SMTP_USER and AUTHSERVER_SMTP_PASSWORD go together")
-    if production and hooks.smtp_password and hooks.smtp_tls == "none":
-        raise ImproperlyConfigured("AUTHSERVER_SMTP_TLS=none would send the SMTP password in clear")
-    if production and hooks.allow_http_loopback:
-        raise ImproperlyConfigured("AUTHSERVER_WEBHOOK_ALLOW_HTTP_LOOPBACK is for development only")
+    problems += _combinations(config, production)
+    if problems:
+        raise ConfigurationErrors(problems)
     return config
+
+
+def _combinations(config: AuthServerConfig, production: bool) -> list[Problem]:
+    """What is wrong with the values together (each one alone parsed)."""
+    found: list[Problem] = []
+    keystore, hooks = config.keystore, config.webhooks
+    if keystore.backend not in {"file", "pkcs11"}:
+        found.append(Problem("AUTHSERVER_KEYSTORE", "AUTHSERVER_KEYSTORE must be 'file' or 'pkcs11'",
+                             "set file (the default) or pkcs11"))
+    if keystore.backend == "pkcs11":
+        found += [Problem(name, f"AUTHSERVER_KEYSTORE=pkcs11 requires {name}", "set it, or AUTHSERVER_KEYSTORE=file")
+                  for name in ("AUTHSERVER_PKCS11_MODULE", "AUTHSERVER_PKCS11_TOKEN_LABEL", "AUTHSERVER_PKCS11_PIN")
+                  if not getattr(keystore, name.removeprefix("AUTHSERVER_").lower())]
+    if production and config.database_url and not config.database_url.startswith(("postgres://", "postgresql://")):
+        found.append(Problem("DATABASE_URL", "production requires a PostgreSQL DATABASE_URL",
+                             "set DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/NAME"))
+    if production and config.debug:
+        found.append(Problem("AUTHSERVER_DEBUG", "AUTHSERVER_DEBUG must be off in production", "unset it"))
+    if bool(hooks.smtp_user) != bool(hooks.smtp_password):
+        found.append(Problem("AUTHSERVER_SMTP_PASSWORD", "AUTHSERVER_SMTP_USER and AUTHSERVER_SMTP_PASSWORD go "
+                             "together", "set both, or neither"))
+    if production and hooks.smtp_password and hooks.smtp_tls == "none":
+        found.append(Problem("AUTHSERVER_SMTP_TLS", "AUTHSERVER_SMTP_TLS=none would send the SMTP password in clear",
+                             "set starttls or ssl"))
+    if production and hooks.allow_http_loopback:
+        found.append(Problem("AUTHSERVER_WEBHOOK_ALLOW_HTTP_LOOPBACK",
+                             "AUTHSERVER_WEBHOOK_ALLOW_HTTP_LOOPBACK is for development only", "unset it"))
+    return found
 
 
 def flat_settings(config: AuthServerConfig) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
+from authserver.conf_parsers import ConfigurationErrors, Problem
 
 SUFFIX = "_FILE"
 
@@ -23,13 +23,18 @@ def given(environ: Mapping[str, str], name: str) -> bool:
     return bool(environ.get(name, "").strip() or environ.get(name + SUFFIX, "").strip())
 
 
-def resolve(environ: Mapping[str, str], names: Collection[str]) -> dict[str, str]:
+def resolve(
+    environ: Mapping[str, str], names: Collection[str], problems: list[Problem] | None = None
+) -> dict[str, str]:
     """``environ`` with each of ``names`` whose ``<NAME>_FILE`` is set read from that file.
 
     The file's text loses one trailing newline (what ``echo`` and editors add). A name whose file
     form is itself a declared variable (``AUTHSERVER_KEYSTORE`` / ``AUTHSERVER_KEYSTORE_FILE``,
-    the key file's path) has no file form: the declared variable wins.
+    the key file's path) has no file form: the declared variable wins. Every file that cannot be
+    used is appended to ``problems`` (its variable left as it was); without that list, they are
+    raised together as ConfigurationErrors.
     """
+    found: list[Problem] = []
     resolved = dict(environ)
     for name in names:
         path = environ.get(name + SUFFIX, "").strip()
@@ -37,12 +42,19 @@ def resolve(environ: Mapping[str, str], names: Collection[str]) -> dict[str, str
             continue
         # Both set: whichever won, an operator who changed the other would be silently ignored.
         if environ.get(name, "").strip():
-            raise ImproperlyConfigured(f"{name} and {name}{SUFFIX} are both set; set only one of them")
+            found.append(Problem(name, f"{name} and {name}{SUFFIX} are both set", "set only one of them"))
+            continue
         try:
             resolved[name] = Path(path).read_text(encoding="utf-8").removesuffix("\n")
         except UnicodeDecodeError:  # its message quotes the offending byte: keep it out
-            raise ImproperlyConfigured(f"{name}{SUFFIX}: {path} is not UTF-8 text") from None
+            found.append(Problem(name, f"{name}{SUFFIX}: {path} is not UTF-8 text",
+                                 "write the value as UTF-8 text in that file"))
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-            raise ImproperlyConfigured(f"{name}{SUFFIX}: cannot read {path} ({reason})") from None
+            found.append(Problem(name, f"{name}{SUFFIX}: cannot read {path} ({reason})",
+                                 "make the file readable by this user, or correct the path"))
+    if problems is None and found:
+        raise ConfigurationErrors(found)
+    if problems is not None:
+        problems += found
     return resolved

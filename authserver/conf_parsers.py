@@ -1,16 +1,68 @@
 """Parsers of configuration values (authserver.conf): each turns one raw, non-empty environment
-value into its type, or refuses it with an error that names the variable."""
+value into its type, or refuses it with an error that names the variable.
+
+And the error that reports them: the configuration is read to the end, every bad variable becomes a
+:class:`Problem`, and one :class:`ConfigurationErrors` lists them all (issue 14: an operator fixing
+one variable at a time, restart after restart, learns nothing from the first refusal about the next).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 Parser = Callable[[str, str], Any]  # (variable name, raw non-empty value) -> value
+
+# sysexits.h EX_CONFIG: what every entry point exits with when the configuration is refused. A
+# systemd unit can say RestartPreventExitStatus=78: restarting cannot mend a configuration.
+EX_CONFIG = 78
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: the variable (or option) at fault, what is wrong, and how to put it right.
+
+    ``message`` names the variable and never quotes a secret's value (ASVS 13.3: no secret in logs).
+    """
+
+    name: str
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.message}. Fix: {self.fix}" if self.fix else self.message
+
+
+FOOTER = ('Every variable is described in README.md, "Configuration"; any of them may also be given as a file, '
+          "<NAME>_FILE.")
+
+
+class ConfigurationErrors(ImproperlyConfigured):
+    """Every problem found, at once; ``str()`` is the whole report, ready for a terminal or a log."""
+
+    def __init__(self, problems: Sequence[Problem], *, heading: str = "", footer: str = FOOTER) -> None:
+        self.problems = tuple(problems)
+        self.footer = footer
+        count = len(self.problems)
+        self.heading = heading or (
+            f"authserver cannot start: {count} configuration problem{'s' if count != 1 else ''} "
+            "(nothing was started or changed):")
+        super().__init__(self.report())
+
+    def report(self) -> str:
+        return "\n".join([self.heading, *(f"  - {problem}" for problem in self.problems), self.footer]).rstrip()
+
+
+def problem(error: ImproperlyConfigured, name: str, fix: str = "") -> list[Problem]:
+    """The problems an ImproperlyConfigured stands for (all of them, if it already lists several)."""
+    if isinstance(error, ConfigurationErrors):
+        return list(error.problems)
+    return [Problem(name, str(error), fix)]
 
 
 # --- parsers: each names the variable in its error ----------------------------------------------

@@ -19,8 +19,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from authserver import conf
 from authserver.conf import BASE_DIR, AuthServerConfig
+from authserver.conf_parsers import ConfigurationErrors, Problem
 
-__all__ = ["BASE_DIR", "admin_path", "django_secret_key", "prepare", "read_secret", "write_secret_file"]
+__all__ = ["BASE_DIR", "admin_path", "django_secret_key", "prepare", "read_secret", "unwritable", "write_secret_file"]
 
 SECRET_KEY_FILE = "django-secret-key"  # noqa: S105 - a file name
 ADMIN_PATH_FILE = "admin-path"
@@ -51,7 +52,8 @@ def read_secret(path: Path) -> str:
             "the Celery app prepare it on start; elsewhere call authserver.datadir.prepare() before "
             "django.setup()") from None
     if mode & 0o077:
-        raise PermissionError(f"{path} must not be readable by group or others (chmod 600 it)")
+        raise ConfigurationErrors([Problem("AUTHSERVER_DATA_DIR", f"{path} must not be readable by group or others",
+                                           f"chmod 600 {path}")])
     return path.read_text().strip()
 
 
@@ -72,18 +74,30 @@ def prepare(*, config: AuthServerConfig | None = None) -> AuthServerConfig:
 
     Only what the configuration leaves to the data directory is generated: a configured secret key
     or admin path is never shadowed by a file, and production (which requires its secrets) gets
-    none. Raises ImproperlyConfigured, before writing anything, if the environment is invalid.
+    none. Raises ConfigurationErrors, before writing anything, if the environment is invalid, and
+    names AUTHSERVER_DATA_DIR if the directory cannot be created or written.
     """
     config = config or conf.load(os.environ)
-    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not config.secret_key:
-        _create_secret(config.data_dir / SECRET_KEY_FILE, nbytes=48)
-    if not config.admin_path:
-        _create_secret(config.data_dir / ADMIN_PATH_FILE, nbytes=12)
-    if not config.redis_url:
-        config.broker_dir.mkdir(mode=0o700, exist_ok=True)
-        for folder in BROKER_FOLDERS:
-            (config.broker_dir / folder).mkdir(mode=0o700, exist_ok=True)
-    # WhiteNoise warns about a missing STATIC_ROOT; collectstatic fills it in production.
-    config.static_root.mkdir(mode=0o700, exist_ok=True)
+    try:
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not config.secret_key:
+            _create_secret(config.data_dir / SECRET_KEY_FILE, nbytes=48)
+        if not config.admin_path:
+            _create_secret(config.data_dir / ADMIN_PATH_FILE, nbytes=12)
+        if not config.redis_url:
+            config.broker_dir.mkdir(mode=0o700, exist_ok=True)
+            for folder in BROKER_FOLDERS:
+                (config.broker_dir / folder).mkdir(mode=0o700, exist_ok=True)
+        # WhiteNoise warns about a missing STATIC_ROOT; collectstatic fills it in production.
+        config.static_root.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationErrors([unwritable(config.data_dir, exc)]) from None
     return config
+
+
+def unwritable(data_dir: Path, exc: OSError) -> Problem:
+    """The data directory (or something in it) cannot be created or written."""
+    where = exc.filename or data_dir
+    return Problem("AUTHSERVER_DATA_DIR", f"AUTHSERVER_DATA_DIR: cannot write {where} ({exc.strerror or exc})",
+                   f"point AUTHSERVER_DATA_DIR at a directory this user (uid {os.getuid()}) can write, or create "
+                   f"{data_dir} with mode 0700 owned by it")

@@ -69,5 +69,5 @@ def test_an_unprepared_or_exposed_secret_is_refused(tmp_path):
         datadir.django_secret_key(config=config)
     datadir.prepare(config=config)
     (tmp_path / "admin-path").chmod(0o640)
-    with pytest.raises(PermissionError, match="chmod 600"):
+    with pytest.raises(ImproperlyConfigured, match="chmod 600"):
         datadir.admin_path(config=config)

@@ -45,7 +45,7 @@ class Spec:
 
 EXIT_CODES = ("Output: one JSON object on stdout (lists: one object holding an array). Errors: one JSON\n"
               "line on stderr, {\"error\": ...}. Exit codes: 0 done, 1 refused / not found / a dependency\n"
-              "unavailable, 2 usage error. See docs/cli.md.")
+              "unavailable, 2 usage error, 78 invalid configuration. See docs/cli.md.")
 
 
 def write_error(payload: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ INTERNAL = {
     "AUTHSERVER_TESTING": "marks a test process (the suite's own state); never set in a deployment",
     "AUTHSERVER_BENCH_BASELINE": "the benchmark's bare-view baseline server; never set in a deployment",
     "AUTHSERVER_SERVE_WORKER_READY_FILE": "set by manage.py serve for the worker it starts; not an input",
+    "AUTHSERVER_SERVE_BEAT_READY_FILE": "set by manage.py serve for the beat it starts; not an input",
 }
 
 # Variables documented ahead of the code that will read them (none today). Once a name is read,

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 90
 STOP_TIMEOUT = 20
+IDLE_SECONDS = 5  # after "Ready.": long enough for beat's first jobs (every 2 s) and the access log
 
 
 def _free_port() -> int:
@@ -47,7 +48,9 @@ def _env(data_dir: Path) -> dict[str, str]:
     if os.environ.get("AUTHSERVER_E2E_DATABASE_URL"):
         env["DATABASE_URL"] = fresh_database(os.environ["AUTHSERVER_E2E_DATABASE_URL"])
         if os.environ.get("REDIS_URL"):
-            env["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/3"
+            env["REDIS_URL"] = os.environ.get("AUTHSERVER_E2E_REDIS_URL") or (
+                os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/3"
+            )
     env.update(AUTHSERVER_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
     return env
 
@@ -56,7 +59,6 @@ def _env(data_dir: Path) -> dict[str, str]:
 class Serve:
     proc: subprocess.Popen[str]
     data_dir: Path
-    stderr_path: Path
     lines: list[str] = field(default_factory=list)
     _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
@@ -83,22 +85,20 @@ class Serve:
         return {name: int(pid) for name, pid in (item.split("=") for item in self.value("children:").split())}
 
     def transcript(self) -> str:
-        stderr = self.stderr_path.read_text(errors="replace")[-4000:] if self.stderr_path.exists() else ""
-        return "--- stdout\n" + "\n".join(self.lines) + "\n--- stderr (tail)\n" + stderr
+        return "--- stdout and stderr, as a terminal shows them\n" + "\n".join(self.lines)[-8000:]
 
 
 def _start(data_dir: Path, *args: str) -> Serve:
-    stderr_path = data_dir.parent / f"{data_dir.name}-stderr.log"
-    with stderr_path.open("w") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", *args],
-            cwd=ROOT,
-            env=_env(data_dir),
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    serve = Serve(proc=proc, data_dir=data_dir, stderr_path=stderr_path)
+    # One pipe for both, in the order written: what a user sees in the terminal.
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", *args],
+        cwd=ROOT,
+        env=_env(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    serve = Serve(proc=proc, data_dir=data_dir)
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -174,10 +174,23 @@ def test_serve_first_run_https_and_clean_stop(data_dir: Path) -> None:
     serve = _start(data_dir, "--bind", f"127.0.0.1:{port}")
     serve.wait_for("Ready.", READY_TIMEOUT)
 
+    # The summary is the last thing on the screen (issue 14): once the server is idle nothing
+    # follows "Ready.", and the block before it is serve's own (no Celery banner, no log line).
+    time.sleep(IDLE_SECONDS)
+    ready_at = serve.lines.index("Ready.")
+    assert serve.lines[ready_at + 1 :] == [], serve.transcript()
+    blank = max(i for i, line in enumerate(serve.lines[:ready_at]) if line == "")
+    summary = serve.lines[blank + 1 : ready_at + 1]
+    assert [line.split(":")[0] for line in summary if not line.startswith(" ")] == [
+        "Server", "Admin", 'Created superuser "admin" with password', "Data", "Certificate", "children", "Ready."
+    ], serve.transcript()  # fmt: skip
+    assert serve.value("Data:") == str(data_dir)
+    assert not any("[tasks]" in line or "celery beat v" in line for line in serve.lines), serve.transcript()
+
     # First run on an empty database (a fresh one in the production pass too): a superuser with a
-    # one-time password, shown once.
+    # one-time password, shown once, in the summary.
     assert sum('Created superuser "admin" with password:' in line for line in serve.lines) == 1
-    issuer = serve.value("Issuer:")
+    issuer = serve.value("Server:")
     assert issuer == f"https://127.0.0.1:{port}"
     cert = Path(serve.value("Certificate:"))
     assert cert == data_dir / "tls" / "cert.pem"
@@ -223,7 +236,7 @@ def test_serve_stops_everything_when_a_child_dies(data_dir: Path) -> None:
     serve = _start(data_dir, "--bind", f"127.0.0.1:{port}", "--no-tls", "--no-beat", "--workers", "1")
     serve.wait_for("Ready.", READY_TIMEOUT)
 
-    issuer = serve.value("Issuer:")
+    issuer = serve.value("Server:")
     assert issuer == f"http://127.0.0.1:{port}"
     metadata = requests.get(f"{issuer}/.well-known/oauth-authorization-server", timeout=10)
     assert metadata.status_code == 200, metadata.text

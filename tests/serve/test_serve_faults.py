@@ -97,7 +97,8 @@ def _start(data_dir: Path) -> Serve:
     port = free_port()
     env = _env(data_dir)
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        # -v 2: the children's own INFO lines too (each task received and succeeded, read below).
+        [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1", "-v", "2"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     serve = Serve(proc, env, f"https://127.0.0.1:{port}", str(data_dir / "tls" / "cert.pem"))

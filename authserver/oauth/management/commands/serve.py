@@ -1,9 +1,14 @@
 """``manage.py serve``: run the whole authorization server with one command.
 
-On a fresh clone it needs nothing: it migrates the database, creates the embedded broker's folders,
-creates a first superuser, generates a self-signed certificate, then runs granian (HTTPS), a
-Celery worker and Celery beat as child processes until Ctrl-C or SIGTERM. ``DATABASE_URL`` and
-``REDIS_URL`` switch the children to PostgreSQL and Redis through the settings they inherit.
+On a fresh clone it needs nothing: it checks its prerequisites (the address free, the data directory
+writable, the key store, database and Redis reachable: authserver.serve.preflight) and stops, having
+changed nothing, if any is missing; then it migrates the database, creates the embedded broker's
+folders, creates a first superuser, generates a self-signed certificate, then runs granian (HTTPS),
+a Celery worker and Celery beat as child processes until Ctrl-C or SIGTERM. Once all three are up
+it prints a short summary (URLs, the first run's password, the data directory) as the last thing
+on the screen: the children start quietly (no Celery banners; their own INFO lines only with
+``-v 2``). ``DATABASE_URL`` and ``REDIS_URL`` switch the children to PostgreSQL and Redis through
+the settings they inherit.
 """
 
 from __future__ import annotations
@@ -17,8 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
@@ -28,9 +31,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from authserver import conf_files
+from authserver.conf_parsers import ConfigurationErrors
 from authserver.datadir import BASE_DIR
 from authserver.db import unbounded_waits
-from authserver.serve import net, tls
+from authserver.serve import net, preflight, tls
+from authserver.serve.summary import summary_lines
 from authserver.serve.supervisor import (
     SERVER_LOG_CONFIG,
     ChildExited,
@@ -46,6 +51,10 @@ ADMIN_USERNAME = "admin"
 WEB_READY_TIMEOUT = 60.0
 READY_TIMEOUT = 15.0  # after the web process answers, for /readyz to turn 200
 WORKER_READY_TIMEOUT = 60.0
+BEAT_READY_TIMEOUT = 60.0
+# The web process hands its access lines (serve's own readiness probes among them) to the log about
+# once a second (authserver.events): the summary waits for them, so that it is the last thing shown.
+SETTLE_SECONDS = 1.5
 
 
 # granian's own defaults let about 400 KiB of request line and headers (16 MiB over HTTP/2) through.
@@ -95,6 +104,19 @@ class Command(BaseCommand):
         run_dir.mkdir(mode=0o700, exist_ok=True)
         lock = self._lock(run_dir / "serve.lock")  # held (open) until serve exits
 
+        # Before any first-run setup: a serve that cannot run must not have created the admin (and
+        # shown its one-time password), nor a certificate. Every problem at once, then exit 1.
+        problems = preflight.problems(bind=bind, data_dir=data_dir, use_tls=use_tls)
+        if problems:
+            lock.close()
+            count = len(problems)
+            report = ConfigurationErrors(problems, heading=(
+                f"serve cannot start: {count} problem{'s' if count != 1 else ''} (nothing was set up or changed):"),
+                footer="")
+            self.stderr.write(report.report())
+            self.stderr.flush()
+            raise SystemExit(1)
+
         with unbounded_waits():  # a long migration is no request: no lock or statement timeout
             call_command("migrate", interactive=False, verbosity=max(0, verbosity - 1))
         self.say("Database migrated.")
@@ -102,7 +124,7 @@ class Command(BaseCommand):
         embedded_broker = str(settings.CELERY_BROKER_URL).startswith("filesystem://")
         if embedded_broker:
             self._create_broker_folders()
-        self._ensure_superuser()
+        password = self._ensure_superuser()
         connections.close_all()
 
         issuer, child_env = self._issuer_and_environment(bind, use_tls)
@@ -134,8 +156,8 @@ class Command(BaseCommand):
         failure: str | None = None
         try:
             self._start_children(supervisor, bind, options, child_env, cert_path, key_path, embedded_broker)
-            self._wait_ready(supervisor, bind, use_tls, run_dir / "worker.ready", options)
-            self._announce(supervisor, bind, use_tls, issuer, cert_path)
+            self._wait_ready(supervisor, bind, use_tls, run_dir, options)
+            self._announce(supervisor, bind, use_tls, issuer, cert_path, password)
             supervisor.run()
         except StopRequested as exc:
             self.say(f"Received {exc}; stopping.")
@@ -182,10 +204,11 @@ class Command(BaseCommand):
                 Path(str(options[key])).mkdir(mode=0o700, parents=True, exist_ok=True)
         Path(settings.BROKER_DIR, "tmp").mkdir(mode=0o700, parents=True, exist_ok=True)
 
-    def _ensure_superuser(self) -> None:
+    def _ensure_superuser(self) -> str | None:
+        """Create the first superuser if there is none; its generated one-time password, to show once."""
         user_model = get_user_model()
         if user_model.objects.filter(is_superuser=True).exists():
-            return
+            return None
         if user_model.objects.filter(**{user_model.USERNAME_FIELD: ADMIN_USERNAME}).exists():
             raise CommandError(
                 f'no superuser exists but the username "{ADMIN_USERNAME}" is taken; '
@@ -203,12 +226,13 @@ class Command(BaseCommand):
         admin_user = user_model.objects.create_superuser(**{user_model.USERNAME_FIELD: ADMIN_USERNAME}, email="",
                                                          password=password)
         if generated:
-            # A one-time password: the first login must replace it, then enrol a second factor.
+            # A one-time password: the first login must replace it, then enrol a second factor. It is
+            # shown once, in the summary (after the children have started, so it is not scrolled away).
             staff_services.staff_password_change_require(user=admin_user)
-            self.say(f'Created superuser "{ADMIN_USERNAME}" with password: {password}')
-            self.say("  (shown this once only: the first login replaces it and enrols a second factor)")
-        else:
-            self.say(f'Created superuser "{ADMIN_USERNAME}" with the password from AUTHSERVER_ADMIN_PASSWORD.')
+            self.say(f'Created superuser "{ADMIN_USERNAME}"; its one-time password follows in the summary.')
+            return password
+        self.say(f'Created superuser "{ADMIN_USERNAME}" with the password from AUTHSERVER_ADMIN_PASSWORD.')
+        return None
 
     def _issuer_and_environment(self, bind: net.Bind, use_tls: bool) -> tuple[str, dict[str, str]]:
         """The issuer to announce and the environment every child runs with."""
@@ -251,6 +275,12 @@ class Command(BaseCommand):
     ) -> None:
         python = sys.executable
         run_dir = Path(settings.DATA_DIR) / "run"
+        # Quiet start-up, so that serve's summary is the last thing on the screen: no Celery banners,
+        # and the servers' own INFO lines (granian's workers starting, Celery's "ready" and every task
+        # received and succeeded) only with -v 2. The application's own log lines keep
+        # AUTHSERVER_LOG_LEVEL.
+        chatty = options["verbosity"] >= 2
+        celery_level = "INFO" if chatty else "WARNING"
         env["PROMETHEUS_MULTIPROC_DIR"] = str(reset_metrics_dir(Path(str(settings.PROMETHEUS_MULTIPROC_DIR))))
         # granian, as in the production web role, here terminating TLS itself. Chosen on the bench's
         # comparison of the two candidates serving HTTPS (`python -m bench --compare
@@ -272,6 +302,7 @@ class Command(BaseCommand):
             "--respawn-failed-workers", "--respawn-interval", "1",
             # JSON lines like the application's; no access log (the application writes one).
             "--log-config", str(SERVER_LOG_CONFIG),
+            "--log-level", "info" if chatty else "warning",
             "--no-access-log",
             # Request line and headers capped at 64 KiB, as the body is (DATA_UPLOAD_MAX_MEMORY_SIZE):
             # above it granian answers 414/431 itself (empty bodies; not ours to shape).
@@ -293,8 +324,8 @@ class Command(BaseCommand):
                 # queue: authserver.broker).
                 worker_env["TMPDIR"] = str(Path(settings.BROKER_DIR) / "tmp")
             worker = [
-                python, "-m", "celery", "-A", "authserver", "worker",
-                "--loglevel", "INFO", "--concurrency", "1", "-Q", "celery",
+                python, "-m", "celery", "-A", "authserver", "--quiet", "worker",
+                "--loglevel", celery_level, "--concurrency", "1", "-Q", "celery",
                 "--without-mingle", "--without-gossip",
                 "-I", "authserver.serve.worker_ready",
             ]  # fmt: skip
@@ -305,21 +336,25 @@ class Command(BaseCommand):
 
         if not options["no_beat"]:
             pidfile = run_dir / "celerybeat.pid"
+            beat_ready = run_dir / "beat.ready"
             beat = [
-                python, "-m", "celery", "-A", "authserver", "beat",
-                "--loglevel", "INFO",
+                python, "-m", "celery", "-A", "authserver", "--quiet", "beat",
+                "--loglevel", celery_level,
                 "--scheduler", "authserver.beat:LockedDatabaseScheduler",
                 "--pidfile", str(pidfile),
                 "--schedule", str(run_dir / "celerybeat-schedule"),
             ]  # fmt: skip
             # serve holds the data directory's lock, so a pidfile here is a leftover of a crash
             # (of an earlier serve, or of the beat being restarted).
-            supervisor.spawn(
-                "beat", beat, env, BASE_DIR, restart=True, before_start=lambda: pidfile.unlink(missing_ok=True)
-            )
+            def before_beat() -> None:
+                pidfile.unlink(missing_ok=True)
+                beat_ready.unlink(missing_ok=True)
+
+            beat_env = {**env, "AUTHSERVER_SERVE_BEAT_READY_FILE": str(beat_ready)}
+            supervisor.spawn("beat", beat, beat_env, BASE_DIR, restart=True, before_start=before_beat)
 
     def _wait_ready(
-        self, supervisor: Supervisor, bind: net.Bind, use_tls: bool, ready_file: Path, options: dict[str, Any]
+        self, supervisor: Supervisor, bind: net.Bind, use_tls: bool, run_dir: Path, options: dict[str, Any]
     ) -> None:
         status: list[int | None] = [None]
 
@@ -338,23 +373,20 @@ class Command(BaseCommand):
         if status[0] != 200:
             self.warn(f"/readyz answered {status[0]} (expected 200); see the log above")
         if not options["no_worker"]:
-            supervisor.wait_until(ready_file.exists, WORKER_READY_TIMEOUT, "Celery worker")
+            supervisor.wait_until((run_dir / "worker.ready").exists, WORKER_READY_TIMEOUT, "Celery worker")
+        if not options["no_beat"]:  # dispatching: it has taken the beat lock (authserver.beat)
+            supervisor.wait_until((run_dir / "beat.ready").exists, BEAT_READY_TIMEOUT, "Celery beat")
+        settled = time.monotonic() + SETTLE_SECONDS
+        supervisor.wait_until(lambda: time.monotonic() >= settled, SETTLE_SECONDS + 5, "start-up")
 
     def _announce(
-        self, supervisor: Supervisor, bind: net.Bind, use_tls: bool, issuer: str, cert_path: Path | None
+        self, supervisor: Supervisor, bind: net.Bind, use_tls: bool, issuer: str, cert_path: Path | None,
+        password: str | None,
     ) -> None:
-        local_url = bind.url("https" if use_tls else "http")
-        self.say()
-        self.say(f"Issuer:       {issuer}")
-        if local_url != issuer:
-            self.say(f"Listening on: {local_url}")
-        self.say(f"Admin:        {issuer}/{settings.ADMIN_PATH}/")
-        if cert_path:
-            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-            fingerprint = cert.fingerprint(hashes.SHA256()).hex(":").upper()
-            self.say(f"Certificate:  {cert_path}")
-            self.say(f"  SHA-256 {fingerprint}")
-        else:
-            self.say("Certificate:  none (--no-tls: terminate TLS in the proxy in front of this server)")
-        self.say("children: " + " ".join(f"{c.name}={c.pid}" for c in supervisor.children))
-        self.say("Ready.")
+        for line in summary_lines(
+            issuer=issuer, local_url=bind.url("https" if use_tls else "http"),
+            admin_url=f"{issuer}/{settings.ADMIN_PATH}/", admin_username=ADMIN_USERNAME, password=password,
+            data_dir=Path(settings.DATA_DIR), cert_path=cert_path,
+            children={c.name: c.pid for c in supervisor.children},
+        ):  # fmt: skip
+            self.say(line)
