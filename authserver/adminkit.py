@@ -119,6 +119,26 @@ class OneTimeCredentialAdmin(ModelAdmin):
         )
 
 
+def _through_str(row: Any) -> str:
+    source, target = (f for f in row._meta.fields if f.is_relation)
+    return f"{getattr(row, target.name)} for {getattr(row, source.name)}"
+
+
+def name_auto_created_through_models() -> None:
+    """Readable names for Django's implicit many-to-many rows ("scope ai.infer for Acme (cid)"
+    instead of "Client_allowed_scopes object (7)"): the admin lists them in delete confirmations."""
+    from django.apps import apps
+
+    for model in apps.get_models(include_auto_created=True):
+        opts = model._meta
+        if not opts.auto_created or len([f for f in opts.fields if f.is_relation]) != 2:
+            continue
+        source, target = (f.related_model._meta for f in opts.fields if f.is_relation)
+        opts.verbose_name = f"{target.verbose_name} of a {source.verbose_name}"
+        opts.verbose_name_plural = f"{target.verbose_name_plural} of a {source.verbose_name}"
+        model.__str__ = _through_str  # type: ignore[method-assign]
+
+
 def learned_limit_text(subject: str, *, operator_limit: str | None) -> str:
     """What the admin shows of a credential's learned per-minute limit and whether it applies (the
     value the anomaly job published: authserver.counters.applicable_limit; README, "Rate limits").

@@ -28,7 +28,13 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
-from authserver.adminkit import OneTimeCredentialAdmin, add_form_context, learned_limit_text, once_token
+from authserver.adminkit import (
+    OneTimeCredentialAdmin,
+    add_form_context,
+    learned_limit_text,
+    name_auto_created_through_models,
+    once_token,
+)
 from authserver.ratelimit.limiter import policy
 from authserver.staff.stepup import fresh_factor_required
 from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
@@ -40,6 +46,7 @@ from clients.webhooks.admin import ClientWebhookAdmin
 admin.site.enable_nav_sidebar = False
 admin.site.site_url = None  # no public site to "view": this server has no home page
 admin.site.site_header = admin.site.site_title = "authserver admin"
+name_auto_created_through_models()
 
 
 def _default_grace_hours() -> int:
@@ -119,7 +126,8 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
     fieldsets = (
         (None, {"fields": ("name", "client_id", "client_type", "client_secret_hint", "client_secret_rotated")}),
         ("Grants and redirects", {"fields": ("grant_types", "redirect_uris")}),
-        ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences")}),
+        ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences", "other_audiences",
+                                             "allow_unregistered_audience")}),
         ("Resource server", {"fields": ("is_resource_server", "audience")}),
         ("Tokens and consent", {"fields": ("access_token_lifetime", "refresh_token_lifetime", "remember_consent")}),
         ("Rate limit", {"fields": ("learned_limit",)}),
@@ -129,7 +137,8 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
     add_fieldsets = (
         (None, {"fields": ("name", "client_type")}),
         ("Grants and redirects", {"fields": ("grant_types", "redirect_uris")}),
-        ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences")}),
+        ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences", "other_audiences",
+                                             "allow_unregistered_audience")}),
         ("Resource server", {"fields": ("resource_server_audience",)}),
         ("Tokens and consent", {"fields": ("access_token_lifetime", "remember_consent")}),
         ("Notifications", {"fields": ("webhook_url", "contact_email")}),

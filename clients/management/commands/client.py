@@ -27,12 +27,16 @@ class Command(JsonCommand):
         create.add_argument("--name", required=True)
         create.add_argument("--type", dest="client_type", required=True, choices=["confidential", "public"])
         create.add_argument(
-            "--grant", dest="grants", action="append", required=True,
+            "--grant", dest="grants", action="append", default=[],
             choices=["authorization_code", "client_credentials"],
+            help="repeatable; required except for a resource server (--resource-server), which may have none",
         )
         create.add_argument("--redirect-uri", dest="redirect_uris", action="append", default=[])
         create.add_argument("--scope", dest="scopes", action="append", default=[])
-        create.add_argument("--audience", dest="audiences", action="append", default=[])
+        create.add_argument("--audience", dest="audiences", action="append", default=[],
+                            help="a registered resource server's audience URI (repeatable)")
+        create.add_argument("--allow-unregistered-audience", action="store_true",
+                            help="accept --audience values that name no registered resource server")
         create.add_argument("--resource-server", dest="resource_server", metavar="AUD", default=None)
         create.add_argument("--remember-consent", action="store_true")
         for verb in (create, update := sub.add_parser("update", help="Change where notifications go.")):
@@ -129,6 +133,7 @@ class Command(JsonCommand):
             scopes=options["scopes"],
             audiences=options["audiences"],
             resource_server_audience=options["resource_server"],
+            allow_unregistered_audience=options["allow_unregistered_audience"],
             remember_consent=options["remember_consent"],
             actor="cli",
         )
