@@ -196,12 +196,17 @@ class Client(AbstractApplication):
     def natural_key(self) -> tuple[str]:
         return (self.client_id,)
 
+    @property
+    def may_obtain_tokens(self) -> bool:
+        """False for a resource server registered without a grant: it only introspects."""
+        return bool(self.grant_types)
+
     # -- DOT seams ---------------------------------------------------------------------------------
     def allows_grant_type(self, *grant_types: str) -> bool:
         # A client without grants (a resource server that only introspects) is allowed none:
         # every grant type, refresh and token exchange included, is refused (RFC 6749 §5.2,
         # unauthorized_client).
-        if not self.grant_types:
+        if not self.may_obtain_tokens:
             return False
         allowed = {GRANT_TYPES[g] for g in self.grant_types if g in GRANT_TYPES}
         return bool(allowed.intersection(grant_types))
