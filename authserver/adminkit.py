@@ -20,6 +20,9 @@ from django.contrib.admin import ModelAdmin, helpers
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
 
 from authserver import counters
 from authserver.http import NO_STORE
@@ -117,6 +120,44 @@ class OneTimeCredentialAdmin(ModelAdmin):
         return HttpResponseRedirect(
             reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[pk])
         )
+
+
+def when(value: Any) -> str:
+    """A date-time as every admin page shows it (authserver.formats: ``2026-12-02 06:22 UTC``),
+    machine-readable in the ``<time>`` element; "—" for none."""
+    if value is None:
+        return "—"
+    return format_html('<time datetime="{}">{}</time>', value.isoformat(),
+                       formats.date_format(timezone.localtime(value), "DATETIME_FORMAT"))
+
+
+def facts(mapping: Any) -> str:
+    """A JSON object (an anomaly's evidence, ...) as a definition list people can read: keys as
+    words, ISO date-times in the admin's format, nested objects nested; never a Python repr."""
+    if not isinstance(mapping, dict) or not mapping:
+        return _fact(mapping)
+    rows = ((str(key).replace("_", " "), _fact(value)) for key, value in mapping.items())
+    return format_html('<dl class="as-facts">{}</dl>', format_html_join("", "<dt>{}</dt><dd>{}</dd>", rows))
+
+
+def _fact(value: Any) -> str:
+    if isinstance(value, dict) and value:
+        return facts(value)
+    if value in (None, "", [], {}):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, list | tuple):
+        return format_html_join(", ", "{}", ((_fact(item),) for item in value))
+    if isinstance(value, str) and value[4:5] == "-" and "T" in value:
+        moment = parse_datetime(value)
+        if moment is not None:
+            return when(moment)
+    return format_html("{}", value)
 
 
 def _through_str(row: Any) -> str:

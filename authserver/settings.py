@@ -362,6 +362,7 @@ SPECTACULAR_SETTINGS = {
 # --- i18n, static -------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+FORMAT_MODULE_PATH = ["authserver.formats"]  # one date-time format everywhere: 2026-12-02 06:22 UTC
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"

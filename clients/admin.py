@@ -34,6 +34,7 @@ from authserver.adminkit import (
     learned_limit_text,
     name_auto_created_through_models,
     once_token,
+    when,
 )
 from authserver.ratelimit.limiter import policy
 from authserver.staff.stepup import fresh_factor_required
@@ -112,7 +113,7 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
         "client_id",
         "client_type",
         "grant_types_display",
-        "audience",
+        "audiences_display",
         "secret_hint",
         "learned_limit",
         "created_display",
@@ -151,6 +152,14 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
     def grant_types_display(self, obj: Client) -> str:
         return format_html_join(mark_safe("<br>"), "{}", ((g,) for g in obj.grant_types or [])) or "—"
 
+    @admin.display(description="audiences")
+    def audiences_display(self, obj: Client) -> str:
+        # A resource server's own audience (what it introspects for), else the audiences the client
+        # may get tokens for: either way what the row is about, never "-" for a client that has some.
+        if obj.is_resource_server and obj.audience:
+            return format_html('<span class="as-quiet">resource server:</span> {}', obj.audience)
+        return format_html_join(mark_safe("<br>"), "{}", ((a,) for a in obj.allowed_audiences or [])) or "—"
+
     @admin.display(description="secret", ordering="client_secret_hint")
     def secret_hint(self, obj: Client) -> str:
         return obj.client_secret_hint or "—"
@@ -164,8 +173,7 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
 
     @admin.display(description="created", ordering="created")
     def created_display(self, obj: Client) -> str:
-        created = obj.created
-        return format_html('<time datetime="{}">{}</time>', created.isoformat(), created.strftime("%Y-%m-%d %H:%M"))
+        return when(obj.created)
 
     # -- URLs ----------------------------------------------------------------------------------
     def get_urls(self) -> list[Any]:

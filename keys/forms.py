@@ -82,15 +82,18 @@ class ApiKeyCreationForm(forms.Form):
         label="Expires in",
         required=False,
         max_length=12,
-        widget=forms.TextInput(attrs={"size": 8, "placeholder": "90d", "spellcheck": "false"}),
+        widget=forms.TextInput(attrs={"size": 8, "spellcheck": "false"}),
         help_text="",  # set in __init__ (depends on settings)
     )
     rate_limit = forms.CharField(
         label="Rate limit",
         required=False,
         max_length=24,
-        widget=forms.TextInput(attrs={"size": 12, "placeholder": "100/m", "spellcheck": "false"}),
-        help_text="N/PERIOD: 10/s, 100/m, 5000/h, 100000/d (also 100/30s). Empty: no rate limit.",
+        widget=forms.TextInput(attrs={"size": 12, "spellcheck": "false"}),
+        # Empty stores no limit of the key's own; a limit learned by anomaly detection (or its action)
+        # can still apply (keys.verification._with_effective_limit).
+        help_text="N/PERIOD, e.g. 100/m (also 10/s, 5000/h, 100000/d, 100/30s). Empty = no limit of the key's "
+        "own (a limit learned from its traffic may still apply).",
     )
     quota = forms.IntegerField(
         required=False,
@@ -116,10 +119,9 @@ class ApiKeyCreationForm(forms.Form):
         default = format_duration(settings.API_KEY_DEFAULT_LIFETIME_SECONDS)
         maximum = format_duration(settings.API_KEY_MAX_LIFETIME_SECONDS)
         self.fields["expires_in"].help_text = (
-            f"A number followed by s, m, h or d (e.g. 30d, 12h). Empty: the server default ({default}). "
-            f"At most {maximum}."
+            f"A number followed by s, m, h or d, e.g. 30d or 12h. Empty = the server default, {default} "
+            f"(AUTHSERVER_API_KEY_DEFAULT_LIFETIME_SECONDS). At most {maximum}."
         )
-        self.fields["expires_in"].widget.attrs["placeholder"] = default
 
     def clean_name(self) -> str:
         name: str = self.cleaned_data["name"]
