@@ -12,6 +12,7 @@ time: the browser resubmits the same token and is sent to the object instead.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,31 @@ def mark_done(request: HttpRequest, bucket: str, pk: Any) -> None:
         done = dict(list(request.session.get(bucket, {}).items())[-49:])
         done[token] = str(pk)
         request.session[bucket] = done
+
+
+def mark_acted(request: HttpRequest, bucket: str, key: str) -> None:
+    """Remember when this session did ``key`` (an action on an object, e.g. ``rotate_secret:7``)."""
+    at = dict(list(request.session.get(f"{bucket}:at", {}).items())[-49:])
+    at[key] = int(time.time())
+    request.session[f"{bucket}:at"] = at
+
+
+#: How long a second rotation of the same object from the same session asks to be confirmed.
+AGAIN_SECONDS = 15 * 60
+AGAIN_FIELD = "_again"
+
+
+def acted_recently(request: HttpRequest, bucket: str, key: str) -> int | None:
+    """Seconds since this session did ``key`` (within AGAIN_SECONDS), else None.
+
+    Chromium fetches a ``no-store`` form again on Back, with a fresh one-time token, while it
+    restores what was typed: the token alone cannot tell Back-then-Save from a new decision.
+    """
+    at = request.session.get(f"{bucket}:at", {}).get(key)
+    if at is None:
+        return None
+    ago = int(time.time()) - int(at)
+    return ago if 0 <= ago < AGAIN_SECONDS else None
 
 
 def add_form_context(model_admin: OneTimeCredentialAdmin, request: HttpRequest, form: Any, *, title: str,
@@ -105,6 +131,25 @@ class OneTimeCredentialAdmin(ModelAdmin):
 
     def once_mark_done(self, request: HttpRequest, pk: Any) -> None:
         mark_done(request, self.once_bucket, pk)
+
+    def once_mark_acted(self, request: HttpRequest, action: str, pk: Any) -> None:
+        mark_acted(request, self.once_bucket, f"{action}:{pk}")
+
+    def once_again_refusal(self, request: HttpRequest, action: str, pk: Any, what: str) -> str | None:
+        """Why a POST must not do ``action`` on ``pk`` again without the "again" box ticked, or None.
+
+        A rotation this session made minutes ago is most likely the same form sent twice (Back,
+        then the button again): it is refused with this message until the box says otherwise.
+        """
+        if request.method != "POST" or request.POST.get(AGAIN_FIELD) == "yes":
+            return None
+        ago = acted_recently(request, self.once_bucket, f"{action}:{pk}")
+        if ago is None:
+            return None
+        minutes = "less than a minute" if ago < 60 else f"{ago // 60} min"
+        return (f"{what} {minutes} ago from this browser; nothing was changed now. If this form was sent again "
+                "(Back, then the button), the new secret is the one shown then. To rotate once more, tick "
+                "“Yes, rotate again” and submit.")
 
     def once_response(self, request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
         """The one and only response that carries a plaintext credential."""

@@ -292,7 +292,11 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
         if request.method == "POST" and self.once_already_done(request) == str(client.pk):
             return self.once_resubmitted(request, client.pk, "The secret was already rotated")
         form = RotateSecretForm(request.POST if request.method == "POST" else None)
-        if request.method == "POST" and form.is_valid():
+        again = self.once_again_refusal(request, "rotate_secret", client.pk, "The secret was rotated")
+        if again:
+            form.is_valid()
+            form.add_error(None, again)
+        elif request.method == "POST" and form.is_valid():
             hours = form.cleaned_data["grace_hours"]
             try:
                 client, secret = client_secret_rotate(client=client, grace=timedelta(hours=hours), actor=request.user)
@@ -301,6 +305,7 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
             else:
                 self.log_change(request, client, f"Rotated the client secret (grace period {hours} h).")
                 self.once_mark_done(request, client.pk)
+                self.once_mark_acted(request, "rotate_secret", client.pk)
                 return self._secret_response(request, client, secret, title="Client secret rotated", rotated=True)
 
         context = {
@@ -311,6 +316,7 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
             "original": client,
             "form": form,
             "once": once_token(request),
+            "ask_again": bool(again),
             "retired": list(client.retired_secrets.filter(expires__gt=timezone.now()).order_by("-retired")),
             "change_url": self._change_url(client),
         }

@@ -98,6 +98,27 @@ def _validate_audiences(values: list[str]) -> None:
         raise ValidationError(errors)
 
 
+def name_taken_error(name: str, *, exclude_pk: Any = None) -> ValidationError | None:
+    """A clear error, linking to the client that already has ``name``, or None.
+
+    Names identify clients to people (lists, delete confirmations, audit trail), so the admin keeps
+    them unique; it is also what stops Back-then-Save on the page that showed a new client's secret
+    (Chromium fetches the form again, with a fresh one-time token, and restores what was typed)
+    from creating a second client.
+    """
+    from django.urls import reverse
+    from django.utils.html import format_html
+
+    existing = Client.objects.filter(name=name).exclude(pk=exclude_pk).first()
+    if existing is None:
+        return None
+    url = reverse("admin:clients_client_change", args=[existing.pk])
+    return ValidationError(format_html(
+        'A client named “{}” already exists: <a href="{}" class="as-existing">{}</a>. If this form was sent '
+        "twice (Back, then Save), that client is the one created, and its secret was shown then. Choose "
+        "another name for a new client.", name, url, existing), code="name_taken")
+
+
 def _lifetime_field(**kwargs: Any) -> forms.IntegerField:
     return forms.IntegerField(
         required=False,
@@ -260,6 +281,13 @@ class ClientCreationForm(AudienceFields):
             self.add_model_errors(exc)
         return None
 
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        error = name_taken_error(name)
+        if error is not None:
+            raise error
+        return name
+
     def clean(self) -> dict[str, Any]:
         self.clean_audiences()
         self._clean_across_fields()
@@ -355,6 +383,13 @@ class ClientChangeForm(AudienceFields, forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk is not None:
             self.split_audiences(list(self.instance.allowed_audiences or []))
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        error = name_taken_error(name, exclude_pk=self.instance.pk)
+        if error is not None:
+            raise error
+        return name
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

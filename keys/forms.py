@@ -22,7 +22,7 @@ from authserver.cli import parse_duration
 from clients.forms import CHECKBOXES, LinesField
 from clients.models import Client, Scope
 from keys import policy
-from keys.models import ApiKey
+from keys.models import ApiKey, ApiKeyStatus
 
 
 def format_duration(seconds: int) -> str:
@@ -126,6 +126,26 @@ class ApiKeyCreationForm(forms.Form):
     def clean_name(self) -> str:
         name: str = self.cleaned_data["name"]
         return name.strip()
+
+    def clean(self) -> dict[str, Any]:
+        # A second key of the same name for the same client is almost always this form sent twice
+        # (Back on the page that showed the key, then Issue: Chromium fetches the form again with a
+        # fresh one-time token and restores what was typed). Say so, and link to the key.
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        data = super().clean() or {}
+        client, name = data.get("client"), data.get("name")
+        if client is not None and name:
+            existing = (ApiKey.objects.filter(client=client, name=name).exclude(status=ApiKeyStatus.REVOKED)
+                        .order_by("-created").first())
+            if existing is not None:
+                url = reverse("admin:keys_apikey_change", args=[existing.pk])
+                self.add_error("name", ValidationError(format_html(
+                    '{} already has a key named “{}”: <a href="{}" class="as-existing">{}</a>. If this form was '
+                    "sent twice (Back, then Issue), that key is the one issued, shown then. Choose another name "
+                    "for a new key.", client.name or client.client_id, name, url, existing), code="name_taken"))
+        return data
 
     def clean_allowed_ips(self) -> list[str]:
         try:
