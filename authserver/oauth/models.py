@@ -55,10 +55,11 @@ class HashedCredentialField(models.CharField):
         return value
 
 
-def _label(row: Any) -> str:
+def _label(row: Any, kind: str) -> str:
     """What names a token or code readably: its hint (type and last four characters, never the
     value) and when it was made; the admin's delete confirmations list these."""
-    return f"{row.hint or '(no hint)'}{_created(row)}"
+    # The hint starts with the type's prefix (at_, rt_, ac_); without one, the kind says it.
+    return f"{row.hint or kind}{_created(row)}"
 
 
 def _created(row: Any) -> str:
@@ -84,7 +85,7 @@ class Grant(AbstractGrant):
 
     def __str__(self) -> str:
         # Never the code (DOT's reason too: __str__ reaches breadcrumbs, tracebacks and logs).
-        return f"authorization code {_label(self)}"
+        return _label(self, "authorization code")
 
 
 class AccessToken(AbstractAccessToken):
@@ -104,7 +105,7 @@ class AccessToken(AbstractAccessToken):
         indexes = [models.Index(fields=["expires"]), models.Index(fields=["application", "expires"])]
 
     def __str__(self) -> str:
-        return f"access token {_label(self)}"
+        return _label(self, "access token")
 
 
     def revoke(self) -> None:
@@ -126,7 +127,7 @@ class RefreshToken(AbstractRefreshToken):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
 
     def __str__(self) -> str:
-        return f"refresh token {_label(self)}"
+        return _label(self, "refresh token")
 
     def revoke(self) -> None:
         super().revoke()
@@ -147,4 +148,4 @@ class IDToken(AbstractIDToken):
         verbose_name = "ID token"
 
     def __str__(self) -> str:
-        return f"ID token of user {self.user_id}{_created(self)}"
+        return f"ID token for {self.user or 'no user'}{_created(self)}"
