@@ -63,6 +63,9 @@ def test_every_admin_page_reads_well_and_logs_no_warning(page: Any, live_server:
     page.goto(admin_url())
     icon = page.locator("link[rel=icon]").get_attribute("href")
     assert icon and page.request.get(icon).status == 200
+    # What a browser asks for on a page that names no icon (headless Chromium never does by itself).
+    favicon = page.request.get("/favicon.ico")
+    assert favicon.status == 200 and favicon.headers["content-type"].startswith("image/svg+xml")
     changelists = sorted({href for href in page.eval_on_selector_all(
         "#content-main a[href$='/']", "els => els.map(e => e.getAttribute('href'))")
         if not href.endswith("/add/") and href.count("/") == 4})
