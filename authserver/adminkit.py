@@ -219,7 +219,8 @@ def name_auto_created_through_models() -> None:
         opts = model._meta
         if not opts.auto_created or len([f for f in opts.fields if f.is_relation]) != 2:
             continue
-        source, target = (f.related_model._meta for f in opts.fields if f.is_relation)
+        source, target = (f.related_model._meta for f in opts.fields if f.is_relation
+                           and isinstance(f.related_model, type))
         opts.verbose_name = f"{target.verbose_name} of a {source.verbose_name}"
         opts.verbose_name_plural = f"{target.verbose_name_plural} of a {source.verbose_name}"
         model.__str__ = _through_str  # type: ignore[method-assign]

@@ -392,7 +392,7 @@ class ClientChangeForm(AudienceFields, forms.ModelForm):
         return name
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or self.cleaned_data
         self.clean_audiences()
         return cleaned
 

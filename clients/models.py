@@ -113,7 +113,6 @@ class Client(AbstractApplication):
 
     # Declared by DOT's untyped AbstractApplication; annotated so mypy knows what they hold.
     redirect_uris: str
-    authorization_grant_type: str
     objects: ClassVar[models.Manager[Client]]
 
     grant_types = models.JSONField(
@@ -123,7 +122,7 @@ class Client(AbstractApplication):
         "Refresh tokens come with authorization_code. None: a resource server that only introspects.",
     )
     # DOT's own column, widened by GRANT_NONE; kept in step with grant_types by clean().
-    authorization_grant_type = models.CharField(
+    authorization_grant_type: models.CharField[str, str] = models.CharField(
         "authorization grant type", max_length=44,
         choices=[*AbstractApplication.GRANT_TYPES, (GRANT_NONE, "None (resource server only)")],
     )
