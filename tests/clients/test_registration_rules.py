@@ -104,3 +104,9 @@ def test_the_cli_registers_a_resource_server_without_a_grant_and_checks_audience
     code, svc = _cli(capsys, "--name", "svc", "--type", "confidential", "--grant", "client_credentials",
                      "--audience", RS_AUDIENCE, "--audience", TYPO, "--allow-unregistered-audience")
     assert code == 0 and svc["audiences"] == [RS_AUDIENCE, TYPO]
+
+
+def test_the_management_api_counts_as_registered(settings: Any) -> None:
+    client, _ = client_register(name="ops", client_type="confidential", grant_types=["client_credentials"],
+                                audiences=[settings.MANAGEMENT_API_AUDIENCE])
+    assert client.allowed_audiences == [settings.MANAGEMENT_API_AUDIENCE]
