@@ -98,8 +98,8 @@ def _validate_audiences(values: list[str]) -> None:
         raise ValidationError(errors)
 
 
-def name_taken_error(name: str, *, exclude_pk: Any = None) -> ValidationError | None:
-    """A clear error, linking to the client that already has ``name``, or None.
+def name_untaken(name: str, *, exclude_pk: Any = None) -> str:
+    """``name``, or a clear error linking to the client that already has it.
 
     Names identify clients to people (lists, delete confirmations, audit trail), so the admin keeps
     them unique; it is also what stops Back-then-Save on the page that showed a new client's secret
@@ -111,9 +111,9 @@ def name_taken_error(name: str, *, exclude_pk: Any = None) -> ValidationError | 
 
     existing = Client.objects.filter(name=name).exclude(pk=exclude_pk).first()
     if existing is None:
-        return None
+        return name
     url = reverse("admin:clients_client_change", args=[existing.pk])
-    return ValidationError(format_html(
+    raise ValidationError(format_html(
         'A client named “{}” already exists: <a href="{}" class="as-existing">{}</a>. If this form was sent '
         "twice (Back, then Save), that client is the one created, and its secret was shown then. Choose "
         "another name for a new client.", name, url, existing), code="name_taken")
@@ -282,11 +282,7 @@ class ClientCreationForm(AudienceFields):
         return None
 
     def clean_name(self) -> str:
-        name: str = self.cleaned_data["name"]
-        error = name_taken_error(name)
-        if error is not None:
-            raise error
-        return name
+        return name_untaken(self.cleaned_data["name"])
 
     def clean(self) -> dict[str, Any]:
         self.clean_audiences()
@@ -385,11 +381,7 @@ class ClientChangeForm(AudienceFields, forms.ModelForm):
             self.split_audiences(list(self.instance.allowed_audiences or []))
 
     def clean_name(self) -> str:
-        name: str = self.cleaned_data["name"]
-        error = name_taken_error(name, exclude_pk=self.instance.pk)
-        if error is not None:
-            raise error
-        return name
+        return name_untaken(self.cleaned_data["name"], exclude_pk=self.instance.pk)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or self.cleaned_data
