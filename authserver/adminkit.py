@@ -12,6 +12,7 @@ time: the browser resubmits the same token and is sent to the object instead.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,9 @@ from django.contrib.admin import ModelAdmin, helpers
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
 
 from authserver import counters
 from authserver.http import NO_STORE
@@ -47,6 +51,31 @@ def mark_done(request: HttpRequest, bucket: str, pk: Any) -> None:
         done = dict(list(request.session.get(bucket, {}).items())[-49:])
         done[token] = str(pk)
         request.session[bucket] = done
+
+
+def mark_acted(request: HttpRequest, bucket: str, key: str) -> None:
+    """Remember when this session did ``key`` (an action on an object, e.g. ``rotate_secret:7``)."""
+    at = dict(list(request.session.get(f"{bucket}:at", {}).items())[-49:])
+    at[key] = int(time.time())
+    request.session[f"{bucket}:at"] = at
+
+
+#: How long a second rotation of the same object from the same session asks to be confirmed.
+AGAIN_SECONDS = 15 * 60
+AGAIN_FIELD = "_again"
+
+
+def acted_recently(request: HttpRequest, bucket: str, key: str) -> int | None:
+    """Seconds since this session did ``key`` (within AGAIN_SECONDS), else None.
+
+    Chromium fetches a ``no-store`` form again on Back, with a fresh one-time token, while it
+    restores what was typed: the token alone cannot tell Back-then-Save from a new decision.
+    """
+    at = request.session.get(f"{bucket}:at", {}).get(key)
+    if at is None:
+        return None
+    ago = int(time.time()) - int(at)
+    return ago if 0 <= ago < AGAIN_SECONDS else None
 
 
 def add_form_context(model_admin: OneTimeCredentialAdmin, request: HttpRequest, form: Any, *, title: str,
@@ -103,6 +132,25 @@ class OneTimeCredentialAdmin(ModelAdmin):
     def once_mark_done(self, request: HttpRequest, pk: Any) -> None:
         mark_done(request, self.once_bucket, pk)
 
+    def once_mark_acted(self, request: HttpRequest, action: str, pk: Any) -> None:
+        mark_acted(request, self.once_bucket, f"{action}:{pk}")
+
+    def once_again_refusal(self, request: HttpRequest, action: str, pk: Any, what: str) -> str | None:
+        """Why a POST must not do ``action`` on ``pk`` again without the "again" box ticked, or None.
+
+        A rotation this session made minutes ago is most likely the same form sent twice (Back,
+        then the button again): it is refused with this message until the box says otherwise.
+        """
+        if request.method != "POST" or request.POST.get(AGAIN_FIELD) == "yes":
+            return None
+        ago = acted_recently(request, self.once_bucket, f"{action}:{pk}")
+        if ago is None:
+            return None
+        minutes = "less than a minute" if ago < 60 else f"{ago // 60} min"
+        return (f"{what} {minutes} ago from this browser; nothing was changed now. If this form was sent again "
+                "(Back, then the button), the new secret is the one shown then. To rotate once more, tick "
+                "“Yes, rotate again” and submit.")
+
     def once_response(self, request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
         """The one and only response that carries a plaintext credential."""
         response = TemplateResponse(request, template, context)
@@ -117,6 +165,65 @@ class OneTimeCredentialAdmin(ModelAdmin):
         return HttpResponseRedirect(
             reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[pk])
         )
+
+
+def when(value: Any) -> str:
+    """A date-time as every admin page shows it (authserver.formats: ``2026-12-02 06:22 UTC``),
+    machine-readable in the ``<time>`` element; "—" for none."""
+    if value is None:
+        return "—"
+    return format_html('<time datetime="{}">{}</time>', value.isoformat(),
+                       formats.date_format(timezone.localtime(value), "DATETIME_FORMAT"))
+
+
+def facts(mapping: Any) -> str:
+    """A JSON object (an anomaly's evidence, ...) as a definition list people can read: keys as
+    words, ISO date-times in the admin's format, nested objects nested; never a Python repr."""
+    if not isinstance(mapping, dict) or not mapping:
+        return _fact(mapping)
+    rows = ((str(key).replace("_", " "), _fact(value)) for key, value in mapping.items())
+    return format_html('<dl class="as-facts">{}</dl>', format_html_join("", "<dt>{}</dt><dd>{}</dd>", rows))
+
+
+def _fact(value: Any) -> str:
+    if isinstance(value, dict) and value:
+        return facts(value)
+    if value in (None, "", [], {}):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, list | tuple):
+        return format_html_join(", ", "{}", ((_fact(item),) for item in value))
+    if isinstance(value, str) and value[4:5] == "-" and "T" in value:
+        moment = parse_datetime(value)
+        if moment is not None:
+            return when(moment)
+    return format_html("{}", value)
+
+
+def _through_str(row: Any) -> str:
+    source, target = (f for f in row._meta.fields if f.is_relation)
+    return f"{getattr(row, target.name)} for {getattr(row, source.name)}"
+
+
+def name_auto_created_through_models() -> None:
+    """Readable names for Django's implicit many-to-many rows ("scope ai.infer for Acme (cid)"
+    instead of "Client_allowed_scopes object (7)"): the admin lists them in delete confirmations."""
+    from django.apps import apps
+
+    for model in apps.get_models(include_auto_created=True):
+        opts = model._meta
+        if not opts.auto_created or len([f for f in opts.fields if f.is_relation]) != 2:
+            continue
+        source, target = (f.related_model._meta for f in opts.fields if f.is_relation
+                           and isinstance(f.related_model, type))
+        opts.verbose_name = f"{target.verbose_name} of a {source.verbose_name}"
+        opts.verbose_name_plural = f"{target.verbose_name_plural} of a {source.verbose_name}"
+        model.__str__ = _through_str  # type: ignore[method-assign]
 
 
 def learned_limit_text(subject: str, *, operator_limit: str | None) -> str:

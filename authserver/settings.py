@@ -363,6 +363,7 @@ SPECTACULAR_SETTINGS = {
 # --- i18n, static -------------------------------------------------------------------------------
 LANGUAGE_CODE, LANGUAGES, LOCALE_PATHS = "en", [("en", "English"), ("de", "Deutsch")], [BASE_DIR / "locale"]  # pages
 TIME_ZONE, USE_I18N, USE_TZ = "UTC", True, True
+FORMAT_MODULE_PATH = ["authserver.formats"]  # one date-time format everywhere: 2026-12-02 06:22 UTC
 STATIC_URL = "static/"
 STATIC_ROOT = config.static_root
 STATICFILES_DIRS = [BASE_DIR / "static"]  # our pages' CSS and JS: files, never inline (CSP)

@@ -6,6 +6,8 @@ Each OAuth endpoint takes only its methods, decided before anything else (authse
 
 from django.conf import settings
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 
 from authserver import handlers, health
@@ -17,6 +19,13 @@ from authserver.observability.views import metrics_view
 from authserver.staff.views import login as staff_login
 
 allow = handlers.allow_methods
+
+
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask for /favicon.ico on pages that name no icon (JSON, the API): answer with ours
+    rather than a 404 logged as a WARNING each time (pages link it: admin/base_site.html, base.html)."""
+    return HttpResponsePermanentRedirect(static("authserver/favicon.svg"))
+
 
 oauth_patterns = (
     [
@@ -45,6 +54,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),  # a 404 unless AUTHSERVER_METRICS_TOKEN is presented
+    path("favicon.ico", allow(favicon, "GET", "HEAD"), name="favicon"),
     # The staff plane first: its pages, and the admin's own login, logout and password change taken
     # over by them (authserver.staff: no admin page opens without a second factor).
     path(f"{settings.ADMIN_PATH}/security/", include("authserver.staff.urls")),

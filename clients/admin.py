@@ -28,7 +28,14 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import ngettext
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
-from authserver.adminkit import OneTimeCredentialAdmin, add_form_context, learned_limit_text, once_token
+from authserver.adminkit import (
+    OneTimeCredentialAdmin,
+    add_form_context,
+    learned_limit_text,
+    name_auto_created_through_models,
+    once_token,
+    when,
+)
 from authserver.ratelimit.limiter import policy
 from authserver.staff.stepup import fresh_factor_required
 from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
@@ -40,6 +47,7 @@ from clients.webhooks.admin import ClientWebhookAdmin
 admin.site.enable_nav_sidebar = False
 admin.site.site_url = None  # no public site to "view": this server has no home page
 admin.site.site_header = admin.site.site_title = "authserver admin"
+name_auto_created_through_models()
 
 
 def _default_grace_hours() -> int:
@@ -105,7 +113,7 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
         "client_id",
         "client_type",
         "grant_types_display",
-        "audience",
+        "audiences_display",
         "secret_hint",
         "learned_limit",
         "created_display",
@@ -119,7 +127,8 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
     fieldsets = (
         (None, {"fields": ("name", "client_id", "client_type", "client_secret_hint", "client_secret_rotated")}),
         ("Grants and redirects", {"fields": ("grant_types", "redirect_uris")}),
-        ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences")}),
+        ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences", "other_audiences",
+                                             "allow_unregistered_audience")}),
         ("Resource server", {"fields": ("is_resource_server", "audience")}),
         ("Tokens and consent", {"fields": ("access_token_lifetime", "refresh_token_lifetime", "remember_consent")}),
         ("Rate limit", {"fields": ("learned_limit",)}),
@@ -129,7 +138,8 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
     add_fieldsets = (
         (None, {"fields": ("name", "client_type")}),
         ("Grants and redirects", {"fields": ("grant_types", "redirect_uris")}),
-        ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences")}),
+        ("Scopes and audiences", {"fields": ("allowed_scopes", "allowed_audiences", "other_audiences",
+                                             "allow_unregistered_audience")}),
         ("Resource server", {"fields": ("resource_server_audience",)}),
         ("Tokens and consent", {"fields": ("access_token_lifetime", "remember_consent")}),
         ("Notifications", {"fields": ("webhook_url", "contact_email")}),
@@ -141,6 +151,14 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
     @admin.display(description="grant types")
     def grant_types_display(self, obj: Client) -> str:
         return format_html_join(mark_safe("<br>"), "{}", ((g,) for g in obj.grant_types or [])) or "—"
+
+    @admin.display(description="audiences")
+    def audiences_display(self, obj: Client) -> str:
+        # A resource server's own audience (what it introspects for), else the audiences the client
+        # may get tokens for: either way what the row is about, never "-" for a client that has some.
+        if obj.is_resource_server and obj.audience:
+            return format_html('<span class="as-quiet">resource server:</span> {}', obj.audience)
+        return format_html_join(mark_safe("<br>"), "{}", ((a,) for a in obj.allowed_audiences or [])) or "—"
 
     @admin.display(description="secret", ordering="client_secret_hint")
     def secret_hint(self, obj: Client) -> str:
@@ -155,8 +173,7 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
 
     @admin.display(description="created", ordering="created")
     def created_display(self, obj: Client) -> str:
-        created = obj.created
-        return format_html('<time datetime="{}">{}</time>', created.isoformat(), created.strftime("%Y-%m-%d %H:%M"))
+        return when(obj.created)
 
     # -- URLs ----------------------------------------------------------------------------------
     def get_urls(self) -> list[Any]:
@@ -275,7 +292,11 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
         if request.method == "POST" and self.once_already_done(request) == str(client.pk):
             return self.once_resubmitted(request, client.pk, "The secret was already rotated")
         form = RotateSecretForm(request.POST if request.method == "POST" else None)
-        if request.method == "POST" and form.is_valid():
+        again = self.once_again_refusal(request, "rotate_secret", client.pk, "The secret was rotated")
+        if again:
+            form.is_valid()
+            form.add_error(None, again)
+        elif request.method == "POST" and form.is_valid():
             hours = form.cleaned_data["grace_hours"]
             try:
                 client, secret = client_secret_rotate(client=client, grace=timedelta(hours=hours), actor=request.user)
@@ -284,6 +305,7 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
             else:
                 self.log_change(request, client, f"Rotated the client secret (grace period {hours} h).")
                 self.once_mark_done(request, client.pk)
+                self.once_mark_acted(request, "rotate_secret", client.pk)
                 return self._secret_response(request, client, secret, title="Client secret rotated", rotated=True)
 
         context = {
@@ -294,6 +316,7 @@ class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
             "original": client,
             "form": form,
             "once": once_token(request),
+            "ask_again": bool(again),
             "retired": list(client.retired_secrets.filter(expires__gt=timezone.now()).order_by("-retired")),
             "change_url": self._change_url(client),
         }

@@ -27,6 +27,7 @@ from clients.models import (
     validate_audience,
     validate_webhook_url,
 )
+from clients.selectors import audiences_unregistered, resource_server_audiences
 
 GRANT_TYPE_CHOICES = [
     (GRANT_AUTHORIZATION_CODE, "authorization_code (users sign in; PKCE; refresh tokens)"),
@@ -97,6 +98,27 @@ def _validate_audiences(values: list[str]) -> None:
         raise ValidationError(errors)
 
 
+def name_untaken(name: str, *, exclude_pk: Any = None) -> str:
+    """``name``, or a clear error linking to the client that already has it.
+
+    Names identify clients to people (lists, delete confirmations, audit trail), so the admin keeps
+    them unique; it is also what stops Back-then-Save on the page that showed a new client's secret
+    (Chromium fetches the form again, with a fresh one-time token, and restores what was typed)
+    from creating a second client.
+    """
+    from django.urls import reverse
+    from django.utils.html import format_html
+
+    existing = Client.objects.filter(name=name).exclude(pk=exclude_pk).first()
+    if existing is None:
+        return name
+    url = reverse("admin:clients_client_change", args=[existing.pk])
+    raise ValidationError(format_html(
+        'A client named “{}” already exists: <a href="{}" class="as-existing">{}</a>. If this form was sent '
+        "twice (Back, then Save), that client is the one created, and its secret was shown then. Choose "
+        "another name for a new client.", name, url, existing), code="name_taken")
+
+
 def _lifetime_field(**kwargs: Any) -> forms.IntegerField:
     return forms.IntegerField(
         required=False,
@@ -112,14 +134,65 @@ REDIRECT_HELP = (
     "One per line, matched exactly. https only; http only on 127.0.0.1 or [::1] for public (native) "
     "clients. No fragments, wildcards or userinfo."
 )
-AUDIENCE_HELP = "Resource servers (audience URIs) this client may get tokens for, one per line (RFC 8707)."
+AUDIENCE_HELP = "The registered resource servers this client may get tokens for (RFC 8707 audiences)."
+OTHER_AUDIENCE_HELP = (
+    "Audience URIs that name no resource server registered here, one per line: accepted only with the "
+    "box below ticked (a typo such as https://api.exmaple.test is refused otherwise)."
+)
+GRANT_HELP = "None ticked: a resource server that only introspects tokens (it can never obtain one)."
+
+
+def _audience_choices() -> list[tuple[str, str]]:
+    return [(audience, f"{name} — {audience}" if name else audience) for audience, name in resource_server_audiences()]
+
+
+class AudienceChoiceField(forms.MultipleChoiceField):
+    """Checkboxes of the registered resource servers ("name — URI"); blank values are ignored."""
+
+    def to_python(self, value: Any) -> list[str]:
+        return [item for item in super().to_python(value) if item]
+
+
+class AudienceFields(forms.Form):
+    """Audiences chosen from the registered resource servers, plus others only with an explicit override.
+
+    ``clean_audiences()`` merges both into ``cleaned_data["allowed_audiences"]`` (what the service and
+    the model store) and refuses unregistered ones unless ``allow_unregistered_audience`` is ticked.
+    """
+
+    allowed_audiences = AudienceChoiceField(
+        label="Allowed audiences", choices=_audience_choices, required=False, widget=CHECKBOXES,
+        help_text=AUDIENCE_HELP)
+    other_audiences = LinesField(label="Other audiences (not registered)", help_text=OTHER_AUDIENCE_HELP,
+                                 validators=[_validate_audiences])
+    allow_unregistered_audience = forms.BooleanField(
+        label="Allow audiences that name no registered resource server", required=False,
+        help_text="Only for an API that is not registered here as a resource server (it cannot introspect).")
+
+    def split_audiences(self, audiences: list[str]) -> None:
+        """Initial values for a stored list: registered ones ticked, the rest in the free-text field."""
+        registered = {audience for audience, _ in resource_server_audiences()}
+        others = [a for a in audiences if a not in registered]
+        self.initial.update({"allowed_audiences": [a for a in audiences if a in registered],
+                             "other_audiences": others, "allow_unregistered_audience": bool(others)})
+
+    def clean_audiences(self) -> None:
+        chosen = list(self.cleaned_data.get("allowed_audiences") or [])
+        others = list(self.cleaned_data.get("other_audiences") or [])
+        unregistered = audiences_unregistered(audiences=others)
+        if unregistered and not self.cleaned_data.get("allow_unregistered_audience"):
+            self.add_error("other_audiences", ValidationError(
+                "%(audiences)s names no registered resource server. Check for a typo (registered ones are "
+                "listed above), or tick “Allow audiences that name no registered resource server”.",
+                code="unregistered_audience", params={"audiences": ", ".join(unregistered)}))
+        self.cleaned_data["allowed_audiences"] = list(dict.fromkeys(chosen + others))
 RS_AUDIENCE_HELP = (
     "Only for a resource server (an API that introspects tokens): its own audience URI, e.g. "
     "https://api.example.com. Leave empty for an ordinary client."
 )
 
 
-class ClientCreationForm(forms.Form):
+class ClientCreationForm(AudienceFields):
     """Collects what ``client_register`` needs; ``register()`` calls it and maps its errors back."""
 
     name = forms.CharField(max_length=255)
@@ -128,7 +201,8 @@ class ClientCreationForm(forms.Form):
         initial=Client.CLIENT_CONFIDENTIAL,
         widget=forms.RadioSelect(attrs={"class": "radiolist"}),
     )
-    grant_types = forms.MultipleChoiceField(choices=GRANT_TYPE_CHOICES, widget=CHECKBOXES)
+    grant_types = forms.MultipleChoiceField(choices=GRANT_TYPE_CHOICES, widget=CHECKBOXES, required=False,
+                                            help_text=GRANT_HELP)
     redirect_uris = LinesField(label="Redirect URIs", help_text=REDIRECT_HELP)
     allowed_scopes = forms.ModelMultipleChoiceField(
         queryset=Scope.objects.all(),
@@ -136,7 +210,6 @@ class ClientCreationForm(forms.Form):
         widget=CHECKBOXES,
         help_text="Scopes this client may request.",
     )
-    allowed_audiences = LinesField(label="Allowed audiences", help_text=AUDIENCE_HELP, validators=[_validate_audiences])
     resource_server_audience = forms.CharField(
         label="Resource server audience",
         required=False,
@@ -191,6 +264,7 @@ class ClientCreationForm(forms.Form):
                     redirect_uris=data["redirect_uris"],
                     scopes=[scope.name for scope in data["allowed_scopes"]],
                     audiences=data["allowed_audiences"],
+                    allow_unregistered_audience=data["allow_unregistered_audience"],
                     resource_server_audience=data["resource_server_audience"] or None,
                     access_token_lifetime=data["access_token_lifetime"],
                     remember_consent=data["remember_consent"],
@@ -206,6 +280,36 @@ class ClientCreationForm(forms.Form):
         except ValidationError as exc:
             self.add_model_errors(exc)
         return None
+
+    def clean_name(self) -> str:
+        return name_untaken(self.cleaned_data["name"])
+
+    def clean(self) -> dict[str, Any]:
+        self.clean_audiences()
+        self._clean_across_fields()
+        return self.cleaned_data
+
+    def _clean_across_fields(self) -> None:
+        """The model's cross-field rules, run now on what was typed, so that their errors come in the
+        same round as the field errors (not only once those are fixed). A field that already has an
+        error keeps just that one; ``register()`` runs the full validation again."""
+        data = self.cleaned_data
+        rs_audience = data.get("resource_server_audience") or None
+        provisional = Client(
+            name=data.get("name") or "",
+            client_type=data.get("client_type") or Client.CLIENT_CONFIDENTIAL,
+            grant_types=list(data.get("grant_types") or []),
+            redirect_uris=" ".join(data.get("redirect_uris") or []),
+            is_resource_server=rs_audience is not None or "resource_server_audience" in self.errors,
+            audience=rs_audience,
+            access_token_lifetime=data.get("access_token_lifetime"),
+        )
+        try:
+            provisional.clean()
+        except ValidationError as exc:
+            for key, errors in exc.error_dict.items():
+                if self.ERROR_FIELDS.get(key) not in self.errors:
+                    self.add_model_errors(ValidationError({key: errors}))
 
     def add_model_errors(self, exc: ValidationError) -> None:
         if not hasattr(exc, "error_dict"):
@@ -223,16 +327,16 @@ class ClientCreationForm(forms.Form):
                 self.add_error(field, errors)
 
 
-class ClientChangeForm(forms.ModelForm):
+class ClientChangeForm(AudienceFields, forms.ModelForm):
     """Editing an existing client. ``client_secret``/``hash_client_secret`` are not fields at all.
 
     ModelForm validation runs ``Client.full_clean()``, i.e. the model's ``clean()`` with the same
     redirect-URI and grant-type policy as registration, so editing cannot bypass it.
     """
 
-    grant_types = forms.MultipleChoiceField(choices=GRANT_TYPE_CHOICES, widget=CHECKBOXES)
+    grant_types = forms.MultipleChoiceField(choices=GRANT_TYPE_CHOICES, widget=CHECKBOXES, required=False,
+                                            help_text=GRANT_HELP)
     redirect_uris = LinesField(label="Redirect URIs", joiner=" ", help_text=REDIRECT_HELP)
-    allowed_audiences = LinesField(label="Allowed audiences", help_text=AUDIENCE_HELP, validators=[_validate_audiences])
     allowed_scopes = forms.ModelMultipleChoiceField(
         queryset=Scope.objects.all(),
         required=False,
@@ -270,6 +374,19 @@ class ClientChangeForm(forms.ModelForm):
             "webhook_url",
             "contact_email",
         ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.split_audiences(list(self.instance.allowed_audiences or []))
+
+    def clean_name(self) -> str:
+        return name_untaken(self.cleaned_data["name"], exclude_pk=self.instance.pk)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or self.cleaned_data
+        self.clean_audiences()
+        return cleaned
 
     def clean_audience(self) -> str | None:
         # The column is unique and nullable: an empty value must be NULL, never "".

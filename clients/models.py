@@ -25,6 +25,9 @@ GRANT_TYPES = {
     GRANT_AUTHORIZATION_CODE: AbstractApplication.GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS: AbstractApplication.GRANT_CLIENT_CREDENTIALS,
 }
+# DOT's single-grant column for a resource server registered without any grant: it only
+# introspects, so it never needs (and must never get) a token of its own.
+GRANT_NONE = "none"
 
 
 def validate_scope_name(value: str) -> None:
@@ -110,14 +113,18 @@ class Client(AbstractApplication):
 
     # Declared by DOT's untyped AbstractApplication; annotated so mypy knows what they hold.
     redirect_uris: str
-    authorization_grant_type: str
     objects: ClassVar[models.Manager[Client]]
 
     grant_types = models.JSONField(
         default=list,
         blank=True,
         help_text="RFC 6749 grant types this client may use: authorization_code, client_credentials. "
-        "Refresh tokens come with authorization_code.",
+        "Refresh tokens come with authorization_code. None: a resource server that only introspects.",
+    )
+    # DOT's own column, widened by GRANT_NONE; kept in step with grant_types by clean().
+    authorization_grant_type: models.CharField[str, str] = models.CharField(
+        "authorization grant type", max_length=44,
+        choices=[*AbstractApplication.GRANT_TYPES, (GRANT_NONE, "None (resource server only)")],
     )
     allowed_scopes: models.ManyToManyField[Scope, Any] = models.ManyToManyField(
         Scope, blank=True, related_name="clients"
@@ -188,10 +195,19 @@ class Client(AbstractApplication):
     def natural_key(self) -> tuple[str]:
         return (self.client_id,)
 
+    @property
+    def may_obtain_tokens(self) -> bool:
+        """False for a resource server registered without a grant: it only introspects."""
+        return bool(self.grant_types)
+
     # -- DOT seams ---------------------------------------------------------------------------------
     def allows_grant_type(self, *grant_types: str) -> bool:
+        # A client without grants (a resource server that only introspects) is allowed none:
+        # every grant type, refresh and token exchange included, is refused (RFC 6749 §5.2,
+        # unauthorized_client).
+        if not self.may_obtain_tokens:
+            return False
         allowed = {GRANT_TYPES[g] for g in self.grant_types if g in GRANT_TYPES}
-        allowed.add(self.authorization_grant_type)
         return bool(allowed.intersection(grant_types))
 
     def redirect_uri_allowed(self, uri: str) -> bool:
@@ -218,6 +234,11 @@ class Client(AbstractApplication):
             errors["grant_types"] = [ValidationError(f"unsupported grant type(s): {', '.join(unknown)}")]
         if self.grant_types and self.authorization_grant_type != GRANT_TYPES.get(self.grant_types[0]):
             self.authorization_grant_type = GRANT_TYPES.get(self.grant_types[0], self.authorization_grant_type)
+        if not self.grant_types:
+            self.authorization_grant_type = GRANT_NONE
+            if not self.is_resource_server:
+                errors["grant_types"] = [ValidationError(
+                    "choose at least one grant type; only a resource server may have none")]
         if public and GRANT_CLIENT_CREDENTIALS in self.grant_types:
             errors["grant_types"] = [ValidationError("public clients cannot use client_credentials")]
         if GRANT_AUTHORIZATION_CODE in self.grant_types and not self.redirect_uris.strip():

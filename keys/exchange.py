@@ -104,6 +104,10 @@ class ApiKeyExchangeGrant(GrantTypeBase):
             if request.client_id and request.client_id != key_client_id:
                 raise errors.InvalidGrantError(request=request)
             request.client = get_application_model().objects.get(client_id=key_client_id)
+        if not request.client.may_obtain_tokens:
+            # A resource server registered without a grant never gets a token, not even for a key
+            # it somehow owns (RFC 6749 §5.2 unauthorized_client).
+            raise errors.UnauthorizedClientError(request=request)
         request.client_id = request.client.client_id
 
     def _narrow_scope_and_audience(self, request: Any, row: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from authserver.cli import parse_duration
 from clients.forms import CHECKBOXES, LinesField
 from clients.models import Client, Scope
 from keys import policy
-from keys.models import ApiKey
+from keys.models import ApiKey, ApiKeyStatus
 
 
 def format_duration(seconds: int) -> str:
@@ -82,15 +82,18 @@ class ApiKeyCreationForm(forms.Form):
         label="Expires in",
         required=False,
         max_length=12,
-        widget=forms.TextInput(attrs={"size": 8, "placeholder": "90d", "spellcheck": "false"}),
+        widget=forms.TextInput(attrs={"size": 8, "spellcheck": "false"}),
         help_text="",  # set in __init__ (depends on settings)
     )
     rate_limit = forms.CharField(
         label="Rate limit",
         required=False,
         max_length=24,
-        widget=forms.TextInput(attrs={"size": 12, "placeholder": "100/m", "spellcheck": "false"}),
-        help_text="N/PERIOD: 10/s, 100/m, 5000/h, 100000/d (also 100/30s). Empty: no rate limit.",
+        widget=forms.TextInput(attrs={"size": 12, "spellcheck": "false"}),
+        # Empty stores no limit of the key's own; a limit learned by anomaly detection (or its action)
+        # can still apply (keys.verification._with_effective_limit).
+        help_text="N/PERIOD, e.g. 100/m (also 10/s, 5000/h, 100000/d, 100/30s). Empty = no limit of the key's "
+        "own (a limit learned from its traffic may still apply).",
     )
     quota = forms.IntegerField(
         required=False,
@@ -116,14 +119,33 @@ class ApiKeyCreationForm(forms.Form):
         default = format_duration(settings.API_KEY_DEFAULT_LIFETIME_SECONDS)
         maximum = format_duration(settings.API_KEY_MAX_LIFETIME_SECONDS)
         self.fields["expires_in"].help_text = (
-            f"A number followed by s, m, h or d (e.g. 30d, 12h). Empty: the server default ({default}). "
-            f"At most {maximum}."
+            f"A number followed by s, m, h or d, e.g. 30d or 12h. Empty = the server default, {default} "
+            f"(AUTHSERVER_API_KEY_DEFAULT_LIFETIME_SECONDS). At most {maximum}."
         )
-        self.fields["expires_in"].widget.attrs["placeholder"] = default
 
     def clean_name(self) -> str:
         name: str = self.cleaned_data["name"]
         return name.strip()
+
+    def clean(self) -> dict[str, Any]:
+        # A second key of the same name for the same client is almost always this form sent twice
+        # (Back on the page that showed the key, then Issue: Chromium fetches the form again with a
+        # fresh one-time token and restores what was typed). Say so, and link to the key.
+        from django.urls import reverse
+        from django.utils.html import format_html
+
+        data = super().clean() or {}
+        client, name = data.get("client"), data.get("name")
+        if client is not None and name:
+            existing = (ApiKey.objects.filter(client=client, name=name).exclude(status=ApiKeyStatus.REVOKED)
+                        .order_by("-created").first())
+            if existing is not None:
+                url = reverse("admin:keys_apikey_change", args=[existing.pk])
+                self.add_error("name", ValidationError(format_html(
+                    '{} already has a key named “{}”: <a href="{}" class="as-existing">{}</a>. If this form was '
+                    "sent twice (Back, then Issue), that key is the one issued, shown then. Choose another name "
+                    "for a new key.", client.name or client.client_id, name, url, existing), code="name_taken"))
+        return data
 
     def clean_allowed_ips(self) -> list[str]:
         try:

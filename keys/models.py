@@ -138,3 +138,6 @@ class CompromiseResponse(models.Model):
 
     class Meta:
         ordering = ["-requested"]
+
+    def __str__(self) -> str:
+        return f"compromise response for {self.client} requested {self.requested:%Y-%m-%d %H:%M} UTC"

@@ -40,13 +40,18 @@ class ScopeFactory(factory.django.DjangoModelFactory):
 
 
 def make_client(**overrides: Any) -> tuple[Any, str | None]:
-    """Register a client through ``client_register`` and return ``(client, secret)``."""
+    """Register a client through ``client_register`` and return ``(client, secret)``.
+
+    Tests register clients before (or without) the resource servers they name, so the factory
+    allows unregistered audiences; tests of that rule pass ``allow_unregistered_audience=False``.
+    """
     options: dict[str, Any] = {
         "name": "test client",
         "client_type": "confidential",
         "grant_types": ["client_credentials"],
         "scopes": [],
         "audiences": [RS_AUDIENCE],
+        "allow_unregistered_audience": True,
     }
     options.update(overrides)
     for name in options["scopes"]:

@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from authserver.adminkit import facts, when
 from authserver.anomaly import services
 from authserver.anomaly.charts import traffic_svg
 from authserver.anomaly.models import Anomaly, AnomalyPolicy, AnomalyStatus, Baseline
@@ -44,15 +45,19 @@ class AnomalyAdmin(admin.ModelAdmin):
     actions = ("acknowledge", "resolve", "undo_action")
     change_form_template = "admin/anomaly/anomaly/change_form.html"
     readonly_fields = ("signal", "subject", "client", "key", "status", "minute", "detected", "last_seen",
-                       "occurrences", "evidence", "action", "action_taken", "action_undone", "handled_by",
+                       "occurrences", "evidence_display", "action", "action_taken", "action_undone", "handled_by",
                        "traffic")
-    exclude = ("personal", "series")
+    exclude = ("personal", "series", "evidence")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="evidence")
+    def evidence_display(self, obj: Anomaly) -> str:
+        return facts(obj.evidence)
 
     @admin.display(description="Traffic around the anomaly")
     def traffic(self, obj: Anomaly) -> Any:
@@ -81,7 +86,7 @@ class AnomalyAdmin(admin.ModelAdmin):
             raise PermissionDenied
         open_anomalies = list(Anomaly.objects.exclude(status=AnomalyStatus.RESOLVED).order_by("-detected")[:50])
         context = {**self.admin_site.each_context(request), "opts": self.opts, "title": "Open anomalies",
-                   "rows": [(a, _chart(a)) for a in open_anomalies],
+                   "rows": [(a, _chart(a), facts(a.evidence)) for a in open_anomalies],
                    "can_change": self.has_change_permission(request)}
         return TemplateResponse(request, "admin/anomaly/anomaly/dashboard.html", context)
 
@@ -147,11 +152,11 @@ class BaselineAdmin(admin.ModelAdmin):
 
     @admin.display(description="History (newest first)")
     def limit_history(self, obj: Baseline) -> Any:
-        rows = [(datetime.fromtimestamp(entry[0], UTC).strftime("%Y-%m-%d %H:%M"), entry[1], entry[2],
+        rows = [(when(datetime.fromtimestamp(entry[0], UTC)), entry[1], entry[2],
                  entry[3] if len(entry) > 3 else "") for entry in reversed(obj.history or [])]
         if not rows:
             return "-"
-        return format_html("<table><tr><th>UTC</th><th>effective/min</th><th>high quantile</th><th>note</th></tr>"
+        return format_html("<table><tr><th>when</th><th>effective/min</th><th>high quantile</th><th>note</th></tr>"
                            "{}</table>", format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                                                           rows))
 

@@ -12,11 +12,16 @@ def _client(parser: argparse.ArgumentParser) -> None:
     create = sub.add_parser("create", help="Register a client; prints its secret once.")
     create.add_argument("--name", required=True)
     create.add_argument("--type", dest="client_type", required=True, choices=["confidential", "public"])
-    create.add_argument("--grant", dest="grants", action="append", required=True,
-                        choices=["authorization_code", "client_credentials"])
+    create.add_argument("--grant", dest="grants", action="append", default=[],
+                        choices=["authorization_code", "client_credentials"],
+                        help="repeatable; required except for a resource server (--resource-server), which may have "
+                             "none")
     create.add_argument("--redirect-uri", dest="redirect_uris", action="append", default=[])
     create.add_argument("--scope", dest="scopes", action="append", default=[])
-    create.add_argument("--audience", dest="audiences", action="append", default=[])
+    create.add_argument("--audience", dest="audiences", action="append", default=[],
+                        help="a registered resource server's audience URI (repeatable)")
+    create.add_argument("--allow-unregistered-audience", action="store_true",
+                        help="accept --audience values that name no registered resource server")
     create.add_argument("--resource-server", dest="resource_server", metavar="AUD", default=None)
     create.add_argument("--remember-consent", action="store_true")
     update = sub.add_parser("update", help="Change where notifications go.")
@@ -47,12 +52,11 @@ def _client(parser: argparse.ArgumentParser) -> None:
 client = Spec(
     help="Register, list, show and delete clients; rotate their secrets; revoke their tokens.",
     examples="""
+  manage.py client create --name "Inference API" --type confidential --resource-server https://api.example.com
   manage.py client create --name "Billing service" --type confidential --grant client_credentials \\
       --scope ai.infer --audience https://api.example.com
   manage.py client create --name "CLI app" --type public --grant authorization_code \\
       --redirect-uri http://127.0.0.1/callback
-  manage.py client create --name "Inference API" --type confidential --grant client_credentials \\
-      --resource-server https://api.example.com
   manage.py client list
   manage.py client show CLIENT_ID
   manage.py client rotate-secret CLIENT_ID --grace 24h

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
+from authserver.adminkit import when
 from authserver.oauth.services import access_tokens_revoke, grants_revoke, refresh_tokens_revoke
 from authserver.staff.stepup import fresh_factor_required
 
@@ -72,10 +73,7 @@ class ReadOnlyCredentialAdmin(admin.ModelAdmin):
 
 
 def _when(value: Any) -> str:
-    """Compact timestamps keep the lists one line per row."""
-    if value is None:
-        return "—"
-    return format_html('<time datetime="{}">{}</time>', value.isoformat(), value.strftime("%Y-%m-%d %H:%M"))
+    return when(value)
 
 
 class AccessTokenAdmin(ReadOnlyCredentialAdmin):

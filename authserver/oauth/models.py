@@ -55,6 +55,17 @@ class HashedCredentialField(models.CharField):
         return value
 
 
+def _label(row: Any, kind: str) -> str:
+    """What names a token or code readably: its hint (type and last four characters, never the
+    value) and when it was made; the admin's delete confirmations list these."""
+    # The hint starts with the type's prefix (at_, rt_, ac_); without one, the kind says it.
+    return f"{row.hint or kind}{_created(row)}"
+
+
+def _created(row: Any) -> str:
+    return f" created {row.created:%Y-%m-%d %H:%M} UTC" if row.created else ""
+
+
 class Grant(AbstractGrant):
     code = HashedCredentialField(unique=True, verbose_name="code digest")
     hint: models.CharField[str, str] = models.CharField(max_length=16, blank=True, editable=False)
@@ -70,6 +81,11 @@ class Grant(AbstractGrant):
     class Meta(AbstractGrant.Meta):
         swappable = "OAUTH2_PROVIDER_GRANT_MODEL"
         indexes = [models.Index(fields=["expires"])]
+        verbose_name = "authorization code"
+
+    def __str__(self) -> str:
+        # Never the code (DOT's reason too: __str__ reaches breadcrumbs, tracebacks and logs).
+        return _label(self, "authorization code")
 
 
 class AccessToken(AbstractAccessToken):
@@ -87,6 +103,9 @@ class AccessToken(AbstractAccessToken):
     class Meta(AbstractAccessToken.Meta):
         swappable = "OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL"
         indexes = [models.Index(fields=["expires"]), models.Index(fields=["application", "expires"])]
+
+    def __str__(self) -> str:
+        return _label(self, "access token")
 
 
     def revoke(self) -> None:
@@ -107,6 +126,9 @@ class RefreshToken(AbstractRefreshToken):
     class Meta(AbstractRefreshToken.Meta):
         swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"
 
+    def __str__(self) -> str:
+        return _label(self, "refresh token")
+
     def revoke(self) -> None:
         super().revoke()
         metrics.revocations.labels("refresh_token").inc()
@@ -123,3 +145,7 @@ class RefreshToken(AbstractRefreshToken):
 class IDToken(AbstractIDToken):
     class Meta(AbstractIDToken.Meta):
         swappable = "OAUTH2_PROVIDER_ID_TOKEN_MODEL"
+        verbose_name = "ID token"
+
+    def __str__(self) -> str:
+        return f"ID token for {self.user or 'no user'}{_created(self)}"

@@ -30,6 +30,9 @@ class PasswordChangeRequired(models.Model):
                                 related_name="+")
     since = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        verbose_name_plural = "password changes required"
+
     def __str__(self) -> str:
         return f"password change required for user {self.user_id}"
 

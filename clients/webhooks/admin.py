@@ -111,7 +111,11 @@ class ClientWebhookAdmin(OneTimeCredentialAdmin):
         if request.method == "POST" and self.once_already_done(request) == str(client.pk):
             return self.once_resubmitted(request, client.pk, "The webhook secret was already rotated")
         form = RotateWebhookSecretForm(request.POST if request.method == "POST" else None)
-        if request.method == "POST" and form.is_valid():
+        again = self.once_again_refusal(request, "rotate_webhook_secret", client.pk, "The webhook secret was rotated")
+        if again:
+            form.is_valid()
+            form.add_error(None, again)
+        elif request.method == "POST" and form.is_valid():
             hours = form.cleaned_data["overlap_hours"]
             try:
                 _, whsec = webhook_secret_rotate(client=client, overlap=timedelta(hours=hours), actor=request.user)
@@ -120,10 +124,11 @@ class ClientWebhookAdmin(OneTimeCredentialAdmin):
             else:
                 self.log_change(request, client, f"Rotated the webhook signing secret (overlap {hours} h).")
                 self.once_mark_done(request, client.pk)
+                self.once_mark_acted(request, "rotate_webhook_secret", client.pk)
                 return self.webhook_secret_response(request, client, whsec, title="Webhook signing secret rotated")
         context = {
             **self.admin_site.each_context(request), "opts": self.opts, "title": "Rotate webhook signing secret",
-            "client": client, "original": client, "form": form, "once": once_token(request),
+            "client": client, "original": client, "form": form, "once": once_token(request), "ask_again": bool(again),
             "signing": len(signing_keys(client=client, now=timezone.now())),
             "change_url": reverse(f"{self.admin_site.name}:clients_client_change", args=[client.pk]),
         }

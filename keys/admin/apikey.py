@@ -151,13 +151,7 @@ class ApiKeyAdmin(OnlyDeletedWithTheirClient, ApiKeyLifecycleViews, ApiKeyUsageV
 
     @admin.display(description="expires", ordering="expires")
     def expires_display(self, obj: ApiKey) -> str:
-        expires = obj.expires
-        return format_html(
-            '<time datetime="{}" title="{} UTC">{}</time>',
-            expires.isoformat(),
-            expires.strftime("%Y-%m-%d %H:%M"),
-            expires.strftime("%Y-%m-%d"),
-        )
+        return when(obj.expires)
 
     @admin.display(description="last used", ordering="last_used")
     def last_used_display(self, obj: ApiKey) -> str:

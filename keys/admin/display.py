@@ -7,16 +7,15 @@ from typing import Any
 from django.utils import timezone
 from django.utils.html import format_html
 
+from authserver import adminkit
 from authserver.oauth.usability import before_client_cutoff
 from keys.forms import format_duration
 from keys.models import ApiKey, ApiKeyStatus
 
 
-def when(value: Any, *, utc: bool = False) -> str:
-    if value is None:
-        return "—"
-    text = value.strftime("%Y-%m-%d %H:%M") + (" UTC" if utc else "")
-    return format_html('<time datetime="{}">{}</time>', value.isoformat(), text)
+def when(value: Any, *, utc: bool = True) -> str:
+    """The admin's one date-time format (authserver.adminkit.when); ``utc`` is kept for callers."""
+    return adminkit.when(value)
 
 
 def period(seconds: int | None) -> str:

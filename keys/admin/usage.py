@@ -19,7 +19,7 @@ class ApiKeyUsageViews(ApiKeyAdminBase):
     def _usage_context(key: ApiKey) -> dict[str, Any]:
         hourly, daily = usage_series(key)
         charts = []
-        for name, series, peak_format in (("hourly", hourly, "at %b %d %H:00"), ("daily", daily, "on %b %d")):
+        for name, series, peak_format in (("hourly", hourly, "at %Y-%m-%d %H:00 UTC"), ("daily", daily, "on %Y-%m-%d")):
             peak = series.peak
             charts.append(
                 {

@@ -179,14 +179,14 @@ def test_anomaly_dashboard_chart_evidence_and_handling(page: Any, live_server: A
     screenshot(page, "admin_anomaly_dashboard")
 
     section.locator("h2 a").click()
-    page.wait_for_selector(".field-evidence")
+    page.wait_for_selector(".field-evidence_display")
     assert page.url.endswith(admin_url(f"anomaly/anomaly/{anomaly.pk}/change/"))
     detail_chart = page.locator(".field-traffic svg.as-anomaly-chart")
     assert detail_chart.count() == 1
     assert detail_chart.locator("rect.bar").count() == 76
     # The <svg> has only a viewBox: inside the read-only row (a flex item) it used to collapse to 0 px.
     assert detail_chart.bounding_box()["width"] > 600
-    assert "baseline_high" in page.inner_text(".field-evidence")
+    assert "baseline high" in page.inner_text(".field-evidence_display")  # a definition list, words for keys
     assert "limit tightened" in page.inner_text(".field-action_taken")
     screenshot(page, "admin_anomaly_detail")
 

@@ -54,7 +54,7 @@ def test_create_client_shows_secret_once(page: Any, live_server: Any, superuser:
     page.check("input[name=grant_types][value=client_credentials]")
     page.fill("#id_redirect_uris", "http://evil.example/cb")
     page.get_by_label("ai.infer").check()
-    page.fill("#id_allowed_audiences", RS_AUDIENCE)
+    page.get_by_label(f"Inference API — {RS_AUDIENCE}").check()
     page.click("input[name=_save]")
 
     errors = page.locator(".field-redirect_uris .errorlist")
@@ -136,6 +136,7 @@ def test_rotate_secret_then_revoke_all_tokens(page: Any, live_server: Any, super
         grant_types=["client_credentials"],
         scopes=["ai.infer"],
         audiences=[RS_AUDIENCE],
+        allow_unregistered_audience=True,  # no resource server registered in this test
     )
     assert old_secret is not None
     assert client_credentials_token(live_server, client.client_id, old_secret).status_code == 200

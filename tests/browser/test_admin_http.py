@@ -21,7 +21,7 @@ from authserver import credentials
 from authserver.oauth import admin as oauth_admin
 from clients import admin as clients_admin
 from clients.models import Client, Scope
-from tests.factories import REDIRECT_URI, RS_AUDIENCE, make_client
+from tests.factories import REDIRECT_URI, RS_AUDIENCE, make_client, make_resource_server
 from tests.helpers import authorize, client_credentials, code_from, exchange_code, pkce_pair, staff_login
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +54,7 @@ def add_form(**overrides: Any) -> dict[str, Any]:
         "client_type": "confidential",
         "grant_types": ["authorization_code"],
         "redirect_uris": REDIRECT_URI,
-        "allowed_audiences": RS_AUDIENCE,
+        "allowed_audiences": "",
         "resource_server_audience": "",
         "access_token_lifetime": "",
     }
@@ -77,6 +77,7 @@ def test_admin_lives_at_the_secret_path() -> None:
 
 def test_add_shows_the_secret_once_with_no_store(superuser_client: HttpClient) -> None:
     Scope.objects.create(name="ai.infer")
+    make_resource_server()
     response = superuser_client.post(url("clients_client_add"), add_form(allowed_scopes=[Scope.objects.get(name="ai.infer").pk]))
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
@@ -105,7 +106,8 @@ def test_add_shows_the_secret_once_with_no_store(superuser_client: HttpClient) -
         ({"redirect_uris": "https://app.example.test/cb#x"}, "redirect_uris", "fragment"),
         ({"redirect_uris": ""}, "redirect_uris", "at least one redirect URI"),
         ({"client_type": "public", "grant_types": ["client_credentials"]}, "grant_types", "public clients"),
-        ({"allowed_audiences": "ftp://api.example.test"}, "allowed_audiences", "absolute http(s) URI"),
+        ({"other_audiences": "ftp://api.example.test", "allow_unregistered_audience": "on"}, "other_audiences",
+         "absolute http(s) URI"),
         ({"resource_server_audience": RS_AUDIENCE}, "resource_server_audience", "already exists"),
         ({"access_token_lifetime": "5"}, "access_token_lifetime", "30"),
     ],
@@ -127,7 +129,7 @@ def test_change_form_validates_and_never_touches_the_secret(superuser_client: Ht
         "name": "renamed",
         "grant_types": ["authorization_code"],
         "redirect_uris": "http://evil.example/cb",
-        "allowed_audiences": RS_AUDIENCE,
+        "allowed_audiences": "",
         "audience": "",
         "client_secret": "cs_chosen",
         "hash_client_secret": "",

@@ -42,6 +42,7 @@ def test_login_consent_and_redirect(page: Any, live_server: Any, fake_app: Any) 
         redirect_uris=[CALLBACK],
         scopes=["ai.infer"],
         audiences=[RS_AUDIENCE],
+        allow_unregistered_audience=True,  # no resource server registered in this test
     )
     fake_app.hits.clear()
     verifier, challenge = pkce_pair()

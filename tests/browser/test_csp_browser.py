@@ -101,7 +101,8 @@ def test_admin_pages_raise_no_violation(page: Any, live_server: Any, superuser: 
     page.check("input[name=grant_types][value=authorization_code]")
     page.fill("#id_redirect_uris", CALLBACK)
     page.get_by_label("ai.infer").check()
-    page.fill("#id_allowed_audiences", RS_AUDIENCE)
+    page.fill("#id_other_audiences", RS_AUDIENCE)  # no resource server registered here: the override
+    page.check("#id_allow_unregistered_audience")
     violations.check("client add page")
     screenshot(page, "csp_admin_client_add")
     page.click("input[name=_save]")
@@ -121,7 +122,7 @@ def test_login_consent_and_redirect_raise_no_violation(page: Any, live_server: A
     scope_create(name="ai.infer", description="Run inference on your behalf")
     app, _ = client_register(
         name="Notebook", client_type="confidential", grant_types=["authorization_code"], redirect_uris=[CALLBACK],
-        scopes=["ai.infer"], audiences=[RS_AUDIENCE],
+        scopes=["ai.infer"], audiences=[RS_AUDIENCE], allow_unregistered_audience=True,
     )
     fake_app.hits.clear()
     _, challenge = pkce_pair()
@@ -156,7 +157,7 @@ def test_a_remembered_consent_redirects_straight_from_the_login_form(page: Any, 
     scope_create(name="ai.infer", description="Run inference on your behalf")
     app, secret = client_register(
         name="Notebook", client_type="confidential", grant_types=["authorization_code"], redirect_uris=[CALLBACK],
-        scopes=["ai.infer"], audiences=[RS_AUDIENCE], remember_consent=True,
+        scopes=["ai.infer"], audiences=[RS_AUDIENCE], allow_unregistered_audience=True, remember_consent=True,
     )
     verifier, challenge = pkce_pair()
     url = "/oauth/authorize?" + urlencode({

@@ -52,6 +52,8 @@ def test_scope_create_rejects_bad_names(capsys, name, message):
 
 def test_client_create_confidential_prints_secret_once_and_stores_digest(capsys, client):
     run(capsys, "scope", "create", "ai.infer")
+    run(capsys, "client", "create", "--name", "api", "--type", "confidential", "--resource-server",
+        "https://api.example.test")
     out = run(capsys, "client", "create", "--name", "svc", "--type", "confidential", "--grant", "client_credentials",
               "--scope", "ai.infer", "--audience", "https://api.example.test")
     assert credentials.is_well_formed(out["client_secret"], "cs")

@@ -70,9 +70,10 @@ AUDIENCE = "https://cluster-api.example.test"
 def registered(cluster: Cluster) -> dict[str, dict[str, Any]]:
     """A scope, a client that may get tokens for ``AUDIENCE`` and the resource server of ``AUDIENCE``."""
     cluster.manage("scope", "create", "ai.infer", "--description", "Run inference")
+    rs = cluster.manage("client", "create", "--name", "Cluster API", "--type", "confidential",
+                        "--grant", "client_credentials", "--resource-server", AUDIENCE)
     return {
         "svc": cluster.manage("client", "create", "--name", "Cluster batch", "--type", "confidential",
                               "--grant", "client_credentials", "--scope", "ai.infer", "--audience", AUDIENCE),
-        "rs": cluster.manage("client", "create", "--name", "Cluster API", "--type", "confidential",
-                             "--grant", "client_credentials", "--resource-server", AUDIENCE),
+        "rs": rs,  # registered first: an --audience must name a registered resource server
     }

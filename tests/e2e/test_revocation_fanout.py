@@ -44,12 +44,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 @pytest.fixture(scope="module")
 def registered(server: RunningServer) -> dict[str, dict[str, object]]:
     server.manage("scope", "create", "ai.infer", "--description", "Run inference")
-    svc = server.manage("client", "create", "--name", "Fan-out batch", "--type", "confidential",
-                        "--grant", "client_credentials", "--scope", "ai.infer", "--audience", AUDIENCE)
+    rs = server.manage("client", "create", "--name", "Fan-out API", "--type", "confidential",
+                       "--grant", "client_credentials", "--resource-server", AUDIENCE)
     return {
-        "rs": server.manage("client", "create", "--name", "Fan-out API", "--type", "confidential",
-                            "--grant", "client_credentials", "--resource-server", AUDIENCE),
-        "svc": svc,
+        "rs": rs,  # first: an --audience must name a registered resource server
+        "svc": server.manage("client", "create", "--name", "Fan-out batch", "--type", "confidential",
+                             "--grant", "client_credentials", "--scope", "ai.infer", "--audience", AUDIENCE),
     }
 
 

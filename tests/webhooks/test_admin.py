@@ -17,7 +17,7 @@ from authserver.audit.models import AuditEvent
 from clients.models import Client
 from clients.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
 from clients.webhooks.services import webhook_send
-from tests.factories import REDIRECT_URI, RS_AUDIENCE, make_client
+from tests.factories import REDIRECT_URI, make_client
 from tests.helpers import staff_login
 from tests.webhooks.receiver import deliver_due
 
@@ -39,7 +39,7 @@ def url(name: str, *args: Any) -> str:
 
 def change_data(client: Client, **overrides: Any) -> dict[str, Any]:
     data = {"name": client.name, "grant_types": ["authorization_code"], "redirect_uris": REDIRECT_URI,
-            "allowed_audiences": RS_AUDIENCE, "audience": "", "webhook_url": "", "contact_email": "",
+            "allowed_audiences": "", "audience": "", "webhook_url": "", "contact_email": "",
             "retired_secrets-TOTAL_FORMS": "0", "retired_secrets-INITIAL_FORMS": "0"}
     return {**data, **overrides}
 

@@ -145,6 +145,7 @@ class Command(JsonCommand):
             scopes=options["scopes"],
             audiences=options["audiences"],
             resource_server_audience=options["resource_server"],
+            allow_unregistered_audience=options["allow_unregistered_audience"],
             remember_consent=options["remember_consent"],
             actor="cli",
         )
