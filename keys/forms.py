@@ -145,7 +145,19 @@ class ApiKeyCreationForm(forms.Form):
                     '{} already has a key named “{}”: <a href="{}" class="as-existing">{}</a>. If this form was '
                     "sent twice (Back, then Issue), that key is the one issued, shown then. Choose another name "
                     "for a new key.", client.name or client.client_id, name, url, existing), code="name_taken"))
+        if client is not None:  # the client-dependent rules in the same round as the field errors
+            self._check_for_client(client, data)
         return data
+
+    def _check_for_client(self, client: Any, data: dict[str, Any]) -> None:
+        checks = (("scopes", policy.check_scopes, [scope.name for scope in data.get("scopes") or []]),
+                  ("audiences", policy.check_audiences, list(data.get("audiences") or [])))
+        for field, check, requested in checks:
+            if field in data:
+                try:
+                    check(client, requested or None)
+                except policy.KeyPolicyError as exc:
+                    self.add_error(field, str(exc))
 
     def clean_allowed_ips(self) -> list[str]:
         try:

@@ -185,3 +185,13 @@ def test_http_add_errors_land_on_the_form(
     errors = response.context["adminform"].form.errors
     assert message in " ".join(errors.get(field, [])), errors
     assert not ApiKey.objects.exists()
+
+
+@pytest.mark.django_db
+def test_http_client_rules_and_field_errors_come_in_one_round(http_superuser: HttpClient, owner: Any) -> None:
+    response = http_superuser.post(apikey_url("add"), add_form(
+        owner, audiences="https://elsewhere.example.test", rate_limit="fast", expires_in="3 weeks"))
+    errors = response.context["adminform"].form.errors
+    assert "not allowed for this client" in " ".join(errors.get("audiences", [])), errors
+    assert "N/PERIOD" in " ".join(errors.get("rate_limit", [])) and "expires_in" in errors, errors
+    assert not ApiKey.objects.exists()
