@@ -35,12 +35,14 @@ DESCRIPTION = "Inférence — 推論 …"
 def world(capsys: Any) -> dict[str, Any]:
     """A scope, a confidential client allowed it and an API key, made through the command line."""
     run(capsys, "scope", "create", "ai.infer", "--description", DESCRIPTION)
+    rs = run(capsys, "client", "create", "--name", "Inference API", "--type", "confidential",
+             "--resource-server", RS_AUDIENCE)  # registered first: an audience must name one
     client = run(capsys, "client", "create", "--name", "Büro svc", "--type", "confidential", "--grant",
                  "client_credentials", "--scope", "ai.infer", "--audience", RS_AUDIENCE)
     key = run(capsys, "apikey", "create", "--client", client["client_id"], "--name", "prod", "--scope", "ai.infer")
     stored = Client.objects.get(client_id=client["client_id"])
     return {"client_id": client["client_id"], "key_id": key["id"], "scope": "ai.infer",
-            "secrets": [client["client_secret"], key["key"], stored.client_secret,
+            "secrets": [client["client_secret"], rs["client_secret"], key["key"], stored.client_secret,
                         ApiKey.objects.get(pk=key["id"]).digest]}
 
 
