@@ -45,7 +45,7 @@ def test_every_model_in_the_admin_has_readable_names() -> None:
 
 
 def test_every_app_in_the_admin_index_has_a_readable_name() -> None:
-    from django.apps import apps
+    from django.apps import AppConfig, apps
 
     from authserver.staff.services import recovery_codes_generate, totp_device_pending
     from tests.factories import UserFactory
@@ -54,7 +54,10 @@ def test_every_app_in_the_admin_index_has_a_readable_name() -> None:
     totp_device_pending(user=staff)
     recovery_codes_generate(user=staff, actor="test")
     for model in admin.site._registry:
-        name = str(apps.get_app_config(model._meta.app_label).verbose_name)
+        config = apps.get_app_config(model._meta.app_label)
+        name = str(config.verbose_name)
         assert "_" not in name and not name.isupper(), f"{model._meta.label}: app named {name!r}"
+        if config.name.startswith(("authserver", "clients", "keys")):  # our apps: their own config is the one used
+            assert type(config) is not AppConfig, f"{config.name}: Django fell back to a bare AppConfig"
         for row in model._default_manager.all()[:5]:
             assert not UNREADABLE_STR.search(str(row)), f"{model._meta.label}: {row!s}"

@@ -2,6 +2,7 @@ from django.apps import AppConfig
 
 
 class StaffConfig(AppConfig):
+    default = True  # the app's own config ("authserver.staff" in INSTALLED_APPS), not the one below
     name = "authserver.staff"
     label = "staff"
     verbose_name = "Staff plane (second factors)"
