@@ -93,9 +93,9 @@ def test_headers_under_the_cap_reach_the_application(server: RunningServer) -> N
 def test_request_line_and_headers_over_64k_never_reach_the_application(server: RunningServer, head: bytes,
                                                                      expected: int) -> None:
     # granian's own answer (the application never saw the request), or, when the reset came first,
-    # no answer at all (about one try in four here): tried until one reads the status.
+    # no answer at all (about one try in four here, most under load): tried until one reads the status.
     answers = []
-    while len(answers) < 12 and not any(status for status, _, _ in answers):
+    while len(answers) < 40 and not any(status for status, _, _ in answers):
         answers.append(exchange(server, head))
     assert answers[-1][0] == expected, answers
     for _status, headers, content in answers:
