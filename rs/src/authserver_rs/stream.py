@@ -117,7 +117,7 @@ class RevocationConsumer:
                 if self._stop.is_set():
                     break
                 if event is None:  # a comment: the heartbeat, written after the replay
-                    self.caught_up = self.caught_up or True
+                    self.caught_up = True
                 else:
                     self._apply(event, data)
                     if event_id is not None:
