@@ -34,7 +34,8 @@ class FakeAuthorizationServer:
         self.metadata_calls = 0
         self.metadata: dict[str, Any] = {
             "issuer": ISSUER, "introspection_endpoint": f"{ISSUER}/oauth/introspect",
-            "revocation_events_endpoint": f"{ISSUER}/oauth/revocations", "path_key_endpoint": f"{ISSUER}/oauth/path-key"}
+            "revocation_events_endpoint": f"{ISSUER}/oauth/revocations",
+            "path_key_endpoint": f"{ISSUER}/oauth/path-key"}
         self.introspection_status = 200
         self.stream_status = 200
         self.unreachable = False

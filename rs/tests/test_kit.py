@@ -6,8 +6,16 @@ import asyncio
 
 import pytest
 
-from authserver_rs import (InsufficientScope, InvalidRequest, InvalidToken, NoCredential, RateLimited, Routed,
-                           Unavailable, bearer_credential)
+from authserver_rs import (
+    InsufficientScope,
+    InvalidRequest,
+    InvalidToken,
+    NoCredential,
+    RateLimited,
+    Routed,
+    Unavailable,
+    bearer_credential,
+)
 
 from .conftest import NOW, active
 
