@@ -23,6 +23,10 @@ from authserver_rs.endpoints import EndpointDirectory
 from authserver_rs.errors import NotFound, Unavailable
 
 
+class FetchNeeded(Exception):
+    """The check needs the key fetched (an async caller retries in a worker thread)."""
+
+
 @dataclass(frozen=True)
 class PathKey:
     rotating: bool
@@ -54,10 +58,12 @@ class PathAliases:
         self._fetched_at = float("-inf")
         self.fetches = 0
 
-    def key(self) -> PathKey:
+    def key(self, *, fetch: bool = True) -> PathKey:
         key = self._key
         if key is not None:
             return key
+        if not fetch:
+            raise FetchNeeded()
         with self._lock:
             if self._key is None:
                 self._key = self._fetch()
@@ -82,11 +88,13 @@ class PathAliases:
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             raise Unavailable("path key unavailable") from exc
 
-    def _refetched(self) -> bool:
+    def _refetched(self, fetch: bool) -> bool:
         """Fetch the key again if the last fetch is old enough; whether it changed."""
         with self._lock:
             if self._monotonic() - self._fetched_at < self._refetch_interval:
                 return False
+            if not fetch:
+                raise FetchNeeded()
             old = self._key
             try:
                 self._key = self._fetch()
@@ -98,24 +106,28 @@ class PathAliases:
         key = self.key()
         return alias in paths.accepted(key.key, label, key.window_seconds, self._clock())
 
-    def route(self, path: str) -> Routed:
-        """Strip and check the alias (raises NotFound); per-client aliases are checked later."""
-        key = self.key()
+    def route(self, path: str, *, fetch: bool = True) -> Routed:
+        """Strip and check the alias (raises NotFound); per-client aliases are checked later.
+
+        ``fetch=False``: raise FetchNeeded instead of calling the server (never blocks).
+        """
+        key = self.key(fetch=fetch)
         if not key.rotating:
             return Routed(None, path)
         segment, slash, tail = path.removeprefix("/").partition("/")
         if not paths.well_formed(segment):
             raise NotFound()
         rest = "/" + tail
-        if self.key().per_client:
+        if key.per_client:
             return Routed(segment, rest, per_client=True)
-        if self._matches(segment, "rs") or (self._refetched() and self._matches(segment, "rs")):
+        if self._matches(segment, "rs") or (self._refetched(fetch) and self._matches(segment, "rs")):
             return Routed(segment, rest)
         raise NotFound()
 
-    def check_client(self, routed: Routed, client_id: str) -> None:
+    def check_client(self, routed: Routed, client_id: str, *, fetch: bool = True) -> None:
         if not routed.per_client or routed.alias is None:
             return
         label = f"rs|{client_id}"
-        if not (self._matches(routed.alias, label) or (self._refetched() and self._matches(routed.alias, label))):
+        if not (self._matches(routed.alias, label)
+                or (self._refetched(fetch) and self._matches(routed.alias, label))):
             raise NotFound()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import httpx
 
-from authserver_rs.aliases import PathAliases, Routed
+from authserver_rs.aliases import FetchNeeded, PathAliases, Routed
 from authserver_rs.cache import Answer, AnswerCache, Entry, digest
 from authserver_rs.config import Config
 from authserver_rs.endpoints import EndpointDirectory
@@ -111,7 +111,10 @@ class ResourceServer:
     async def route_async(self, path: str) -> Routed:
         if not self.config.rotating_paths:
             return Routed(None, path)
-        return await asyncio.to_thread(self.aliases.route, path)  # an HMAC or three; a key fetch at times
+        try:
+            return self.aliases.route(path, fetch=False)  # an HMAC or three, in the event loop
+        except FetchNeeded:
+            return await asyncio.to_thread(self.aliases.route, path)  # a key fetch: off the loop
 
     # -- verification --------------------------------------------------------------------------
     def _positive_allowed(self) -> bool:
@@ -181,13 +184,15 @@ class ResourceServer:
             if routed.per_client:
                 raise NotFound() from None
             raise
-        if routed.per_client:
+        try:
+            return self._checked(routed, principal, scopes, fetch=False)
+        except FetchNeeded:
             return await asyncio.to_thread(self._checked, routed, principal, scopes)
-        return self._checked(routed, principal, scopes)
 
-    def _checked(self, routed: Routed, principal: Principal, scopes: tuple[str, ...]) -> Principal:
+    def _checked(self, routed: Routed, principal: Principal, scopes: tuple[str, ...], *,
+                 fetch: bool = True) -> Principal:
         if routed.per_client:
-            self.aliases.check_client(routed, principal.client_id or "")
+            self.aliases.check_client(routed, principal.client_id or "", fetch=fetch)
         require_scopes(principal, scopes)
         return principal
 
