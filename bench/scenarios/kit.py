@@ -46,6 +46,7 @@ def run(runner: Runner, srv: servers.Server, seeded: dict[str, Any]) -> dict[str
     kit = ResourceServer(Config(client_id=seeded["rs_client_id"], client_secret=seeded["rs_secret"],
                                 introspection_endpoint=srv.url + "/oauth/introspect", revocation_stream=False,
                                 verify_tls=False, cache_ttl=3600))
+    kit.http.headers["X-Forwarded-Proto"] = "https"  # as the bench's TLS "proxy" does (bench.env)
     try:
         tokens = [body.removeprefix("token=") for _, body in runner.lines["introspect_hot"][:round_trips]]
         bare_form = runner.lines["bare"][0][1]
