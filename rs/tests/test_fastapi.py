@@ -80,3 +80,17 @@ def test_asgi_middleware_verifying_every_request(answers, make_kit):
     assert client.get("/health").text == "-"
     assert client.get("/x").status_code == 401
     assert client.get("/x", headers={"Authorization": "Bearer at_read"}).status_code == 403
+
+
+def test_per_client_alias_with_fastapi(answers, make_kit, clock):
+    answers.path_key = key_body(per_client=True)
+    answers.answers["at_other"] = active("app-2", scope="ai.infer")
+    client = TestClient(build(make_kit(revocation_stream=False, rotating_paths=True)))
+    mine = paths.prefix(bytes(range(32)), "rs|app-1", paths.window_of(clock.now, WINDOW))
+    ok = client.post(f"/{mine}/v1/infer", headers={"Authorization": "Bearer at_infer"})
+    assert (ok.status_code, ok.json()["client_id"]) == (200, "app-1")
+    for headers in ({"Authorization": "Bearer at_other"}, {"Authorization": "Bearer at_nope"}, {}):
+        refused = client.post(f"/{mine}/v1/infer", headers=headers)
+        assert (refused.status_code, refused.content) == (404, b"")
+    limited = client.post(f"/{mine}/v1/infer", headers={"Authorization": "Bearer ak_limited"})
+    assert limited.status_code == 429

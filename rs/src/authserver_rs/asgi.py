@@ -73,7 +73,12 @@ class ResourceServerMiddleware:
         if routed.alias is not None:
             scope["root_path"] = scope.get("root_path", "") + "/" + routed.alias
             scope["path"] = routed.rest
-            scope["raw_path"] = routed.rest.encode()
+            raw = scope.get("raw_path")
+            marker = b"/" + routed.alias.encode()
+            if isinstance(raw, bytes) and raw.startswith(marker):  # keep the client's own encoding
+                scope["raw_path"] = raw[len(marker):] or b"/"
+            else:
+                scope["raw_path"] = routed.rest.encode()
         scope[KIT] = kit
         scope[PRINCIPAL] = principal
         state = dict(scope.get("state") or {})

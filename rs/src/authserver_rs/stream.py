@@ -44,6 +44,7 @@ class RevocationConsumer:
         self._monotonic = monotonic
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._closed = False
         self._lock = threading.Lock()
         self.connected = False
         self.caught_up = False
@@ -60,13 +61,17 @@ class RevocationConsumer:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
+        thread = self._thread
+        if self._closed or (thread is not None and thread.is_alive()):
+            return  # every request calls this: no lock on the way
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+            if not self._closed and (self._thread is None or not self._thread.is_alive()):
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._run, name="authserver-rs-revocations", daemon=True)
                 self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._closed = True
         self._stop.set()
         thread = self._thread
         if thread is not None:
