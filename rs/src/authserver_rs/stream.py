@@ -110,6 +110,7 @@ class RevocationConsumer:
             if response.status_code == 404:
                 self._endpoints.get(force=True)  # rotated away: look the URLs up again
             if response.status_code != 200:
+                log.warning("revocation stream refused: %s", response.status_code)
                 retry_after = response.headers.get("Retry-After", "")
                 if retry_after.isdigit():
                     self._stop.wait(min(float(retry_after), self._config.reconnect_max))
