@@ -31,6 +31,8 @@ from authserver_rs.errors import Refusal
 
 log = logging.getLogger("authserver_rs.stream")
 
+# A stream that lasted this long ended normally: reconnect without waiting.
+LONG_LIVED = 10.0
 DIGEST_KINDS = frozenset({"access_token", "refresh_token", "api_key"})
 
 
@@ -80,13 +82,18 @@ class RevocationConsumer:
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            heard = False
+            heard, began = False, time.monotonic()
             try:
                 heard = self._consume_once()
             except (httpx.HTTPError, Refusal, OSError) as exc:
                 log.warning("revocation stream: %s", type(exc).__name__)
             finally:
                 self._lost()
+            if heard and time.monotonic() - began >= LONG_LIVED:
+                # The server ends streams after a while (AUTHSERVER_REVOCATIONS_MAX_SECONDS): no cached
+                # answer is served until the next one is caught up, so come back at once.
+                failures = 0
+                continue
             failures = 0 if heard else failures + 1
             delay = min(self._config.reconnect_max, self._retry * (2 ** min(failures, 10)))
             self._stop.wait(delay * random.uniform(0.5, 1.0) if failures else self._retry)  # noqa: S311 (jitter)
