@@ -28,7 +28,7 @@ from bench import data, dot, env, load, servers, workload
 from bench.env import ROOT, progress
 from bench.report import goals, table
 from bench.runner import Runner, basic
-from bench.scenarios import compare_servers, open_loop, revocation, scale, throughput
+from bench.scenarios import compare_servers, kit, open_loop, revocation, scale, throughput
 
 PRODUCTION_SERVER = "granian"  # docker-entrypoint.sh `web`, behind the TLS proxy
 
@@ -84,6 +84,7 @@ def run(runner: Runner) -> dict[str, Any]:
                                           rounds=a.rounds, label="throughput")
     if dot_srv is not None:
         runner.stop(dot_srv)
+    report["kit"] = runner.phase(report, "kit", lambda: kit.run(runner, srv, seeded))
     report["open_loop"] = runner.phase(report, "open_loop", lambda: open_loop.run(runner, srv))
     report["revocation"] = runner.phase(report, "revocation",
                                         lambda: revocation.run(runner, srv, seeded, trials=a.revocation_trials))

@@ -72,6 +72,14 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"{'open loop ' + format(ol['rate'], '.0f') + '/s introspection':<34} {ol['rate']:>9.0f} "
                      f"{ol['p50_ms']:>8.2f} {ol['p99_ms']:>8.2f} {'':>7} {'':>8} {ol['errors']:>7}"
                      f"  p99.9 {ol['p999_ms']:.2f} ms")
+    kit = report.get("kit")
+    if kit:
+        lines.append(f"{'kit: bare view, 1 at a time':<34} {kit['bare']['rps']:>9.0f} {kit['bare']['p50_ms']:>8.2f} "
+                     f"{'':>8} {1.0:>7.2f} {'-':>8} {'':>7}  (baseline of the kit rows)")
+        for name, label in (("miss", "kit: cache miss (1 introspection)"), ("cached", "kit: cached verification")):
+            row = kit[name]
+            lines.append(f"{label:<34} {row['rps']:>9.0f} {row['p50_ms']:>8.3f} {row['p99_ms']:>8.3f} "
+                         f"{fmt(row['vs_bare'], '7.2f'):>7} {'-':>8} {'':>7}")
     rv = report.get("revocation")
     if rv:
         lines.append(f"{'revocation seen by every worker':<34} worst {rv['worst_ms']:.0f} ms "
