@@ -99,9 +99,10 @@ class RunningServer:
 
 
 def start_server(
-    data_dir: Path, *extra: str, timeout: float = 120, env_overrides: dict[str, str] | None = None
+    data_dir: Path, *extra: str, timeout: float = 120, env_overrides: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> RunningServer:
-    port = free_port()
+    port = port or free_port()
     env = server_env(data_dir, env_overrides)
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--bind", f"127.0.0.1:{port}", *extra],
