@@ -291,3 +291,6 @@ class RetiredClientSecret(models.Model):
     def __str__(self) -> str:
         return f"retired secret {self.hint} of {self.client_id}"
 
+
+
+from clients.resource_paths import ResourceServerPaths  # noqa: E402,F401 - registered with the app here
