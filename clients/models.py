@@ -293,4 +293,4 @@ class RetiredClientSecret(models.Model):
 
 
 
-from clients.resource_paths import ResourceServerPaths  # noqa: E402,F401 - registered with the app here
+from clients.resource_paths.models import ResourceServerPaths  # noqa: E402,F401 - registered with the app here

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import Count, QuerySet
 
 from clients.models import Client, Scope
-from clients.resource_paths import ResourceServerPaths
+from clients.resource_paths.models import ResourceServerPaths
 
 #: How the choice lists name this server's own management API (``<issuer>/api``), an audience
 #: that is registered without being a client.

@@ -18,7 +18,7 @@ from authserver.introspection import service
 from authserver.introspection.endpoint import read_form, resource_server_caller
 from authserver.netaddr import client_address, client_network
 from authserver.ratelimit.limiter import enforce, note
-from clients.resource_paths_services import path_key_fetch, path_key_refusal_record
+from clients.resource_paths.services import path_key_fetch, path_key_refusal_record
 from clients.selectors import resource_paths_for_audience
 
 _HEADERS = {"Content-Type": "application/json", **NO_STORE}

@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from authserver.audit.models import AuditEvent
-from clients.resource_paths import ResourceServerPaths, public_url_refusal
-from clients.resource_paths_services import path_key_rotate, resource_paths_update
+from clients.resource_paths.models import ResourceServerPaths, public_url_refusal
+from clients.resource_paths.services import path_key_rotate, resource_paths_update
 from clients.services import ClientError
 
 pytestmark = pytest.mark.django_db

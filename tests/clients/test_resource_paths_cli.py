@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from authserver.audit.models import AuditEvent
-from clients.resource_paths import ResourceServerPaths
+from clients.resource_paths.models import ResourceServerPaths
 from tests.cli.helpers import fail, run
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ import pytest
 
 from authserver import credentials, paths
 from authserver.audit.models import AuditEvent
-from clients.resource_paths_services import path_key_rotate, resource_paths_update
+from clients.resource_paths.services import path_key_rotate, resource_paths_update
 from keys.services import api_key_create
 from tests.factories import RS_AUDIENCE, make_client, make_resource_server
 from tests.helpers import basic_auth, client_credentials

@@ -26,8 +26,8 @@ from authserver.cli import JsonCommand, parse_duration
 from authserver.errors import NotFound
 from clients import selectors
 from clients.models import Client
-from clients.resource_paths import ResourceServerPaths
-from clients.resource_paths_services import path_key_rotate, resource_paths_update
+from clients.resource_paths.models import ResourceServerPaths
+from clients.resource_paths.services import path_key_rotate, resource_paths_update
 from clients.services import ClientError, client_register, client_revoke_tokens, client_secret_rotate
 from clients.webhooks.services import client_contact_set, webhook_secret_rotate
 from keys.deletion import LIVE_KEY_STATES, client_delete

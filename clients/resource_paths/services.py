@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
-from clients import resource_paths
 from clients.models import Client
-from clients.resource_paths import ResourceServerPaths
+from clients.resource_paths import models as resource_paths
+from clients.resource_paths.models import ResourceServerPaths
 from clients.services import ClientError
 
 log = logging.getLogger("authserver.clients")
