@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from authserver.adminkit import OneTimeCredentialAdmin
 from authserver.staff.stepup import fresh_factor_required
 from clients.resource_paths.models import ResourceServerPaths
 from clients.resource_paths.services import path_key_rotate
@@ -33,7 +34,7 @@ class ResourceServerPathsInline(admin.StackedInline):
     verbose_name = verbose_name_plural = "Rotating paths (docs/rotating-paths.md)"
 
 
-class ResourcePathsAdmin(admin.ModelAdmin):
+class ResourcePathsAdmin(OneTimeCredentialAdmin):
     """The rotating-paths part of the client admin (a mixin: ClientAdmin derives from it)."""
 
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[type[Any]]:

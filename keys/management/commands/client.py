@@ -122,9 +122,9 @@ class Command(JsonCommand):
                 self._update(options)
             elif action == "path-key":
                 client = self._client(options["client_id"])
-                row = path_key_rotate(client=client, actor="cli")
-                self.emit({"client_id": client.client_id, "key_version": row.key_version,
-                           "key_rotated": row.key_rotated})
+                rotated = path_key_rotate(client=client, actor="cli")
+                self.emit({"client_id": client.client_id, "key_version": rotated.key_version,
+                           "key_rotated": rotated.key_rotated})
             elif action == "webhook-secret":
                 client = self._client(options["client_id"])
                 overlap = parse_duration(options["overlap"]) if options["overlap"] else None
