@@ -266,3 +266,55 @@ def test_a_token_in_the_query_string_is_refused(client, service_client, rotating
 def test_get_only(client, method):
     response = getattr(client, method)(DISCOVERY_URL)
     assert response.status_code == 405 and response["Allow"] == "GET"
+
+
+# -- Rate limits ---------------------------------------------------------------------------------------
+@pytest.fixture
+def limits(settings: Any) -> Any:
+    def set_limit(name: str, text: str) -> None:
+        settings.RATE_LIMITS = {**settings.RATE_LIMITS, name: (text, "local")}
+
+    return set_limit
+
+
+def _limited(response: Any, policy: str, limit: int) -> None:
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert f'"{policy}";q={limit};w=' in response["RateLimit-Policy"]
+
+
+def test_path_key_per_resource_server(client, resource_server, rotating, limits):
+    limits("pathkey.rs", "2/60")
+    rs, secret = resource_server
+    responses = [_fetch(client, rs.client_id, secret) for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    _limited(responses[2], "pathkey.rs", 2)
+    assert AuditEvent.objects.filter(event="resource_server.path_key_fetched").count() == 2  # no work when limited
+
+
+def test_discovery_per_network_before_any_verification(client, service_client, rotating, limits):
+    limits("discovery.ip", "2/60")
+    app, app_secret = service_client
+    token = _token(client, app, app_secret)
+    responses = [_discover(client, token), _discover(client, "at_unknown"), _discover(client, token)]
+    assert [r.status_code for r in responses] == [200, 401, 429]
+    _limited(responses[2], "discovery.ip", 2)
+
+
+# -- Fail closed (the real database dying: tests/faults/test_database_down.py) ----------------------------
+@pytest.mark.parametrize("where", ["authserver.rspaths.views.resource_paths_for_audience",
+                                   "authserver.rspaths.views.path_key_fetch"])
+def test_a_database_error_is_503_never_a_guess(client, resource_server, service_client, rotating, monkeypatch, where):
+    from django.db import OperationalError
+
+    rs, secret = resource_server
+    app, app_secret = service_client
+    token = _token(client, app, app_secret)
+
+    def down(**kwargs: Any) -> Any:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(where, down)
+    response = _discover(client, token) if where.endswith("audience") else _fetch(client, rs.client_id, secret)
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable" and response["Retry-After"]
+    assert b"key" not in response.content and b"url" not in response.content
