@@ -8,11 +8,10 @@ so it asks for a recent second factor and a confirmation, like the other credent
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -37,6 +36,9 @@ class ResourceServerPathsInline(admin.StackedInline):
 class ResourcePathsAdmin(OneTimeCredentialAdmin):
     """The rotating-paths part of the client admin (a mixin: ClientAdmin derives from it)."""
 
+    if TYPE_CHECKING:  # ClientAdmin's: the client, or the "doesn't exist" redirect; PermissionDenied
+        def _client_for_change(self, request: HttpRequest, object_id: str) -> Any: ...
+
     def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[type[Any]]:
         inlines = list(super().get_inlines(request, obj))
         if obj is not None and obj.is_resource_server:
@@ -60,11 +62,9 @@ class ResourcePathsAdmin(OneTimeCredentialAdmin):
     def rotate_path_key_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method not in {"GET", "POST"}:
             return HttpResponseNotAllowed(["GET", "POST"])
-        client = self.get_object(request, unquote(object_id))
-        if client is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_change_permission(request, client):
-            raise PermissionDenied
+        client = self._client_for_change(request, object_id)
+        if isinstance(client, HttpResponse):
+            return client
         change_url = reverse(f"{self.admin_site.name}:clients_client_change", args=[client.pk])
         if not client.is_resource_server:
             self.message_user(request, "Only a resource server has a path key.", messages.ERROR)

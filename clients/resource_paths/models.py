@@ -17,12 +17,10 @@ rotation is the answer to a leaked key or to URLs that leaked too widely).
 from __future__ import annotations
 
 import base64
-import ipaddress
 import secrets
 import uuid
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -31,6 +29,7 @@ from django.db import models
 
 from authserver import paths
 from authserver.crypto import EncryptedTextField
+from clients.url_rules import absolute_url, is_loopback
 
 KEY_BYTES = 32
 PUBLIC_URL_MAX_LENGTH = 500
@@ -50,15 +49,6 @@ def key_bytes(key: str) -> bytes:
     return base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def public_url_refusal(url: str) -> str | None:
     """Why ``url`` can't be a resource server's public base URL, or None.
 
@@ -66,19 +56,12 @@ def public_url_refusal(url: str) -> str | None:
     http only on a loopback host: this server never fetches the URL (it only tells callers), so
     there is no request forgery to fear, and a loopback API is a developer's own machine.
     """
-    if len(url) > PUBLIC_URL_MAX_LENGTH:
-        return f"at most {PUBLIC_URL_MAX_LENGTH} characters"
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "not a valid URL"
-    if any(ch.isspace() or ord(ch) < 32 for ch in url) or not host or "@" in parts.netloc:
-        return "an absolute URL with a host, without credentials or spaces"
-    if parts.query or parts.fragment or "?" in url or "#" in url:
+    parts, refusal = absolute_url(url, max_length=PUBLIC_URL_MAX_LENGTH)
+    if parts is None:
+        return refusal
+    if parts.query or "?" in url or "#" in url:
         return "no query or fragment: aliases are appended to the path"
-    if parts.scheme == "https" or (parts.scheme == "http" and _loopback(host)):
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname or "")):
         return None
     return "public URLs must use https (http only on a loopback host)"
 

@@ -19,14 +19,13 @@ from tests.factories import RS_AUDIENCE
 from tests.helpers import staff_login
 
 pytestmark = pytest.mark.django_db
-User = get_user_model()
 PUBLIC_URL = "https://chat.example.test/v1"
 
 
 @pytest.fixture
 def admin_http() -> HttpClient:
     http = HttpClient()
-    staff_login(http, User.objects.create_superuser("root", "root@example.test", "x-unused-password-x"))
+    staff_login(http, get_user_model().objects.create_superuser("root", "root@example.test", "x-unused-password-x"))
     return http
 
 
