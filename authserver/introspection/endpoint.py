@@ -77,8 +77,9 @@ def resource_server_caller(request: HttpRequest, form: dict[str, str], view: rev
     """The authenticated resource server, or the 401 to answer (429 once a failure budget is spent).
 
     The one way a resource server authenticates at a machine endpoint (introspection, the path
-    key, the revocation stream). ``refused(client_id, network)`` runs on a failure (an audit
-    record where the endpoint wants one)."""
+    key, the revocation stream). ``refused(client_id, network)`` runs on a failure answered 401
+    (an audit record where the endpoint wants one); a failure past the budget is the limiter's
+    one ``rate_limit.exceeded`` per window instead."""
     authorization = request.META.get("HTTP_AUTHORIZATION", "")
     caller = service.authenticate_resource_server(
         authorization=authorization, form=form, view=view,
@@ -93,11 +94,11 @@ def resource_server_caller(request: HttpRequest, form: dict[str, str], view: rev
     events.client_auth_failed.emit(network)
     presented = service.presented_client_credentials(authorization, form)
     client_id = presented[0] if presented else None
-    if refused is not None:
-        refused(client_id, network)
     spent = failure_record(client_id=client_id, network=network)
     if spent is not None:
         raise RateLimited(spent)
+    if refused is not None:  # only within the budget: a flood can't write without bound
+        refused(client_id, network)
     return _json({"error": "invalid_client"}, 401, **{"WWW-Authenticate": f'Basic realm="{realm}"'})
 
 

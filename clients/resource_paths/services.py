@@ -99,7 +99,7 @@ def path_key_fetch(*, client_pk: Any, client_id: str) -> ResourceServerPaths | N
 
 def path_key_refusal_record(*, presented_client_id: str | None, network: str | None) -> None:
     """A failed authentication at ``POST /oauth/path-key``: the key is what a scan would want, so
-    each refusal is audited (the failure budgets bound how many an address can cause)."""
+    each refusal answered 401 is audited (the failure budgets bound how many a network can cause)."""
     audit_record(event="resource_server.path_key_refused", outcome="failure", actor="anonymous",
                  subject=f"client:{(presented_client_id or '')[:100]}" if presented_client_id else "path_key",
                  personal={"network": network} if network else None)

@@ -123,6 +123,11 @@ def test_refusals_spend_the_failure_budget(client, resource_server, rotating):
     statuses = [_fetch(client, rs.client_id, _wrong(secret)).status_code for _ in range(21)]
     assert statuses == [401] * 20 + [429]
     assert _fetch(client, rs.client_id, secret).status_code == 429  # its own budget is spent: even the right one
+    # One audit event per refusal within the budget; past it, the limiter's one event per window.
+    assert AuditEvent.objects.filter(event="resource_server.path_key_refused").count() == 20
+    statuses = [_fetch(client, f"nobody-{i}", _wrong(secret)).status_code for i in range(10)]
+    assert statuses == [429] * 10
+    assert AuditEvent.objects.filter(event="resource_server.path_key_refused").count() == 20
 
 
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
