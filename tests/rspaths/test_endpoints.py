@@ -9,6 +9,7 @@ import pytest
 
 from authserver import credentials, paths
 from authserver.audit.models import AuditEvent
+from clients.resource_paths.models import key_bytes
 from clients.resource_paths.services import path_key_rotate, resource_paths_update
 from keys.services import api_key_create
 from tests.factories import RS_AUDIENCE, make_client, make_resource_server
@@ -167,6 +168,21 @@ def test_the_url_stays_valid_through_the_next_window(client, resource_server, se
     clock["now"] = NOW + WINDOW
     second = _discover(client, token).json()
     assert second["url"] == first["next_url"] and second["valid_until"] == first["next_valid_until"]
+
+
+def test_a_url_is_accepted_until_valid_until_and_not_after(client, resource_server, service_client, rotating, clock):
+    """What the resource server accepts (previous, current, next: paths.accepted_prefixes with the
+    fetched key) agrees with what callers are told (valid_until)."""
+    rs, secret = resource_server
+    app, app_secret = service_client
+    key = key_bytes(_fetch(client, rs.client_id, secret).json()["key"])
+    told = _discover(client, _token(client, app, app_secret)).json()
+    alias = told["url"].removeprefix(PUBLIC_URL + "/").strip("/")
+    for moment in (NOW, told["valid_until"] - 1):
+        clock["now"] = moment
+        assert alias in paths.accepted_prefixes(key, "rs", WINDOW)
+    clock["now"] = told["valid_until"]
+    assert alias not in paths.accepted_prefixes(key, "rs", WINDOW)
 
 
 def test_per_client_aliases_differ_per_client(client, resource_server, service_client):
