@@ -100,6 +100,10 @@ def path_key_fetch(*, client_pk: Any, client_id: str) -> ResourceServerPaths | N
 def path_key_refusal_record(*, presented_client_id: str | None, network: str | None) -> None:
     """A failed authentication at ``POST /oauth/path-key``: the key is what a scan would want, so
     each refusal answered 401 is audited (the failure budgets bound how many a network can cause)."""
+    # The presented id is the caller's text: named only if it could be a client id (PostgreSQL text
+    # can't hold a NUL, and a control character has no place in the trail).
+    presented = presented_client_id or ""
+    named = 0 < len(presented) <= 100 and presented.isprintable()
     audit_record(event="resource_server.path_key_refused", outcome="failure", actor="anonymous",
-                 subject=f"client:{(presented_client_id or '')[:100]}" if presented_client_id else "path_key",
+                 subject=f"client:{presented}" if named else "path_key",
                  personal={"network": network} if network else None)

@@ -98,6 +98,8 @@ REFUSED = [
                  id="a-client-that-is-no-resource-server"),
     pytest.param(lambda rs, s, app, a: {"HTTP_AUTHORIZATION": basic_auth("no-such-client", s)}, True,
                  id="unknown-client"),
+    pytest.param(lambda rs, s, app, a: {"HTTP_AUTHORIZATION": basic_auth("a\x00b", s)}, False, id="nul-in-client-id"),
+    pytest.param(lambda rs, s, app, a: {"HTTP_AUTHORIZATION": basic_auth("x" * 101, s)}, False, id="overlong-client-id"),
     pytest.param(lambda rs, s, app, a: {}, False, id="no-credentials"),
     pytest.param(lambda rs, s, app, a: {"HTTP_AUTHORIZATION": "Basic !!!"}, False, id="garbage-basic"),
     pytest.param(lambda rs, s, app, a: {"HTTP_AUTHORIZATION": "Bearer " + s}, False, id="bearer-scheme"),
