@@ -18,6 +18,8 @@ RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "token.auth_failure.ip": ("20/300", "local"),
     "introspect.rs": ("600000/60", "process"),
     "revoke.ip": ("600/60", "local"),
+    "pathkey.rs": ("600/60", "local"),  # each kit process: at start, then at most every 30 s on a mismatch
+    "discovery.ip": ("600/60", "local"),  # callers cache the answer until valid_until
     "login.ip": ("30/300", "closed"),
     "login.account": ("10/300", "closed"),
     "passkey.account": ("10/300", "closed"),

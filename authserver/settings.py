@@ -323,6 +323,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 # The admin lives at an unguessable path by default (docs/decisions/0009-unguessable-admin-path.md): defence in depth
 # against scanners, never a substitute for authentication.
 ADMIN_PATH = datadir.admin_path(config=config)
+ENDPOINTS_WINDOW_SECONDS = 86400  # placeholder until conf_endpoints (part surface) defines it: take theirs
 
 # --- OAuth --------------------------------------------------------------------------------------
 OAUTH2_PROVIDER_APPLICATION_MODEL = "clients.Client"

@@ -40,6 +40,7 @@ from authserver.ratelimit.limiter import policy
 from authserver.staff.stepup import fresh_factor_required
 from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
 from clients.models import Client, RetiredClientSecret, Scope
+from clients.resource_paths.admin import ResourcePathsAdmin
 from clients.webhooks.admin import ClientWebhookAdmin
 
 # The admin has a handful of models and wide tables (40-character client IDs, audience URIs): the
@@ -102,7 +103,7 @@ class RetiredClientSecretInline(admin.TabularInline):
         return "accepted" if obj.expires > timezone.now() else "expired"
 
 
-class ClientAdmin(ClientWebhookAdmin, OneTimeCredentialAdmin):
+class ClientAdmin(ResourcePathsAdmin, ClientWebhookAdmin, OneTimeCredentialAdmin):
     form = ClientChangeForm
     # Submissions that showed a secret are remembered so that reloading the secret page, or going
     # back to it, cannot create a second client or rotate again (see authserver.adminkit).

@@ -14,6 +14,7 @@ from django.utils import timezone
 from oauth2_provider.models import AbstractApplication
 
 from clients.redirects import redirect_uri_matches, validate_redirect_uris
+from clients.url_rules import absolute_url, is_loopback
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ); we also cap the length.
 SCOPE_NAME_RE = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,64}$")
@@ -58,27 +59,12 @@ def webhook_url_refusal(url: str) -> str | None:
     https only; http only on a loopback host and only with the development override
     (AUTHSERVER_WEBHOOK_ALLOW_HTTP_LOOPBACK, refused in production). No userinfo, no fragment.
     """
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    if len(url) > WEBHOOK_URL_MAX_LENGTH:
-        return f"at most {WEBHOOK_URL_MAX_LENGTH} characters"
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "not a valid URL"
-    if any(ch.isspace() or ord(ch) < 32 for ch in url) or not host or "@" in parts.netloc or parts.fragment:
-        return "an absolute URL with a host, without credentials, spaces or a fragment"
+    parts, refusal = absolute_url(url, max_length=WEBHOOK_URL_MAX_LENGTH)
+    if parts is None:
+        return refusal
     if parts.scheme == "https":
         return None
-    loopback = host == "localhost"
-    try:
-        loopback = loopback or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    if parts.scheme == "http" and loopback and settings.WEBHOOK_ALLOW_HTTP_LOOPBACK:
+    if parts.scheme == "http" and is_loopback(parts.hostname or "") and settings.WEBHOOK_ALLOW_HTTP_LOOPBACK:
         return None
     return "webhook URLs must use https"
 
@@ -291,3 +277,6 @@ class RetiredClientSecret(models.Model):
     def __str__(self) -> str:
         return f"retired secret {self.hint} of {self.client_id}"
 
+
+
+from clients.resource_paths.models import ResourceServerPaths  # noqa: E402,F401 - registered with the app here

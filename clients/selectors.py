@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import Count, QuerySet
 
 from clients.models import Client, Scope
+from clients.resource_paths.models import ResourceServerPaths
 
 #: How the choice lists name this server's own management API (``<issuer>/api``), an audience
 #: that is registered without being a client.
@@ -47,3 +48,16 @@ def audiences_unregistered(*, audiences: Iterable[str]) -> list[str]:
     known = set(Client.objects.filter(is_resource_server=True, audience__in=wanted).values_list("audience", flat=True))
     known.add(settings.MANAGEMENT_API_AUDIENCE)
     return [audience for audience in wanted if audience not in known]
+
+
+def resource_paths_get(*, client: Client) -> ResourceServerPaths | None:
+    """A resource server's rotating-path settings, or None if they were never set (rotating off)."""
+    return ResourceServerPaths.objects.filter(client=client).first()
+
+
+def resource_paths_for_audience(*, audience: str) -> tuple[Client, ResourceServerPaths | None] | None:
+    """The resource server registered for ``audience`` and its rotating-path settings."""
+    client = Client.objects.filter(is_resource_server=True, audience=audience).select_related("resource_paths").first()
+    if client is None:
+        return None
+    return client, getattr(client, "resource_paths", None)

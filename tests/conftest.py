@@ -41,6 +41,19 @@ from clients.webhooks import signing as _webhook_signing  # noqa: E402 - after t
 _original_webhook_secret = _webhook_signing.mint_secret
 _webhook_signing.mint_secret = _recording_webhook_secret
 
+from clients.resource_paths import models as _resource_paths  # noqa: E402 - after the mint hook, like it
+
+_original_path_key = _resource_paths.mint_path_key
+
+
+def _recording_path_key() -> str:
+    value = _original_path_key()
+    ISSUED.append(value)  # path keys (base64url) are not in the credential format; the leak check covers them too
+    return value
+
+
+_resource_paths.mint_path_key = _recording_path_key
+
 TOTP_SEEDS: list[str] = []  # every authenticator seed of the session (hex), for the leak check
 
 

@@ -8,6 +8,7 @@ during the whole session against *every* credential minted in the session.
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import subprocess
 from datetime import timedelta
@@ -17,9 +18,11 @@ from django.db import connection
 
 from authserver import credentials
 from authserver.staff.services import totp_device_pending
+from clients.resource_paths.models import key_bytes
+from clients.resource_paths.services import path_key_rotate, resource_paths_update
 from clients.services import client_secret_rotate
 from clients.webhooks.services import client_contact_set, webhook_secret_rotate, webhook_send
-from tests.conftest import ISSUED, TOTP_SEEDS
+from tests.conftest import ISSUED, TOTP_SEEDS, basic_auth
 from tests.factories import UserFactory
 from tests.helpers import authorize, client_credentials, code_from, exchange_code, introspect, pkce_pair, refresh
 from tests.leakcheck import SESSION_LOG
@@ -44,6 +47,15 @@ def _dump_database() -> str:
 def _seed_forms(seed: str) -> set[str]:
     """A TOTP seed as hex (how django-otp stored it) and as the base32 an authenticator app is shown."""
     return {seed.lower(), seed.upper(), base64.b32encode(bytes.fromhex(seed)).decode().rstrip("=")}
+
+
+_PATH_KEY = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes as unpadded base64url (clients.resource_paths)
+
+
+def _path_key_forms(key: str) -> set[str]:
+    """A path key as sent (base64url), as standard base64 and as hex (what a careless log would print)."""
+    raw = key_bytes(key)
+    return {key, base64.b64encode(raw).decode().rstrip("="), raw.hex()}
 
 
 def _well_formed_credentials_in(text: str) -> list[str]:
@@ -86,10 +98,13 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
         _, whsec2 = webhook_secret_rotate(client=svc, actor="test")
         webhook_send(client=svc, event_type="t", data={})
         assert [d.status for d in deliver_due()] == ["delivered"]
+    resource_paths_update(client=rs, rotating_paths=True, public_url="https://chat.example.test", actor="test")
+    fetched = client.post("/oauth/path-key", HTTP_AUTHORIZATION=basic_auth(rs.client_id, rs_secret)).json()["key"]
+    path_key = path_key_rotate(client=rs, actor="test").path_key  # a resource server's path key (encrypted at rest)
     staff = UserFactory(is_staff=True)
     seed = totp_device_pending(user=staff).key  # a staff member's authenticator seed (encrypted at rest)
     here = [secret, svc_secret, rs_secret, code, tokens["access_token"], tokens["refresh_token"],
-            rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2]
+            rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2, fetched, path_key]
 
     dump = _dump_database()
     # The dump really holds this test's rows: the digests are there...
@@ -101,6 +116,9 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
     assert leaked_in_dump == []
     webhook_secrets = [v for v in ISSUED if v.startswith("whsec_")]
     assert [credentials.hint(v) for v in webhook_secrets if v.removeprefix("whsec_").rstrip("=") in dump] == []
+    path_keys = [v for v in ISSUED if _PATH_KEY.fullmatch(v)]
+    assert fetched in path_keys and path_key in path_keys
+    assert [k[:4] for k in path_keys if any(form in dump for form in _path_key_forms(k))] == []
     assert _well_formed_credentials_in(dump) == []
     assert seed in TOTP_SEEDS
     assert [s[:6] for s in TOTP_SEEDS if any(form in dump for form in _seed_forms(s))] == []
@@ -110,5 +128,6 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
     leaked_in_logs = [credentials.hint(v) for v in ISSUED if v in logs]
     assert leaked_in_logs == []
     assert [credentials.hint(v) for v in webhook_secrets if v.removeprefix("whsec_").rstrip("=") in logs] == []
+    assert [k[:4] for k in path_keys if any(form in logs for form in _path_key_forms(k))] == []
     assert _well_formed_credentials_in(logs) == []
     assert [s[:6] for s in TOTP_SEEDS if any(form in logs for form in _seed_forms(s))] == []

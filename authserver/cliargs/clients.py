@@ -24,11 +24,24 @@ def _client(parser: argparse.ArgumentParser) -> None:
                         help="accept --audience values that name no registered resource server")
     create.add_argument("--resource-server", dest="resource_server", metavar="AUD", default=None)
     create.add_argument("--remember-consent", action="store_true")
-    update = sub.add_parser("update", help="Change where notifications go.")
+    update = sub.add_parser("update", help="Change where notifications go, or a resource server's rotating paths.")
     for verb in (create, update):
         verb.add_argument("--webhook-url", default=None, help="https URL (\"\" clears it)")
         verb.add_argument("--contact-email", default=None, help="e-mail address (\"\" clears it)")
     update.add_argument("client_id")
+    # A resource server's rotating public paths (docs/rotating-paths.md).
+    update.add_argument("--rotating-paths", choices=["on", "off"], default=None,
+                        help="callers reach the API under an alias that changes every window (needs --public-url)")
+    update.add_argument("--public-url", default=None, help="the API's https base URL, e.g. https://api.example.com/v1")
+    update.add_argument("--per-client-aliases", choices=["on", "off"], default=None,
+                        help="each client gets its own alias (a leaked URL names its client)")
+    update.add_argument("--path-window", default=None, metavar="SECONDS",
+                        help="seconds per alias window (\"\" for the server default)")
+
+    path_key = sub.add_parser("path-key", help="A resource server's path key (rotating paths).")
+    path_key_sub = path_key.add_subparsers(dest="path_key_action", required=True)
+    path_key_sub.add_parser("rotate", help="New path key: every alias changes at once; the resource server "
+                                           "fetches the new key.").add_argument("client_id")
 
     sub.add_parser("list", help="List clients (no secrets: the last characters of the secret as a hint).")
     sub.add_parser("show", help="Show one client, with counts of its live keys and tokens.").add_argument("client_id")
@@ -62,6 +75,8 @@ client = Spec(
   manage.py client rotate-secret CLIENT_ID --grace 24h
   manage.py client update CLIENT_ID --webhook-url https://hooks.example.com/authserver
   manage.py client webhook-secret rotate CLIENT_ID --overlap 24h
+  manage.py client update RS_CLIENT_ID --rotating-paths on --public-url https://api.example.com/v1
+  manage.py client path-key rotate RS_CLIENT_ID
   manage.py client revoke-tokens CLIENT_ID
   manage.py client delete CLIENT_ID
 """,

@@ -8,6 +8,7 @@ and writes its JSON without a per-response encoder. It runs on the lean machine 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -70,6 +71,37 @@ def read_form(request: HttpRequest) -> dict[str, str] | None:
     return form
 
 
+def resource_server_caller(request: HttpRequest, form: dict[str, str], view: revocation.RequestView, *,
+                           refused: Callable[[str | None, str | None], None] | None = None,
+                           realm: str = "introspection") -> dict[str, Any] | HttpResponse:
+    """The authenticated resource server, or the 401 to answer (429 once a failure budget is spent).
+
+    The one way a resource server authenticates at a machine endpoint (introspection, the path
+    key, the revocation stream). ``refused(client_id, network)`` runs on a failure answered 401
+    (an audit record where the endpoint wants one); a failure past the budget is the limiter's
+    one ``rate_limit.exceeded`` per window instead."""
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    caller = service.authenticate_resource_server(
+        authorization=authorization, form=form, view=view,
+        # Only credentials that missed the cache meet the failure budgets (a hit verified before):
+        # the hot path neither calls this nor pays for it.
+        guard=lambda client_id: failure_budget_check(client_id=client_id,
+                                                     network=client_network(client_address(request.META))))
+    if caller is not None:
+        return caller
+    # The same budgets as the token endpoint's (authserver.ratelimit.failures): 429 once spent.
+    network = client_network(client_address(request.META))
+    events.client_auth_failed.emit(network)
+    presented = service.presented_client_credentials(authorization, form)
+    client_id = presented[0] if presented else None
+    spent = failure_record(client_id=client_id, network=network)
+    if spent is not None:
+        raise RateLimited(spent)
+    if refused is not None:  # only within the budget: a flood can't write without bound
+        refused(client_id, network)
+    return _json({"error": "invalid_client"}, 401, **{"WWW-Authenticate": f'Basic realm="{realm}"'})
+
+
 @csrf_exempt
 @require_POST
 @sensitive_post_parameters()
@@ -84,22 +116,9 @@ def introspect(request: HttpRequest) -> HttpResponse:
         return _json({"error": "invalid_request", "error_description": "Parameters belong in the body."}, 400)
     form = read_form(request)
     view = revocation.request_view()  # once per request: may cached answers be served?
-    authorization = request.META.get("HTTP_AUTHORIZATION", "")
-    caller = service.authenticate_resource_server(
-        authorization=authorization, form=form or {}, view=view,
-        # Only credentials that missed the cache meet the failure budgets (a hit verified before):
-        # the hot path neither calls this nor pays for it.
-        guard=lambda client_id: failure_budget_check(client_id=client_id,
-                                                     network=client_network(client_address(request.META))))
-    if caller is None:
-        # The same budgets as the token endpoint's (authserver.ratelimit.failures): 429 once spent.
-        network = client_network(client_address(request.META))
-        events.client_auth_failed.emit(network)
-        presented = service.presented_client_credentials(authorization, form or {})
-        refused = failure_record(client_id=presented[0] if presented else None, network=network)
-        if refused is not None:
-            raise RateLimited(refused)
-        return _json({"error": "invalid_client"}, 401, **{"WWW-Authenticate": 'Basic realm="introspection"'})
+    caller = resource_server_caller(request, form or {}, view)
+    if isinstance(caller, HttpResponse):
+        return caller
     note(request, enforce("introspect.rs", caller["client_id"]))
     if form is None:
         return _json({"error": "invalid_request", "error_description": "Malformed or repeated parameters."}, 400)

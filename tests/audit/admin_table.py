@@ -32,7 +32,7 @@ from clients.models import Scope
 from clients.webhooks.models import DeliveryStatus, WebhookDelivery
 from keys.models import ApiKey
 from keys.services import api_key_create, api_key_suspend
-from tests.factories import make_client
+from tests.factories import make_client, make_resource_server
 from tests.helpers import client_credentials
 
 
@@ -233,6 +233,16 @@ def _(ctx: Ctx) -> Expect:
     ctx.http.post(ctx.url(client, "revoke_tokens", client.pk), {"confirm": "yes"})
     return Expect("client.tokens_revoked", subject=f"client:{client.client_id}",
                   details=lambda d: d.get("access_tokens", 1) == 1)
+
+
+@row("clients.Client", "rotate_path_key")
+def _(ctx: Ctx) -> Expect:
+    rs, _ = make_resource_server()
+    ctx.mark()
+    response = ctx.http.post(ctx.url(rs, "rotate_path_key", rs.pk), {"confirm": "yes"})
+    assert response.status_code == 302
+    return Expect("resource_server.path_key_rotated", subject=f"client:{rs.client_id}",
+                  details=lambda d: d == {"key_version": 2})
 
 
 @row("auth.User", "password_change")

@@ -41,7 +41,7 @@ def world(capsys: Any) -> dict[str, Any]:
                  "client_credentials", "--scope", "ai.infer", "--audience", RS_AUDIENCE)
     key = run(capsys, "apikey", "create", "--client", client["client_id"], "--name", "prod", "--scope", "ai.infer")
     stored = Client.objects.get(client_id=client["client_id"])
-    return {"client_id": client["client_id"], "key_id": key["id"], "scope": "ai.infer",
+    return {"client_id": client["client_id"], "key_id": key["id"], "scope": "ai.infer", "rs_id": rs["client_id"],
             "secrets": [client["client_secret"], rs["client_secret"], key["key"], stored.client_secret,
                         ApiKey.objects.get(pk=key["id"]).digest]}
 
@@ -56,7 +56,7 @@ def _timestamps(value: Any) -> list[str]:
 
 
 TIME_FIELDS = {"created", "updated", "expires", "grace_ends", "revoked", "suspended", "last_used", "secret_rotated",
-               "credentials_revoked_at", "previous_secret_valid_until", "previous_valid_until"}
+               "credentials_revoked_at", "previous_secret_valid_until", "previous_valid_until", "key_rotated"}
 
 # (args with {placeholders}, the keys of the answer, the collection inside it (lists), the secret it prints once)
 ROWS = [
@@ -71,6 +71,13 @@ ROWS = [
                  id="client-rotate"),
     pytest.param(["client", "delete", "{client_id}"], {"client_id", "deleted", "revoked"}, None, None,
                  id="client-delete"),
+    pytest.param(["client", "show", "{rs_id}"], CLIENT | {"live", "rotating_paths"}, None, None,
+                 id="client-show-resource-server"),
+    pytest.param(["client", "update", "{rs_id}", "--rotating-paths", "on", "--public-url", "https://api.example.test/v1",
+                  "--per-client-aliases", "on", "--path-window", "3600"], {"client_id", "rotating_paths"}, None, None,
+                 id="client-update-paths"),
+    pytest.param(["client", "path-key", "rotate", "{rs_id}"], {"client_id", "key_version", "key_rotated"}, None, None,
+                 id="client-path-key-rotate"),
     pytest.param(["scope", "create", "ai.embed"], {"name", "description", "created"}, None, None, id="scope-create"),
     pytest.param(["scope", "list"], {"scopes"}, ("scopes", SCOPE), None, id="scope-list"),
     pytest.param(["scope", "show", "{scope}"], SCOPE | {"client_ids", "held_by"}, None, None, id="scope-show"),
@@ -117,6 +124,8 @@ UNKNOWN = [
     (["client", "delete", "nope"], "no such client"),
     (["client", "rotate-secret", "nope"], "no such client"),
     (["client", "revoke-tokens", "nope"], "no such client"),
+    (["client", "update", "nope", "--rotating-paths", "off"], "no such client"),
+    (["client", "path-key", "rotate", "nope"], "no such client"),
     (["scope", "show", "nope"], "no such scope"),
     (["scope", "delete", "nope"], "no such scope"),
     (["apikey", "show", "00000000-0000-0000-0000-000000000000"], "no such key"),

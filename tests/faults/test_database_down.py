@@ -1,6 +1,6 @@
 """Fault: the database dies under a running server, then comes back.
 
-Grants and introspection must answer 503 ``temporarily_unavailable`` while it is down (never a
+Grants, introspection, the path key and the discovery call must answer 503 ``temporarily_unavailable`` while it is down (never a
 guess, never a 500 or a stack trace) and recover on their own when it returns.
 """
 
@@ -55,13 +55,27 @@ def test_grants_and_introspection_fail_closed_and_recover(server: RunningServer,
         return requests.post(f"{server.base_url}/oauth/introspect", data={"token": value},
                              auth=(rs["client_id"], rs["client_secret"]), verify=server.cert, timeout=15)
 
+    def path_key() -> requests.Response:  # docs/rotating-paths.md: a resource server's path key
+        return requests.post(f"{server.base_url}/oauth/path-key", auth=(rs["client_id"], rs["client_secret"]),
+                             verify=server.cert, timeout=15)
+
+    def discovery(value: str) -> requests.Response:
+        return requests.get(f"{server.base_url}/oauth/discovery", params={"audience": AUDIENCE},
+                            headers={"Authorization": f"Bearer {value}"}, verify=server.cert, timeout=15)
+
+    server.manage("client", "update", str(rs["client_id"]), "--rotating-paths", "on", "--public-url",
+                  "https://chat-api.example.test/v1")
     issued = token()
     assert issued.status_code == 200, issued.text
     access = issued.json()["access_token"]
     assert introspect(access).json()["active"] is True
+    assert path_key().json()["rotating"] is True and discovery(access).json()["rotating"] is True
 
     postgres.kill()
-    for response in (token(), introspect(access), token(), introspect(access)):
+    # The path key and the discovery answer come from the database each time: never served from a
+    # cache or guessed while it is down (the credentials that ask may be cached; the answer is not).
+    for response in (token(), introspect(access), path_key(), discovery(access), token(), introspect(access),
+                     path_key(), discovery(access)):
         assert response.status_code == 503, response.text[:300]
         assert response.json() == {"error": "temporarily_unavailable",
                                    "error_description": "The server is temporarily unavailable."}

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings as django_settings
 
 from authserver import credentials
+from clients.resource_paths.services import resource_paths_update
 from keys.services import api_key_create
 from tests.conftest import basic_auth
 from tests.factories import REDIRECT_URI, RS_AUDIENCE, UserFactory, make_client, make_resource_server
@@ -31,6 +32,7 @@ def make_world(client: Any) -> dict[str, Any]:
     web, web_secret = make_client(name="web", grant_types=["authorization_code"],
                                   redirect_uris=[REDIRECT_URI], scopes=["ai.infer"], audiences=[RS_AUDIENCE])
     rs, rs_secret = make_resource_server()
+    resource_paths_update(client=rs, rotating_paths=True, public_url="https://chat.example.test/v1", actor="test")
     user = UserFactory(username="fuzz")
     client.force_login(user)
     tokens = obtain_tokens(client, web, web_secret)
@@ -40,10 +42,11 @@ def make_world(client: Any) -> dict[str, Any]:
     cookies = {name: morsel.value for name, morsel in client.cookies.items()}
     return {
         "basic": {"token": basic_auth(service.client_id, service_secret),
-                  "introspect": basic_auth(rs.client_id, rs_secret), "revoke": basic_auth(web.client_id, web_secret)},
+                  "introspect": basic_auth(rs.client_id, rs_secret), "revoke": basic_auth(web.client_id, web_secret),
+                  "pathKey": basic_auth(rs.client_id, rs_secret)},
         "wrong_basic": basic_auth(service.client_id, credentials.mint(credentials.CLIENT_SECRET)),
         "body_auth": {"token": (service.client_id, service_secret), "introspect": (rs.client_id, rs_secret),
-                      "revoke": (web.client_id, web_secret)},
+                      "revoke": (web.client_id, web_secret), "pathKey": (rs.client_id, rs_secret)},
         "tokens": [access, tokens["access_token"], tokens["refresh_token"], api_key],
         "refresh_token": tokens["refresh_token"], "api_key": api_key, "web": web.client_id, "cookies": cookies,
         "csrf": cookies.get(django_settings.CSRF_COOKIE_NAME, ""),
@@ -78,6 +81,11 @@ def with_real_values(case: Any, world: dict[str, Any], operation: str) -> tuple[
                 body["refresh_token"] = world["refresh_token"]
             if "subject_token" in body:
                 body["subject_token"] = world["api_key"]
+    elif operation == "discovery":
+        if share in (1, 2):  # a live access token or API key; for the registered audience in half of those
+            headers["Authorization"] = "Bearer " + world["tokens"][(0, 3)[share - 1]]
+        if share == 2 and isinstance(case.query, dict):
+            case.query["audience"] = RS_AUDIENCE
     elif operation == "authorize":
         if share in (1, 2):
             cookies = world["cookies"]

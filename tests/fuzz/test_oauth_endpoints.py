@@ -44,4 +44,5 @@ def test_oauth_endpoint(oauth_schema: Any, world: dict[str, Any], method: str, p
 
 def test_every_endpoint_is_described() -> None:
     assert {path for _, path in OPERATIONS} == {"/oauth/authorize", "/oauth/token", "/oauth/introspect",
-                                                "/oauth/revoke", "/.well-known/oauth-authorization-server"}
+                                                "/oauth/revoke", "/oauth/path-key", "/oauth/discovery",
+                                                "/.well-known/oauth-authorization-server"}

@@ -1,10 +1,15 @@
-"""``manage.py client create|list|show|delete|update|rotate-secret|revoke-tokens|webhook-secret rotate``.
+"""``manage.py client create|list|show|delete|update|rotate-secret|revoke-tokens``, ``webhook-secret rotate``,
+``path-key rotate``.
 
 One JSON object on stdout; arguments and examples in :mod:`authserver.cliargs.clients`.
 
 A webhook URL set for the first time creates the client's ``whsec_`` signing secret, printed once
 as ``webhook_secret``; ``webhook-secret rotate`` issues a new one, the old one signing next to it
 for the overlap.
+
+A resource server's rotating paths (docs/rotating-paths.md) are set with ``update``
+(``--rotating-paths``, ``--public-url``, ``--per-client-aliases``, ``--path-window``) and shown
+by ``show`` (never the key); ``path-key rotate`` issues a new key (its version is printed, not the key).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from authserver.cli import JsonCommand, parse_duration
 from authserver.errors import NotFound
 from clients import selectors
 from clients.models import Client
+from clients.resource_paths.models import ResourceServerPaths
+from clients.resource_paths.services import path_key_rotate, resource_paths_update
 from clients.services import ClientError, client_register, client_revoke_tokens, client_secret_rotate
 from clients.webhooks.services import client_contact_set, webhook_secret_rotate
 from keys.deletion import LIVE_KEY_STATES, client_delete
@@ -58,6 +65,31 @@ def live_credentials(client: Client) -> dict[str, int]:
     }
 
 
+PATH_OPTIONS = ("rotating_paths", "public_url", "per_client_aliases", "path_window")
+
+
+def _on_off(value: str | None) -> bool | None:
+    return None if value is None else value == "on"
+
+
+def _window(value: str) -> int | None:
+    if value == "":
+        return None  # the server default
+    try:
+        return int(value)
+    except ValueError:
+        raise ClientError("--path-window is a whole number of seconds") from None
+
+
+def describe_paths(row: ResourceServerPaths | None) -> dict[str, Any]:
+    """A resource server's rotating-path settings as shown: never the key (its version only)."""
+    if row is None:
+        return {"rotating": False}
+    return {"rotating": row.rotating_paths, "public_url": row.public_url or None,
+            "per_client_aliases": row.per_client_aliases, "window_seconds": row.effective_window_seconds,
+            "key_version": row.key_version, "key_rotated": row.key_rotated}
+
+
 class Command(JsonCommand):
     help = cliargs.spec("client").help
 
@@ -70,7 +102,9 @@ class Command(JsonCommand):
                 self.emit({"clients": [describe(c) for c in selectors.clients_list()]})
             elif action == "show":
                 client = self._client(options["client_id"])
-                self.emit({**describe(client), "live": live_credentials(client)})
+                paths = {"rotating_paths": describe_paths(selectors.resource_paths_get(client=client))
+                         } if client.is_resource_server else {}
+                self.emit({**describe(client), "live": live_credentials(client), **paths})
             elif action == "delete":
                 revoked = client_delete(client=self._client(options["client_id"]), actor="cli")
                 self.emit({"client_id": options["client_id"], "deleted": True, "revoked": revoked})
@@ -85,12 +119,12 @@ class Command(JsonCommand):
                         "expires", flat=True).first(),
                 })
             elif action == "update":
-                if options["webhook_url"] is None and options["contact_email"] is None:
-                    self.fail("nothing to change: give --webhook-url and/or --contact-email")
-                client, whsec = client_contact_set(client=self._client(options["client_id"]),
-                                                   webhook_url=options["webhook_url"],
-                                                   contact_email=options["contact_email"], actor="cli")
-                self.emit(self._contact(client, whsec))
+                self._update(options)
+            elif action == "path-key":
+                client = self._client(options["client_id"])
+                rotated = path_key_rotate(client=client, actor="cli")
+                self.emit({"client_id": client.client_id, "key_version": rotated.key_version,
+                           "key_rotated": rotated.key_rotated})
             elif action == "webhook-secret":
                 client = self._client(options["client_id"])
                 overlap = parse_duration(options["overlap"]) if options["overlap"] else None
@@ -112,6 +146,28 @@ class Command(JsonCommand):
         if client is None:
             raise NotFound("no such client")
         return client
+
+    def _update(self, options: dict[str, Any]) -> None:
+        contact = options["webhook_url"] is not None or options["contact_email"] is not None
+        path_options = {name: options[name] for name in PATH_OPTIONS if options[name] is not None}
+        if not contact and not path_options:
+            self.fail("nothing to change: give --webhook-url, --contact-email or a rotating-paths option")
+        client = self._client(options["client_id"])
+        payload: dict[str, Any] = {"client_id": client.client_id}
+        with transaction.atomic():  # a refused value leaves nothing changed
+            if contact:
+                client, whsec = client_contact_set(client=client, webhook_url=options["webhook_url"],
+                                                   contact_email=options["contact_email"], actor="cli")
+                payload = self._contact(client, whsec)
+            if path_options:
+                window = path_options.get("path_window")
+                row = resource_paths_update(
+                    client=client, actor="cli", public_url=path_options.get("public_url"),
+                    rotating_paths=_on_off(path_options.get("rotating_paths")),
+                    per_client_aliases=_on_off(path_options.get("per_client_aliases")),
+                    **({"window_seconds": _window(window)} if window is not None else {}))
+                payload["rotating_paths"] = describe_paths(row)
+        self.emit(payload)
 
     @staticmethod
     def _contact(client: Client, whsec: str | None) -> dict[str, Any]:
