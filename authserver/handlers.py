@@ -82,7 +82,8 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
     GenerationUnavailable,
 )
 
-MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/livez", "/readyz", "/healthz"})
+MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/oauth/revocations", "/livez",
+                           "/readyz", "/healthz"})
 BASELINE_PATH = "/bench/bare"
 
 # Middleware that only browsers need: sessions, CSRF, authentication, messages, static files, and
@@ -268,7 +269,7 @@ def _refuse(request: HttpRequest, exc: BaseException) -> HttpResponse:
 # -- Methods and JSON errors (RFC 6749 §5.2, RFC 9110 §15.5.6) -----------------------------------
 
 # Where a client, never a browser, is on the other end: errors are JSON error objects, not pages.
-JSON_ERROR_PATHS = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke",
+JSON_ERROR_PATHS = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/revocations",
                               "/.well-known/oauth-authorization-server"})
 JSON_ERROR_PREFIX = "/api/"
 

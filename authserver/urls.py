@@ -16,6 +16,7 @@ from authserver.accounts.views import pages as account_pages
 from authserver.introspection import endpoint as introspection_endpoint
 from authserver.oauth import views as oauth_views
 from authserver.observability.views import metrics_view
+from authserver.revocation_stream import endpoint as revocations_endpoint
 from authserver.staff.views import login as staff_login
 
 allow = handlers.allow_methods
@@ -36,6 +37,8 @@ oauth_patterns = (
         path("oauth/token", allow(oauth_views.TokenView.as_view(), "POST"), name="token"),
         path("oauth/revoke", allow(oauth_views.RevokeTokenView.as_view(), "POST"), name="revoke-token"),
         path("oauth/introspect", allow(introspection_endpoint.introspect, "POST"), name="introspect"),
+        # C7: server-sent events for resource servers' caches (docs/revocation-stream.md).
+        path("oauth/revocations", allow(revocations_endpoint.revocations, "GET"), name="revocations"),
         path(
             ".well-known/oauth-authorization-server",
             allow(oauth_views.ServerMetadataView.as_view(), "GET", "HEAD"),  # RFC 8414 §3
