@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 from django.db.models import Max, Min
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
@@ -148,8 +148,8 @@ def stream(*, cursor: int, reset: bool, slot: _Slot, clock: Any = time.monotonic
     except DatabaseError as exc:
         # The consumer reconnects (and meets a 503 while the database stays down); its cache
         # falls back to its stated bound meanwhile (docs/revocation-stream.md).
+        # The connection is discarded when the response closes (request_finished).
         log.warning("revocation stream ended: database unavailable", extra={"error": type(exc).__name__})
-        close_old_connections()
     finally:
         slot.release()
 
