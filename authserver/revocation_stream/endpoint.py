@@ -121,11 +121,15 @@ def frame(event_id: int, kind: str, digest: str, client_id: str, at: float) -> b
 
 
 def stream(*, cursor: int, reset: bool, slot: _Slot, clock: Any = time.monotonic) -> Iterator[bytes]:
-    """The body: ``retry``, maybe ``reset``, then events from ``cursor`` on, heartbeats between."""
+    """The body: ``retry``, maybe ``reset``, then events from ``cursor`` on, heartbeats between.
+
+    The first heartbeat follows the replay at once: it tells the consumer it has caught up (the kit
+    serves nothing from its cache before it), then one whenever nothing was sent for a while."""
     started = last_sent = clock()
     heartbeat = float(settings.REVOCATIONS_HEARTBEAT_SECONDS)
     deadline = started + float(settings.REVOCATIONS_MAX_SECONDS)
     pause = min(POLL_SECONDS, heartbeat)
+    caught_up = False
     try:
         head = f"retry: {RETRY_MILLISECONDS}\n\n"
         if reset:
@@ -135,16 +139,17 @@ def stream(*, cursor: int, reset: bool, slot: _Slot, clock: Any = time.monotonic
             rows = list(RevocationEvent.objects.filter(id__gt=cursor).order_by("id")
                         .values_list("id", "kind", "digest", "client_id", "at")[:BATCH])
             now = clock()
+            chunk = b"".join(frame(*row) for row in rows)
             if rows:
                 cursor = rows[-1][0]
+            if len(rows) < BATCH and (not caught_up or (not rows and now - last_sent >= heartbeat)):
+                chunk += b": hb\n\n"
+                caught_up = True
+            if chunk:
                 last_sent = now
-                yield b"".join(frame(*row) for row in rows)
-                if len(rows) == BATCH:
-                    continue  # more waiting: no pause
-            elif now - last_sent >= heartbeat:
-                last_sent = now
-                yield b": hb\n\n"
-            time.sleep(pause)
+                yield chunk
+            if len(rows) < BATCH:  # else more are waiting: no pause
+                time.sleep(pause)
     except DatabaseError as exc:
         # The consumer reconnects (and meets a 503 while the database stays down); its cache
         # falls back to its stated bound meanwhile (docs/revocation-stream.md).

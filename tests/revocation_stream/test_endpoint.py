@@ -82,7 +82,8 @@ def test_a_fresh_consumer_gets_retry_then_reset_at_the_latest_id(resource_server
     assert response["Cache-Control"] == "no-store" and response["X-Accel-Buffering"] == "no"
     assert "Content-Length" not in response
     body = _body(response)
-    assert body.startswith(f"retry: 1000\n\nid: {latest}\nevent: reset\ndata: {{}}\n\n")
+    # The first heartbeat at once: the consumer has caught up.
+    assert body.startswith(f"retry: 1000\n\nid: {latest}\nevent: reset\ndata: {{}}\n\n: hb\n\n")
     assert _events(body) == [{"id": str(latest), "event": "reset", "data": "{}"}]  # the event before it: not replayed
 
 
@@ -98,6 +99,7 @@ def test_resume_replays_every_later_event_in_order_with_only_its_members(resourc
         {"kind": "access_token", "digest": DIGEST}, {"kind": "client", "client_id": "svc-1"},
         {"kind": "api_key", "digest": "cd" * 32}]
     assert all(isinstance(d["at"], float) and abs(d["at"] - time.time()) < 60 for d in data)
+    assert body.index(": hb") > body.index(f"id: {later[-1]}\n")  # caught up: after the replay
     assert re.search(rf"id: {later[0]}\nevent: revocation\ndata: \{{\"kind\":\"access_token\",\"digest\":\"{DIGEST}\","
                      r"\"at\":[0-9.]+\}\n\n", body)
 
