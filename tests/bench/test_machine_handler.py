@@ -64,7 +64,8 @@ def test_machine_middleware_drops_only_browser_middleware(settings):
 
 
 def test_routes(app):
-    assert handlers.MACHINE_PATHS == {"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/livez", "/readyz", "/healthz"}
+    assert handlers.MACHINE_PATHS == {"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/oauth/revocations",
+                                      "/livez", "/readyz", "/healthz"}
     assert handlers.BASELINE_PATH not in app.machine_paths
 
 
