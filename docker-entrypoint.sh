@@ -37,14 +37,17 @@ case "$role" in
         # Granian behind the TLS-terminating proxy: the bench's server comparison (`python -m
         # bench`) measured it ahead of gunicorn sync and gthread workers on introspection (hot and
         # cold) and client_credentials, on the same app and settings (keep-alive handled outside
-        # the GIL, one blocking thread per worker process as with sync workers). Request line and
-        # headers capped at 64 KiB as in manage.py serve (granian answers 414/431 above it).
+        # the GIL, one blocking thread per worker process for requests as with sync workers), plus
+        # one per revocation stream a worker may hold (AUTHSERVER_REVOCATIONS_MAX_STREAMS, default
+        # 8; docs/revocation-stream.md): a stream keeps its thread for minutes. WEB_THREADS
+        # overrides the total. Request line and headers capped at 64 KiB as in manage.py serve
+        # (granian answers 414/431 above it).
         exec python -m granian \
             --interface wsgi \
             --host 0.0.0.0 \
             --port "${PORT:-8000}" \
             --workers "${WEB_CONCURRENCY:-2}" \
-            --blocking-threads 1 \
+            --blocking-threads "${WEB_THREADS:-$((1 + ${AUTHSERVER_REVOCATIONS_MAX_STREAMS:-8}))}" \
             --backlog 2048 \
             --no-ws \
             --respawn-failed-workers \

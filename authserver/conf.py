@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from authserver import conf_files
 from authserver.conf_limits import RATE_LIMIT_DEFAULTS, parse_rate_limits
-from authserver.conf_parsers import (
+from authserver.conf_parsers import (  # var and section: the declarations the sections share
     ConfigurationErrors,
-    Parser,
     Problem,
     _api_key_prefix,
     _bool,
@@ -39,28 +38,14 @@ from authserver.conf_parsers import (
     _lower,
     _one_of,
     _path,
-    _text,
     _trusted_proxies,
     problem,
+    section,
+    var,
 )
+from authserver.conf_revocations import RevocationStreamConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-def var(env: str, default: Any, parse: Parser = _text, *, flat: str | None = None, production: Any = MISSING,
-        required_in_production: bool = False, secret: bool = False, fix: str = "") -> Any:
-    """A field read from the environment variable ``env``; empty or unset means the default.
-
-    ``fix`` tells an operator what to set when a required variable is missing."""
-    metadata = {"env": env, "parse": parse, "flat": flat, "production": production, "required": required_in_production,
-                "fix": fix}
-    if isinstance(default, Mapping):  # read-only, but dataclasses only know that a dict is not
-        return field(default_factory=lambda: default, repr=not secret, metadata=metadata)
-    return field(default=default, repr=not secret, metadata=metadata)
-
-
-def section(cls: type) -> Any:
-    return field(default_factory=cls, metadata={"section": cls})
-
 
 # --- sections -----------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
@@ -265,6 +250,7 @@ class AuthServerConfig:
     jobs: JobConfig = section(JobConfig)
     anomaly: AnomalyConfig = section(AnomalyConfig)
     webhooks: WebhookConfig = section(WebhookConfig)
+    revocations: RevocationStreamConfig = section(RevocationStreamConfig)
     # Not from the environment: the test suite keeps its own state apart (tests/datadir_plugin.py).
     testing: bool = False
 

@@ -17,6 +17,7 @@ RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "token.client": ("6000/60", "local"),
     "token.auth_failure.ip": ("20/300", "local"),
     "introspect.rs": ("600000/60", "process"),
+    "revocations.rs": ("120/60", "local"),  # stream (re)connections per resource server (C7)
     "revoke.ip": ("600/60", "local"),
     "pathkey.rs": ("600/60", "local"),  # each kit process: at start, then at most every 30 s on a mismatch
     "discovery.ip": ("600/60", "local"),  # callers cache the answer until valid_until

@@ -9,8 +9,8 @@ one variable at a time, restart after restart, learns nothing from the first ref
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +160,20 @@ def _http_url(name: str, raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ImproperlyConfigured(f"{name} must be an absolute http:// or https:// URL")
     return raw.strip()
+
+
+# --- declarations (authserver.conf and its conf_<topic> sections) -------------------------------
+def var(env: str, default: Any, parse: Parser = _text, *, flat: str | None = None, production: Any = MISSING,
+        required_in_production: bool = False, secret: bool = False, fix: str = "") -> Any:
+    """A field read from the environment variable ``env``; empty or unset means the default.
+
+    ``fix`` tells an operator what to set when a required variable is missing."""
+    metadata = {"env": env, "parse": parse, "flat": flat, "production": production, "required": required_in_production,
+                "fix": fix}
+    if isinstance(default, Mapping):  # read-only, but dataclasses only know that a dict is not
+        return field(default_factory=lambda: default, repr=not secret, metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)
+
+
+def section(cls: type) -> Any:
+    return field(default_factory=cls, metadata={"section": cls})

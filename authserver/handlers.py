@@ -83,7 +83,7 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/oauth/path-key", "/oauth/discovery",
-                           "/livez", "/readyz", "/healthz"})
+                           "/oauth/revocations", "/livez", "/readyz", "/healthz"})
 BASELINE_PATH = "/bench/bare"
 
 # Middleware that only browsers need: sessions, CSRF, authentication, messages, static files, and
@@ -270,7 +270,7 @@ def _refuse(request: HttpRequest, exc: BaseException) -> HttpResponse:
 
 # Where a client, never a browser, is on the other end: errors are JSON error objects, not pages.
 JSON_ERROR_PATHS = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/path-key",
-                              "/oauth/discovery", "/.well-known/oauth-authorization-server"})
+                              "/oauth/discovery", "/oauth/revocations", "/.well-known/oauth-authorization-server"})
 JSON_ERROR_PREFIX = "/api/"
 
 

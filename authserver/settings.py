@@ -92,6 +92,8 @@ MANAGEMENT_API_AUDIENCE = config.management_api_audience
 METRICS_TOKEN = config.metrics_token
 PROMETHEUS_MULTIPROC_DIR = config.metrics_dir
 STAFF_STEP_UP_SECONDS = config.staff_step_up_seconds
+REVOCATIONS_HEARTBEAT_SECONDS, REVOCATIONS_MAX_SECONDS, REVOCATIONS_RETENTION_SECONDS, REVOCATIONS_MAX_STREAMS = (
+    config.revocations.as_tuple())
 # fmt: on
 
 PRODUCTION = config.production
@@ -129,7 +131,7 @@ INSTALLED_APPS = [
     "authserver.crypto",
     "authserver.anomaly",
     "authserver.observability",
-    "clients.webhooks",
+    "clients.webhooks", "authserver.revocation",
 ]
 if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only

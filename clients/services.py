@@ -16,6 +16,7 @@ from authserver import credentials, revocation
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
 from authserver.errors import PolicyViolation
+from authserver.revocation import feed
 from clients.models import GRANT_NONE, GRANT_TYPES, Client, RetiredClientSecret, Scope
 from clients.selectors import audiences_unregistered
 
@@ -149,7 +150,8 @@ def client_revoke_tokens(*, client: Client, actor: Any = None) -> dict[str, int]
     """Revoke every token and pending code of ``client``, now, in one transaction."""
     with transaction.atomic():
         counts = client_tokens_end(client=client, now=timezone.now())
-        revocation.invalidate(settle=True)  # every worker forgets cached answers before we return
+        # Every worker forgets cached answers before we return; resource servers every answer about the client.
+        revocation.invalidate(settle=True, events=[feed.client(client.client_id)])
         audit_record(event="client.tokens_revoked", actor=actor_label(actor), subject=f"client:{client.client_id}",
                      details=counts)
     log.info("client tokens revoked", extra={"client_id": client.client_id, "actor": str(actor or "system"), **counts})

@@ -20,6 +20,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from authserver import revocation
+from authserver.revocation import feed
 from clients.models import Client, RetiredClientSecret, Scope
 
 
@@ -31,12 +32,13 @@ def _client_saved(sender: Any, instance: Client, created: bool = False, **kwargs
 
 @receiver(post_delete, sender=Client, dispatch_uid="clients.client_deleted")
 def _client_deleted(sender: Any, instance: Client, **kwargs: Any) -> None:
-    revocation.invalidate()
+    revocation.invalidate(events=[feed.client(instance.client_id)])
 
 
 @receiver(post_delete, sender=RetiredClientSecret, dispatch_uid="clients.retired_secret_deleted")
 def _retired_secret_deleted(sender: Any, instance: RetiredClientSecret, **kwargs: Any) -> None:
-    revocation.invalidate(quietly=True)
+    # Only this server caches authentications by client secret: nothing for resource servers.
+    revocation.invalidate(quietly=True, events=())
 
 
 @receiver(post_save, sender=Scope, dispatch_uid="clients.scope_saved")

@@ -25,6 +25,7 @@ from authserver import revocation
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
 from authserver.errors import Conflict
+from authserver.revocation import feed
 from clients.models import Client, Scope
 from clients.services import client_tokens_end
 from keys.models import ApiKey, ApiKeyStatus
@@ -64,7 +65,8 @@ def client_delete(*, client: Client, actor: Any = None) -> dict[str, int]:
                   **client_tokens_end(client=locked, now=now)}
         client_id, name = locked.client_id, locked.name
         locked.delete()
-        revocation.invalidate(settle=True)  # every worker forgets cached answers before we return
+        # Every worker forgets cached answers before we return; resource servers all of the client's.
+        revocation.invalidate(settle=True, events=[feed.client(client_id)])
         audit_record(event="client.deleted", actor=actor_label(actor), subject=f"client:{client_id}",
                      details={"name": name, "secret_hint": locked.client_secret_hint, **counts})
     log.info("client deleted", extra={"client_id": client_id, "actor": actor_label(actor)})
@@ -115,7 +117,7 @@ def scope_delete(*, scope: Scope, force: bool = False, actor: Any = None) -> dic
                        used=now, expires=now),
                    "api_keys": _revoke_keys(ApiKey.objects.filter(carried), now)}
         locked.delete()  # and with it every client's grant of it
-        revocation.invalidate(settle=True)
+        revocation.invalidate(settle=True)  # a generation event: every answer carrying the scope goes
         audit_record(event="scope.deleted", actor=actor_label(actor), subject=f"scope:{locked.name}",
                      details={"description": locked.description, "forced": force, **revoked})
     return revoked
@@ -126,12 +128,16 @@ def api_key_delete(*, key: ApiKey, actor: Any = None) -> dict[str, Any]:
     with transaction.atomic():
         locked = ApiKey.objects.select_for_update().select_related("client").get(pk=key.pk)
         was = locked.status
+        tokens = get_access_token_model().objects.filter(source_api_key=locked.pk)
+        dying = list(tokens.values_list("token_checksum", flat=True))
         if was in LIVE_KEY_STATES:
             _revoke_keys(ApiKey.objects.filter(pk=locked.pk), timezone.now())
-        exchanged, _ = get_access_token_model().objects.filter(source_api_key=locked.pk).delete()
+        exchanged, _ = tokens.delete()
         key_id = str(locked.id)
         locked.delete()
-        revocation.invalidate(settle=True)  # introspection refuses it from now on, in every worker
+        # Introspection refuses it from now on, in every worker; resource servers drop it and its tokens.
+        revocation.invalidate(settle=True, events=[*feed.digests(feed.API_KEY, [locked.digest]),
+                                                   *feed.digests(feed.ACCESS_TOKEN, dying)])
         details = {"name": locked.name, "hint": locked.hint, "client_id": locked.client.client_id,
                    "status_before": was}
         audit_record(event="api_key.deleted", actor=actor_label(actor), subject=f"key:{key_id}", details=details)

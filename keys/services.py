@@ -26,6 +26,7 @@ from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
 from authserver.jobs import enqueue_on_commit
 from authserver.observability import metrics
+from authserver.revocation import feed
 from clients.models import Client
 from keys import policy
 from keys.models import ApiKey, ApiKeyStatus, CompromiseResponse, CompromiseResponseStatus
@@ -121,11 +122,15 @@ def api_key_rotate(*, key: ApiKey, grace: timedelta | None = None, actor: Any = 
         else:
             # The old key works until its grace ends, and so do the tokens exchanged for it: none
             # may outlive the grace (the grace job then retires the key through the same path).
-            details["exchanged_tokens_cut_to_grace"] = _access_tokens().filter(
-                source_api_key=old.pk, expires__gt=old.grace_ends).update(expires=old.grace_ends)
+            cut = _access_tokens().filter(source_api_key=old.pk, expires__gt=old.grace_ends)
+            shortened = list(cut.values_list("token_checksum", flat=True))
+            details["exchanged_tokens_cut_to_grace"] = cut.update(expires=old.grace_ends)
             old.version += 1
             old.save(update_fields=["grace_ends", "version"])
-            revocation.invalidate(settle=True)  # every worker drops cached answers before we return
+            # Every worker drops cached answers before we return; resource servers drop the key's
+            # and its tokens' answers, whose expiry just moved to the grace end.
+            revocation.invalidate(settle=True, events=[*feed.digests(feed.API_KEY, [old.digest]),
+                                                       *feed.digests(feed.ACCESS_TOKEN, shortened)])
             audit_record(event="api_key.rotated", actor=actor_label(actor), subject=f"key:{old.id}", details=details)
     log.info("api key rotated", extra={"key_id": str(old.id), "successor_id": str(new.id)})
     return new, plaintext
@@ -154,10 +159,13 @@ def _api_key_retire(key: ApiKey, *, status: str, stamp: str | None, at: datetime
         setattr(key, stamp, at)
         update.append(stamp)
     key.save(update_fields=update)
+    tokens = _access_tokens().filter(source_api_key=key.pk)
+    dying = list(tokens.values_list("token_checksum", flat=True)) if settle is not None else []
     exchanged: int
-    exchanged, _ = _access_tokens().filter(source_api_key=key.pk).delete()
+    exchanged, _ = tokens.delete()
     if settle is not None:
-        revocation.invalidate(settle=settle)
+        revocation.invalidate(settle=settle, events=[*feed.digests(feed.API_KEY, [key.digest]),
+                                                     *feed.digests(feed.ACCESS_TOKEN, dying)])
     audit_record(event=event, actor=actor_label(actor), subject=f"key:{key.id}",
                  details={"hint": key.hint, **(details or {}), "exchanged_tokens_revoked": exchanged})
     return exchanged
@@ -177,7 +185,8 @@ def _set_status(key: ApiKey, status: str, *, allowed_from: set[str], stamp: str 
         locked.status = status
         locked.version += 1
         locked.save(update_fields=["status", "version"])
-        revocation.invalidate(settle=True)  # every worker drops cached answers before we return
+        # Every worker drops cached answers before we return (a resource server its negative one).
+        revocation.invalidate(settle=True, events=feed.digests(feed.API_KEY, [locked.digest]))
         audit_record(event=event, actor=actor_label(actor), subject=f"key:{locked.id}",
                      details={"hint": locked.hint, "exchanged_tokens_revoked": 0})
     return locked
@@ -272,7 +281,8 @@ def compromise_response_start(*, client: Client, actor: Any = None) -> Compromis
         response = CompromiseResponse.objects.create(client=client, requested=now,
                                                      requested_by=str(getattr(actor, "username", None) or actor
                                                                       or "system")[:150])
-        revocation.invalidate(settle=True)  # every worker drops cached answers before we return
+        # Every worker drops cached answers before we return; resource servers all of the client's.
+        revocation.invalidate(settle=True, events=[feed.client(client.client_id)])
         audit_record(event="client.compromise_response", actor=actor_label(actor), subject=f"client:{client.client_id}",
                      details={"response_id": str(response.pk), "effective": now.isoformat()})
         # The task (keys.tasks, the interface layer) by name: enqueued after commit, swept if lost.

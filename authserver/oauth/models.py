@@ -14,10 +14,12 @@ from typing import Any
 from uuid import UUID
 
 from django.db import models
+from django.db.models import Q
 from oauth2_provider.models import AbstractAccessToken, AbstractGrant, AbstractIDToken, AbstractRefreshToken
 
 from authserver import credentials, revocation
 from authserver.observability import metrics
+from authserver.revocation import feed
 
 # A value that no digest can equal: what a lookup by a malformed code is turned into.
 _NEVER_MATCHES = "!"
@@ -111,7 +113,7 @@ class AccessToken(AbstractAccessToken):
     def revoke(self) -> None:
         """Every revocation path (RFC 7009 endpoint, rotation, admin) ends here: fan it out."""
         super().revoke()
-        revocation.invalidate()
+        revocation.invalidate(events=feed.digests(feed.ACCESS_TOKEN, [self.token_checksum]))
         metrics.revocations.labels("access_token").inc()
 
 
@@ -130,16 +132,26 @@ class RefreshToken(AbstractRefreshToken):
         return _label(self, "refresh token")
 
     def revoke(self) -> None:
-        super().revoke()
+        super().revoke()  # its access token goes through AccessToken.revoke, which tells resource servers
+        feed.record(feed.digests(feed.REFRESH_TOKEN, [self.token_checksum]))
         metrics.revocations.labels("refresh_token").inc()
 
     @classmethod
     def revoke_family(cls, token_family: Any) -> None:
         """DOT's family revocation, plus the access tokens we tag with the family directly."""
+        if not token_family:
+            return
+        # What resource servers must forget, read before the bulk statements take it away: the
+        # family's live refresh tokens and every access token issued from it (C7).
+        family = cls.objects.filter(token_family=token_family)
+        refresh = list(family.filter(revoked__isnull=True).values_list("token_checksum", flat=True))
+        access = list(AccessToken.objects.filter(Q(token_family=token_family) | Q(
+            pk__in=family.values("access_token_id"))).values_list("token_checksum", flat=True))
         super().revoke_family(token_family)
-        if token_family:
-            AccessToken.objects.filter(token_family=token_family).delete()
-            revocation.invalidate(settle=True)  # reuse detection is a revocation: seen everywhere first
+        AccessToken.objects.filter(token_family=token_family).delete()
+        # Reuse detection is a revocation: seen everywhere first.
+        revocation.invalidate(settle=True, events=[*feed.digests(feed.REFRESH_TOKEN, refresh),
+                                                   *feed.digests(feed.ACCESS_TOKEN, access)])
 
 
 class IDToken(AbstractIDToken):

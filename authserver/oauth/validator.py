@@ -304,8 +304,9 @@ class AuthServerValidator(OAuth2Validator):
         if credentials.credential_type(token) not in {credentials.ACCESS_TOKEN, credentials.REFRESH_TOKEN}:
             return None
         super().revoke_token(token, token_type_hint, request, *args, **kwargs)
-        # Answer only once every worker has dropped its cached copy (authserver.revocation).
-        revocation.invalidate(settle=True)
+        # Answer only once every worker has dropped its cached copy (authserver.revocation); the
+        # token models recorded what resource servers must forget (its digest) as they revoked it.
+        revocation.invalidate(settle=True, events=())
         client_id = getattr(request.client, "client_id", "")
         audit_record(
             event="token.revoked",

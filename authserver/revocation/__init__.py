@@ -30,14 +30,16 @@ import select
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from authserver.revocation import feed
+from authserver.revocation.feed import Revoked
 from authserver.revocation.store import GenerationUnavailable, SharedGeneration
 
 __all__ = [
-    "CACHES", "CHECK_INTERVAL", "TTL", "GenerationUnavailable", "RequestView", "VerificationCache", "bump",
+    "CACHES", "CHECK_INTERVAL", "TTL", "GenerationUnavailable", "RequestView", "Revoked", "VerificationCache", "bump",
     "clear_caches", "current", "invalidate", "request_view",
 ]
 
@@ -162,9 +164,11 @@ def bump() -> int:
     return value
 
 
-def invalidate(*, settle: bool = False, quietly: bool = False) -> None:
+def invalidate(*, settle: bool = False, quietly: bool = False, events: Iterable[Revoked] | None = None) -> None:
     """Drop every cached answer in every process: now (opening the change), and again after the
-    transaction commits (closing it).
+    transaction commits (closing it); and tell resource servers, with ``events`` recorded in the
+    same transaction (:mod:`authserver.revocation.feed`; None: a ``generation`` event, forget
+    everything; empty: nothing to tell, e.g. the caller's model already recorded it).
 
     Before commit: the bump makes the change visible at once, and opens a marker that keeps every
     process from caching or serving anything until it is closed (:mod:`authserver.revocation.store`).
@@ -188,6 +192,7 @@ def invalidate(*, settle: bool = False, quietly: bool = False) -> None:
     """
     from django.db import transaction
 
+    feed.record([feed.FLUSH] if events is None else events)
     # Only explicit revocations open a marker: they are what must never be served stale, and they
     # are rare. A marker of a transaction that rolls back stays open until it expires, switching
     # every cache off meanwhile; rotations and quiet changes (frequent) don't pay that.

@@ -132,6 +132,7 @@ UNCHANGING = {
     "audit.checkpoint": "signs a checkpoint of events already sealed (outside the database)",
     "webhooks.deliver": "sends one notification; changes no credential",
     "audit.seal": "chains events already written",
+    "authserver.revocation.prune_events": "drops revocation events past their retention; changes no credential",
     "keys.usage_roll_up": "counts uses",
     "keys.reconcile": "re-enqueues stalled compromise responses (their finish job audits)",
     "crypto.reconcile": "re-enqueues stalled rotations (their run audits its end)",

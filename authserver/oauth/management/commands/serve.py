@@ -285,15 +285,16 @@ class Command(BaseCommand):
         # granian, as in the production web role, here terminating TLS itself. Chosen on the bench's
         # comparison of the two candidates serving HTTPS (`python -m bench --compare
         # granian-tls,gunicorn-gthread-tls`; README, "Server choice"): ahead on introspection (hot
-        # and cold) and client_credentials. Four blocking threads per worker, as gunicorn gthread
-        # had here: serve also answers browsers, and an explicit revocation holds its thread while
-        # the fan-out settles.
+        # and cold) and client_credentials. Four blocking threads per worker for requests, as gunicorn
+        # gthread had here: serve also answers browsers, and an explicit revocation holds its thread
+        # while the fan-out settles; plus one per revocation stream the worker may hold (C7,
+        # AUTHSERVER_REVOCATIONS_MAX_STREAMS), so streams never take the requests' threads.
         web = [
             python, "-m", "granian", "--interface", "wsgi",
             "--host", bind.host or "0.0.0.0",  # noqa: S104 - "--bind :PORT" asks for every interface
             "--port", str(bind.port),
             "--workers", str(options["workers"]),
-            "--blocking-threads", "4",
+            "--blocking-threads", str(4 + settings.REVOCATIONS_MAX_STREAMS),
             "--no-ws",
             # Shorter than serve's own 10 s grace period, so the web server's stop is always graceful.
             "--workers-kill-timeout", "8",
