@@ -24,10 +24,10 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from authserver import conf_files
+from authserver.conf_endpoints import EndpointsConfig
 from authserver.conf_limits import RATE_LIMIT_DEFAULTS, parse_rate_limits
 from authserver.conf_parsers import (
     ConfigurationErrors,
-    Parser,
     Problem,
     _api_key_prefix,
     _bool,
@@ -39,24 +39,12 @@ from authserver.conf_parsers import (
     _lower,
     _one_of,
     _path,
-    _text,
     _trusted_proxies,
     problem,
+    var,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-def var(env: str, default: Any, parse: Parser = _text, *, flat: str | None = None, production: Any = MISSING,
-        required_in_production: bool = False, secret: bool = False, fix: str = "") -> Any:
-    """A field read from the environment variable ``env``; empty or unset means the default.
-
-    ``fix`` tells an operator what to set when a required variable is missing."""
-    metadata = {"env": env, "parse": parse, "flat": flat, "production": production, "required": required_in_production,
-                "fix": fix}
-    if isinstance(default, Mapping):  # read-only, but dataclasses only know that a dict is not
-        return field(default_factory=lambda: default, repr=not secret, metadata=metadata)
-    return field(default=default, repr=not secret, metadata=metadata)
-
 
 def section(cls: type) -> Any:
     return field(default_factory=cls, metadata={"section": cls})
@@ -265,6 +253,7 @@ class AuthServerConfig:
     jobs: JobConfig = section(JobConfig)
     anomaly: AnomalyConfig = section(AnomalyConfig)
     webhooks: WebhookConfig = section(WebhookConfig)
+    endpoints: EndpointsConfig = section(EndpointsConfig)
     # Not from the environment: the test suite keeps its own state apart (tests/datadir_plugin.py).
     testing: bool = False
 
@@ -337,8 +326,7 @@ def load(environ: Mapping[str, str], *, testing: bool | None = None) -> AuthServ
     production = environ.get("AUTHSERVER_ENV", "").strip().lower() == "production"
     config: AuthServerConfig = _load_section(AuthServerConfig, environ, production, problems)
     config = replace(
-        config,
-        testing=testing,
+        config, testing=testing,
         csrf_trusted_origins=config.csrf_trusted_origins or (config.issuer,),
         keystore=replace(config.keystore, file=config.keystore.file or config.data_dir / "keystore.json"),
         metrics_dir=config.metrics_dir or config.data_dir / "metrics",

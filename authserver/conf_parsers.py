@@ -9,8 +9,8 @@ one variable at a time, restart after restart, learns nothing from the first ref
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +147,8 @@ def _log_level(name: str, raw: str) -> str:
 def _api_key_prefix(name: str, raw: str) -> str:
     # Distinct from the built-in credential types, so a scanner (and our own parser) tells them apart.
     if not (raw.isascii() and raw.isalnum() and raw.islower() and raw[0].isalpha() and len(raw) <= 16
-            and raw not in {"at", "rt", "cs", "ac"}):
-        raise ImproperlyConfigured(f"{name} must be 1-16 lowercase letters/digits, not at/rt/cs/ac")
+            and raw not in {"at", "rt", "cs", "ac", "dc"}):
+        raise ImproperlyConfigured(f"{name} must be 1-16 lowercase letters/digits, not at/rt/cs/ac/dc")
     return raw
 
 
@@ -160,3 +160,15 @@ def _http_url(name: str, raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ImproperlyConfigured(f"{name} must be an absolute http:// or https:// URL")
     return raw.strip()
+
+
+def var(env: str, default: Any, parse: Parser = _text, *, flat: str | None = None, production: Any = MISSING,
+        required_in_production: bool = False, secret: bool = False, fix: str = "") -> Any:
+    """A field read from the environment variable ``env``; empty or unset means the default.
+
+    ``fix`` tells an operator what to set when a required variable is missing."""
+    metadata = {"env": env, "parse": parse, "flat": flat, "production": production, "required": required_in_production,
+                "fix": fix}
+    if isinstance(default, Mapping):  # read-only, but dataclasses only know that a dict is not
+        return field(default_factory=lambda: default, repr=not secret, metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)

@@ -129,7 +129,7 @@ INSTALLED_APPS = [
     "authserver.crypto",
     "authserver.anomaly",
     "authserver.observability",
-    "clients.webhooks",
+    "clients.webhooks", "clients.discovery",
 ]
 if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only
@@ -322,7 +322,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 # --- Endpoint paths -----------------------------------------------------------------------------
 # The admin lives at an unguessable path by default (docs/decisions/0009-unguessable-admin-path.md): defence in depth
 # against scanners, never a substitute for authentication.
-ADMIN_PATH = datadir.admin_path(config=config)
+ADMIN_PATH, API_PATH = datadir.admin_path(config=config), datadir.api_path(config=config)  # and docs/endpoints.md
+ENDPOINTS, ENDPOINTS_WINDOW_SECONDS = config.endpoints.mode, config.endpoints.window_seconds
 
 # --- OAuth --------------------------------------------------------------------------------------
 OAUTH2_PROVIDER_APPLICATION_MODEL = "clients.Client"

@@ -17,6 +17,7 @@ from django.db import connection
 
 from authserver import credentials
 from authserver.staff.services import totp_device_pending
+from clients.discovery.services import discovery_capability_rotate
 from clients.services import client_secret_rotate
 from clients.webhooks.services import client_contact_set, webhook_secret_rotate, webhook_send
 from tests.conftest import ISSUED, TOTP_SEEDS
@@ -86,15 +87,18 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
         _, whsec2 = webhook_secret_rotate(client=svc, actor="test")
         webhook_send(client=svc, event_type="t", data={})
         assert [d.status for d in deliver_due()] == ["delivered"]
+    _, dc = discovery_capability_rotate(client=svc, actor="test")  # a discovery URL, used once
+    assert client.get("/d/" + dc).status_code == 200
     staff = UserFactory(is_staff=True)
     seed = totp_device_pending(user=staff).key  # a staff member's authenticator seed (encrypted at rest)
     here = [secret, svc_secret, rs_secret, code, tokens["access_token"], tokens["refresh_token"],
-            rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2]
+            rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2, dc]
 
     dump = _dump_database()
     # The dump really holds this test's rows: the digests are there...
     assert credentials.digest(rotated["access_token"]) in dump
     assert credentials.digest(code) in dump
+    assert credentials.digest(dc) in dump
     # ...and no credential, from this test or any other test of the session, is.
     assert all(value in ISSUED for value in here)
     leaked_in_dump = [credentials.hint(v) for v in ISSUED if v in dump]

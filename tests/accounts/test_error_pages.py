@@ -13,6 +13,7 @@ from django.test import Client as HttpClient
 from authserver import counters
 from authserver.accounts.views import pages
 from tests.factories import PASSWORD
+from tests.helpers import API
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +68,7 @@ def test_limiter_down_is_a_503_page_for_browsers(client, user, monkeypatch):
 def test_unknown_page_is_a_plain_404_and_unknown_api_path_json(client):
     assert_page(client.get("/no/such/page", **BROWSER), 404, "Page not found")
     assert_page(client.get("/no/such/page"), 404)  # the URL map's handler: a page on a page route, whatever Accept
-    api = client.get("/api/v1/no-such-thing", **BROWSER)
+    api = client.get(API + "no-such-thing", **BROWSER)
     assert api.status_code == 404 and api.json()["error"] == "invalid_request"
 
 

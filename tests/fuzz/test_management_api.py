@@ -23,6 +23,7 @@ from keys.api import KEYS_READ, KEYS_WRITE
 from keys.models import ApiKey
 from tests.factories import RS_AUDIENCE, make_client
 from tests.fuzz.wsgi import fuzz_operation, generous_rate_limits, wsgi_application
+from tests.helpers import API
 from tests.keys.conftest import api_token, create_key
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
@@ -51,11 +52,11 @@ def served_schema(caller: dict[str, Any], settings: Any) -> Iterator[Any]:
     """
     generous_rate_limits(settings)
     with wsgi_application() as app:
-        yield schemathesis.openapi.from_wsgi("/api/v1/schema", app)
+        yield schemathesis.openapi.from_wsgi(API + "schema", app)
 
 
 def test_every_operation_is_fuzzed() -> None:
-    assert len(OPERATIONS) >= 9 and all(path.startswith("/api/v1/") for _, path in OPERATIONS)
+    assert len(OPERATIONS) >= 9 and all(path.startswith(API) for _, path in OPERATIONS)
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)

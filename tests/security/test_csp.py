@@ -21,7 +21,7 @@ from authserver.audit.services import audit_record
 from authserver.csp import form_target_source
 from keys.services import api_key_create
 from tests.factories import REDIRECT_URI
-from tests.helpers import AUTHORIZE_URL, authorize_params, pkce_pair, staff_login
+from tests.helpers import API, AUTHORIZE_URL, authorize_params, pkce_pair, staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -181,7 +181,7 @@ def test_redirect_sources(uri: str, source: str | None) -> None:
 
 def test_json_answers_carry_no_policy(client: Client) -> None:
     for response in (client.get("/.well-known/oauth-authorization-server"), client.post("/oauth/token", {}),
-                     client.get("/api/v1/no-such-thing")):
+                     client.get(API + "no-such-thing")):
         assert response["Content-Type"].startswith("application/json")
         assert "Content-Security-Policy" not in response
 

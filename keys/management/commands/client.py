@@ -1,10 +1,15 @@
-"""``manage.py client create|list|show|delete|update|rotate-secret|revoke-tokens|webhook-secret rotate``.
+"""``manage.py client create|list|show|delete|update|rotate-secret|revoke-tokens|webhook-secret rotate|
+discovery-url rotate|revoke``.
 
 One JSON object on stdout; arguments and examples in :mod:`authserver.cliargs.clients`.
 
 A webhook URL set for the first time creates the client's ``whsec_`` signing secret, printed once
 as ``webhook_secret``; ``webhook-secret rotate`` issues a new one, the old one signing next to it
 for the overlap.
+
+A confidential client or resource server gets its discovery URL (``/d/<dc_…>``, RFC 8414 for its
+holder) at creation, printed once as ``discovery_url``; ``discovery-url rotate`` prints a new one
+(the old one stops at once), ``discovery-url revoke`` ends it (clients.discovery).
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ from authserver import cliargs
 from authserver.cli import JsonCommand, parse_duration
 from authserver.errors import NotFound
 from clients import selectors
+from clients.discovery.services import (
+    discovery_capability_revoke,
+    discovery_capability_rotate,
+    discovery_url,
+    issued_at_creation,
+)
 from clients.models import Client
 from clients.services import ClientError, client_register, client_revoke_tokens, client_secret_rotate
 from clients.webhooks.services import client_contact_set, webhook_secret_rotate
@@ -98,6 +109,14 @@ class Command(JsonCommand):
                 self.emit({"client_id": client.client_id, "webhook_secret": whsec, "hint": row.hint,
                            "previous_secret_signs_until": client.webhook_secrets.filter(retires__isnull=False)
                            .order_by("-retires").values_list("retires", flat=True).first()})
+            elif action == "discovery-url":
+                client = self._client(options["client_id"])
+                if options["discovery_action"] == "rotate":
+                    row, value = discovery_capability_rotate(client=client, actor="cli")
+                    self.emit({"client_id": client.client_id, "discovery_url": discovery_url(value), "hint": row.hint})
+                else:
+                    revoked = discovery_capability_revoke(client=client, actor="cli")
+                    self.emit({"client_id": client.client_id, "revoked": revoked})
             elif action == "revoke-tokens":
                 counts = client_revoke_tokens(client=self._client(options["client_id"]), actor="cli")
                 self.emit({"client_id": options["client_id"], "revoked": sum(counts.values()), **counts})
@@ -122,6 +141,8 @@ class Command(JsonCommand):
     def _create(self, options: dict[str, Any]) -> None:
         with transaction.atomic():  # a refused webhook URL or address leaves no client behind
             client, secret, whsec = self._register(options)
+            capability = (discovery_capability_rotate(client=client, actor="cli")[1]
+                          if issued_at_creation(client) else None)
         payload: dict[str, Any] = {
             **self._contact(client, whsec),
             "name": client.name,
@@ -134,6 +155,8 @@ class Command(JsonCommand):
         }
         if secret:
             payload["client_secret"] = secret
+        if capability:
+            payload["discovery_url"] = discovery_url(capability)
         self.emit(payload)
 
     def _register(self, options: dict[str, Any]) -> tuple[Client, str | None, str | None]:
