@@ -10,10 +10,10 @@ later is covered with no further work:
   the previous, current or next window's prefixes (:func:`authserver.paths.accepted_prefixes`,
   key ``crypto.secret("endpoints.path")``, label ``"oauth"``).
 
-Anything else falls through to the uniform 404 (authserver.notfound). Both patterns keep the
-entry's name, so ``reverse("oauth2_provider:token")`` is the fixed path and
-:func:`url` / :func:`path_of` give the path for the current mode and window (the metadata document,
-RFC 8414, and any code that names an endpoint).
+``.well-known/<x>`` entries (RFC 8414's public document) match only in ``fixed`` mode. Anything
+else falls through to the uniform 404 (authserver.notfound). Both patterns keep the entry's name,
+so :func:`url` / :func:`path_of` give an endpoint's URL for the current mode and window (the
+metadata document, RFC 8414, and any code that names an endpoint).
 
 The check is decided without the database after the first request of a process: the key is held
 by the key store's in-process cache, and the three accepted prefixes are computed once per window
@@ -22,11 +22,16 @@ by the key store's in-process cache, and the three accepted prefixes are compute
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.urls import URLPattern, register_converter, reverse
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.urls import URLPattern, clear_url_caches, register_converter, reverse
 from django.urls.resolvers import RoutePattern
 
 from authserver import paths
@@ -40,7 +45,7 @@ NAMESPACE = "oauth2_provider"
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz234567")
 
 _cache_lock = threading.Lock()
-_cache: dict[tuple[int, int], tuple[str, str, str]] = {}
+_cache: dict[tuple[int, int, bytes], tuple[str, str, str]] = {}
 
 
 def rotating() -> bool:
@@ -61,14 +66,14 @@ def accepted() -> tuple[str, str, str]:
     """The previous, current and next window's prefixes; computed once per window and process."""
     seconds = window_seconds()
     window = paths.current_window(seconds)
-    found = _cache.get((seconds, window))
+    key = _key()
+    found = _cache.get((seconds, window, key))
     if found is None:
-        key = _key()
         found = (paths.prefix(key, LABEL, window - 1), paths.prefix(key, LABEL, window),
                  paths.prefix(key, LABEL, window + 1))
         with _cache_lock:
             _cache.clear()  # only the current window's entry is ever needed
-            _cache[(seconds, window)] = found
+            _cache[(seconds, window, key)] = found
     return found
 
 
@@ -95,11 +100,13 @@ def split(path: str) -> tuple[str, str] | None:
 
 def is_endpoint_path(path: str, name: str) -> bool:
     """Whether ``path`` is endpoint ``name``'s path in the current mode (any accepted window)."""
-    fixed = reverse(f"{NAMESPACE}:{name}")
+    rest = _rests.get(name)
+    if rest is None:
+        return False
     if not rotating():
-        return path == fixed
+        return path == "/" + FIXED_ROOT + rest
     parts = split(path)
-    return parts is not None and parts[1] == fixed.removeprefix("/" + FIXED_ROOT) and parts[0] in accepted()
+    return parts is not None and parts[1] == rest and parts[0] in accepted()
 
 
 def path_of(name: str) -> str:
@@ -115,11 +122,24 @@ def url(name: str) -> str:
 
 
 # -- The URL map ---------------------------------------------------------------------------------
+# The machine endpoints' hot path must not pay for the mode (tests/introspection/test_hot_path_modules.py):
+# in fixed mode a request for /oauth/<x> matches a plain RoutePattern and runs no code of this module.
+# Only the fixed patterns' compiled regex changes with the mode (a never-matching one in rotating
+# mode), set when the URL map is built and when a test changes ``settings.ENDPOINTS``; the rotating
+# patterns are tried after every fixed one and their converter (entered only for a path of the right
+# shape) decides whether the prefix is accepted.
+
+NEVER = re.compile(r"(?!)")
+_fixed_routes: list[RoutePattern] = []
+_rests: dict[str, str] = {}  # URL name -> the path after "oauth/"
+
 
 class PrefixConverter:
     regex = "[a-z2-7]{16}"
 
     def to_python(self, value: str) -> str:
+        if not rotating() or value not in accepted():
+            raise ValueError("not an accepted prefix")  # the URL map moves on: the uniform 404
         return value
 
     def to_url(self, value: str) -> str:
@@ -129,40 +149,47 @@ class PrefixConverter:
 register_converter(PrefixConverter, "oauthprefix")
 
 
-class FixedRoute(RoutePattern):
-    """``oauth/<x>``: only in ``fixed`` mode."""
+def _apply_mode() -> None:
+    for route in _fixed_routes:
+        if rotating():
+            route.__dict__["regex"] = NEVER  # RoutePattern.regex is a non-data descriptor: this wins
+        else:
+            route.__dict__.pop("regex", None)
 
-    def match(self, path: str) -> Any:
-        return None if rotating() else super().match(path)
+
+@receiver(setting_changed)
+def _mode_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"ENDPOINTS", "ENDPOINTS_WINDOW_SECONDS"}:
+        _apply_mode()
+        clear_url_caches()
 
 
-class RotatingRoute(RoutePattern):
-    """``<prefix>/<x>``: only in ``rotating`` mode, only with an accepted prefix."""
+def _without_prefix(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def endpoint(request: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop(PREFIX_KWARG, None)
+        return view(request, *args, **kwargs)
 
-    def match(self, path: str) -> Any:
-        if not rotating():
-            return None
-        found = super().match(path)
-        if found is None or found[2][PREFIX_KWARG] not in accepted():
-            return None
-        return found[0], found[1], {}  # the view takes no prefix argument
+    return endpoint
 
 
 def mount(patterns: list[URLPattern]) -> list[URLPattern]:
-    """Each ``oauth/<x>`` entry as its fixed and its rotating pattern, each ``.well-known/<x>`` entry
-    only in fixed mode (rotating mode serves the metadata at the discovery URLs); others as they are."""
-    out: list[URLPattern] = []
+    """Each ``oauth/<x>`` entry as its fixed pattern and (after all fixed ones) its rotating one;
+    each ``.well-known/<x>`` entry only in fixed mode (rotating mode serves the metadata at the
+    discovery URLs); other entries as they are."""
+    fixed: list[URLPattern] = []
+    rotating_ones: list[URLPattern] = []
     for entry in patterns:
         route = str(entry.pattern)
         if not isinstance(entry.pattern, RoutePattern) or not route.startswith((FIXED_ROOT, WELL_KNOWN_ROOT)):
-            out.append(entry)
+            fixed.append(entry)
             continue
-        if route.startswith(WELL_KNOWN_ROOT):
-            out.append(URLPattern(FixedRoute(route, name=entry.name, is_endpoint=True), entry.callback,
-                                  entry.default_args, entry.name))
-            continue
-        rest = route.removeprefix(FIXED_ROOT)
-        for pattern in (FixedRoute(route, name=entry.name, is_endpoint=True),
-                        RotatingRoute(f"<oauthprefix:{PREFIX_KWARG}>/{rest}", name=entry.name, is_endpoint=True)):
-            out.append(URLPattern(pattern, entry.callback, entry.default_args, entry.name))
-    return out
+        _fixed_routes.append(entry.pattern)
+        fixed.append(entry)
+        if route.startswith(FIXED_ROOT):
+            rest = route.removeprefix(FIXED_ROOT)
+            _rests[str(entry.name)] = rest
+            pattern = RoutePattern(f"<oauthprefix:{PREFIX_KWARG}>/{rest}", name=entry.name, is_endpoint=True)
+            rotating_ones.append(URLPattern(pattern, _without_prefix(entry.callback), entry.default_args, entry.name))
+    _apply_mode()
+    return fixed + rotating_ones

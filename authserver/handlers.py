@@ -136,14 +136,6 @@ class ServedHandler(WSGIHandler):
         request_id = supplied if supplied and REQUEST_ID_PATTERN.fullmatch(supplied) else os.urandom(16).hex()
         request.request_id = request_id
         response = super().get_response(request)
-        if notfound.is_uniform(response):
-            # The uniform 404 leaves exactly as authserver.notfound builds it, whatever a middleware
-            # added on the way out (a CSP, Vary, a cookie): the full and the lean stack answer alike.
-            # HSTS, when it is sent, is sent on every answer over TLS: it tells nothing about the path.
-            hsts = response.get("Strict-Transport-Security")
-            response = notfound.response()
-            if hsts:
-                response["Strict-Transport-Security"] = hsts
         response["X-Request-ID"] = request_id
         response["Server"] = SERVER_HEADER
         match, meta = request.resolver_match, request.META
@@ -253,6 +245,26 @@ def unavailable() -> HttpResponse:
     response["Retry-After"] = "5"
     response["Cache-Control"] = "no-store"
     return response
+
+
+class UniformNotFoundMiddleware:
+    """First in ``settings.MIDDLEWARE`` on both stacks: the uniform 404 (authserver.notfound) leaves
+    exactly as built, whatever a middleware added on the way out (a CSP, ``Vary``, a language, a
+    cookie), so the full and the lean stack answer alike. HSTS, when sent, is sent on every answer
+    over TLS: it tells nothing about the path, so it stays."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 404 or not getattr(response, "uniform_404", False):
+            return response
+        fresh = notfound.response()
+        hsts = response.get("Strict-Transport-Security")
+        if hsts:
+            fresh["Strict-Transport-Security"] = hsts
+        return fresh
 
 
 class FailClosedMiddleware:

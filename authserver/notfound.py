@@ -10,11 +10,12 @@ scanner learns nothing from which of them it hit. Hence:
 * no database, session or cache access to build it (it is a constant);
 * no ``Set-Cookie``, no ``Vary``, a neutral ``Server`` (authserver.handlers sets ``-``).
 
-:func:`response` returns a fresh copy, marked ``uniform_404``; the WSGI handlers
-(authserver.handlers.ServedHandler) replace any response so marked with a fresh copy after every
-middleware has run, so nothing a middleware added on the way out (a CSP, ``Vary``, a cookie)
-survives, and the full and the lean stack answer the same. Only the request id (``X-Request-ID``,
-random per request unless the caller sent one) is added.
+:func:`response` returns a fresh copy, marked ``uniform_404``; the outermost middleware of both
+stacks (authserver.handlers.UniformNotFoundMiddleware) replaces any response so marked with a fresh
+copy after every other middleware has run, so nothing added on the way out (a CSP, ``Vary``, a
+cookie) survives, and the full and the lean stack answer the same. Only the request id
+(``X-Request-ID``, random per request unless the caller sent one) and the neutral ``Server`` are
+added (authserver.handlers.ServedHandler).
 
 Platform layer: imports nothing from the project.
 """
@@ -42,10 +43,6 @@ def response() -> HttpResponse:
         answer[name] = value
     answer.uniform_404 = True  # type: ignore[attr-defined]
     return answer
-
-
-def is_uniform(answer: object) -> bool:
-    return getattr(answer, "uniform_404", False) is True
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -135,6 +135,7 @@ if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only
 
 MIDDLEWARE = [
+    "authserver.handlers.UniformNotFoundMiddleware",  # one 404 for everything unknown (authserver.notfound)
     "authserver.accounts.middleware.BrowserErrorPagesMiddleware",  # browsers get pages, not JSON; browser-only
     "authserver.handlers.FailClosedMiddleware",
     "authserver.ratelimit.limiter.RateLimitMiddleware",

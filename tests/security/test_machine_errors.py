@@ -17,7 +17,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.test import Client
 
-from authserver import handlers
+from authserver import handlers, notfound
 from authserver.oauth import views as oauth_views
 from keys.api import KEYS_READ, KEYS_WRITE
 from tests.bench.test_machine_handler import wsgi_call
@@ -98,8 +98,9 @@ def test_management_api_body_over_the_upload_limit_is_a_json_413(csrf_client, se
     _assert_json_error(response, 413)
 
 
-def test_unknown_management_api_path_is_a_json_404(csrf_client):
-    _assert_json_error(csrf_client.get(API + "no-such-thing"), 404)
+def test_unknown_management_api_path_is_the_uniform_404(csrf_client):
+    response = csrf_client.get(API + "no-such-thing")
+    assert response.status_code == 404 and response.content == notfound.BODY  # issue 15: one 404 for all
 
 
 @pytest.mark.parametrize("url", [TOKEN_URL, METADATA_URL])
@@ -124,8 +125,8 @@ def test_permission_denied_is_a_json_403(csrf_client, monkeypatch):
 
 
 def test_browser_pages_keep_html_errors(csrf_client):
-    response = csrf_client.get("/no-such-page")
-    assert response.status_code == 404
+    response = csrf_client.put("/accounts/logout/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 405
     assert response["Content-Type"].startswith("text/html")
 
 
