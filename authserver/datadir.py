@@ -72,7 +72,7 @@ def admin_path(*, config: AuthServerConfig) -> str:
 
 
 def api_path(*, config: AuthServerConfig) -> str:
-    """The management API's URL path: configured (``api/v1`` restores the old one), or 16 random lower-case
+    """The management API's URL path: configured (``api/v1`` restores the old one), or 20 random lower-case
     alphanumerics stable per installation (issue 15, docs/endpoints.md)."""
     if config.endpoints.api_path:
         return config.endpoints.api_path

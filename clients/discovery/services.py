@@ -61,3 +61,10 @@ def issued_at_creation(client: Client) -> bool:
     (they run server-side, where a capability URL can be kept like a configuration secret). Public
     clients (browser and native apps) get one only on demand (docs/endpoints.md)."""
     return bool(client.is_resource_server or client.client_type == Client.CLIENT_CONFIDENTIAL)
+
+
+def discovery_url_at_creation(*, client: Client, actor: Any = None) -> str | None:
+    """A new client's discovery URL, to show once next to its secret, if it gets one at creation."""
+    if not issued_at_creation(client):
+        return None
+    return discovery_url(discovery_capability_rotate(client=client, actor=actor)[1])

@@ -1,4 +1,4 @@
-"""schemathesis against the management API's own OpenAPI document (``/api/v1/schema``).
+"""schemathesis against the management API's own OpenAPI document (``/<API_PATH>/schema``).
 
 Every operation, positive and negative data, with a token carrying both scopes: no 5xx, and
 every answer is one the document declares (status code, content type, body schema).

@@ -29,7 +29,7 @@ from clients.discovery.services import (
     discovery_capability_revoke,
     discovery_capability_rotate,
     discovery_url,
-    issued_at_creation,
+    discovery_url_at_creation,
 )
 from clients.models import Client
 from clients.services import ClientError, client_register, client_revoke_tokens, client_secret_rotate
@@ -112,11 +112,12 @@ class Command(JsonCommand):
             elif action == "discovery-url":
                 client = self._client(options["client_id"])
                 if options["discovery_action"] == "rotate":
-                    row, value = discovery_capability_rotate(client=client, actor="cli")
-                    self.emit({"client_id": client.client_id, "discovery_url": discovery_url(value), "hint": row.hint})
+                    capability, value = discovery_capability_rotate(client=client, actor="cli")
+                    self.emit({"client_id": client.client_id, "discovery_url": discovery_url(value),
+                               "hint": capability.hint})
                 else:
-                    revoked = discovery_capability_revoke(client=client, actor="cli")
-                    self.emit({"client_id": client.client_id, "revoked": revoked})
+                    self.emit({"client_id": client.client_id,
+                               "revoked": discovery_capability_revoke(client=client, actor="cli")})
             elif action == "revoke-tokens":
                 counts = client_revoke_tokens(client=self._client(options["client_id"]), actor="cli")
                 self.emit({"client_id": options["client_id"], "revoked": sum(counts.values()), **counts})
@@ -141,8 +142,7 @@ class Command(JsonCommand):
     def _create(self, options: dict[str, Any]) -> None:
         with transaction.atomic():  # a refused webhook URL or address leaves no client behind
             client, secret, whsec = self._register(options)
-            capability = (discovery_capability_rotate(client=client, actor="cli")[1]
-                          if issued_at_creation(client) else None)
+            discovery = discovery_url_at_creation(client=client, actor="cli")
         payload: dict[str, Any] = {
             **self._contact(client, whsec),
             "name": client.name,
@@ -155,8 +155,8 @@ class Command(JsonCommand):
         }
         if secret:
             payload["client_secret"] = secret
-        if capability:
-            payload["discovery_url"] = discovery_url(capability)
+        if discovery:
+            payload["discovery_url"] = discovery
         self.emit(payload)
 
     def _register(self, options: dict[str, Any]) -> tuple[Client, str | None, str | None]:
