@@ -45,7 +45,7 @@ NAMESPACE = "oauth2_provider"
 _PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz234567")
 
 _cache_lock = threading.Lock()
-_cache: dict[tuple[int, int, bytes], tuple[str, str, str]] = {}
+_cache: dict[tuple[int, int], tuple[str, str, str]] = {}
 
 
 def rotating() -> bool:
@@ -66,15 +66,21 @@ def accepted() -> tuple[str, str, str]:
     """The previous, current and next window's prefixes; computed once per window and process."""
     seconds = window_seconds()
     window = paths.current_window(seconds)
-    key = _key()
-    found = _cache.get((seconds, window, key))
+    found = _cache.get((seconds, window))
     if found is None:
+        key = _key()
         found = (paths.prefix(key, LABEL, window - 1), paths.prefix(key, LABEL, window),
                  paths.prefix(key, LABEL, window + 1))
         with _cache_lock:
             _cache.clear()  # only the current window's entry is ever needed
-            _cache[(seconds, window, key)] = found
+            _cache[(seconds, window)] = found
     return found
+
+
+def reset() -> None:
+    """Forget the computed prefixes (tests: each test's database may hold a different key)."""
+    with _cache_lock:
+        _cache.clear()
 
 
 def current_prefix() -> str:

@@ -55,7 +55,7 @@ urlpatterns = [
     path("", allow(account_pages.home, "GET", "HEAD", browser=True), name="home"),
     path("accounts/", include("authserver.accounts.urls")),
     # The per-client discovery URL (issue 15, C3): RFC 8414 for whoever holds the capability.
-    path("d/<str:capability>", allow(oauth_views.discovery_document, "GET", "HEAD"), name="discovery"),
+    path("d/<str:capability>", oauth_views.discovery_document, name="discovery"),  # methods: checked inside
     path(f"{settings.API_PATH}/", include("keys.api_urls")),  # random per installation (docs/endpoints.md)
     path("livez", health.livez, name="livez"),
     path("readyz", health.readyz, name="readyz"),

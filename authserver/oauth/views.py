@@ -25,6 +25,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import NoReverseMatch
 from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot_views
 from oauth2_provider.exceptions import OAuthToolkitError
@@ -36,6 +37,7 @@ from authserver import endpoints, events, notfound
 from authserver.audit.context import actor_label, request_personal
 from authserver.audit.services import audit_record
 from authserver.csp import allow_form_redirect
+from authserver.handlers import json_error
 from authserver.http import NO_STORE
 from authserver.netaddr import client_address, client_network
 from authserver.oauth.authorization_request import check_authorization_request
@@ -280,11 +282,16 @@ class ServerMetadataView(dot_views.OAuthServerMetadataView):
 _metadata = ServerMetadataView.as_view()
 
 
+@csrf_exempt  # no form, no session: the capability in the URL is the only credential
 def discovery_document(request: HttpRequest, capability: str) -> HttpResponse:
     """``/d/<dc_…>``: the RFC 8414 document for whoever holds a live discovery capability (issue 15,
-    C3); a malformed, unknown or revoked one gets the uniform 404 (no query for a malformed one)."""
+    C3); a malformed, unknown or revoked one gets the uniform 404 (no query for a malformed one),
+    whatever the method: the capability is checked first, so only its holder learns that the URL
+    takes GET and HEAD (405 otherwise)."""
     if discovery_selectors.capability_live(value=capability) is None:
         return notfound.response()
+    if request.method not in {"GET", "HEAD"}:
+        return json_error(405, "invalid_request", "Method not allowed; use GET or HEAD.", Allow="GET, HEAD")
     response: HttpResponse = _metadata(request)
     # A capability URL's answer is for its holder only, and the URLs in it change per window.
     for key, value in NO_STORE.items():
