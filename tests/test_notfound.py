@@ -6,16 +6,14 @@ the full stack alike; no database access, no cookie, no software named."""
 
 from __future__ import annotations
 
-import io
 import secrets
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 
 from authserver import credentials, endpoints, handlers, notfound, paths
+from tests.bench.test_machine_handler import wsgi_call
 from tests.helpers import API
 
 pytestmark = pytest.mark.django_db
@@ -24,27 +22,9 @@ SOFTWARE = ("granian", "gunicorn", "uvicorn", "werkzeug", "python", "django", "w
 
 
 def call(app: Any, path: str, method: str = "GET", **headers: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    environ = {
-        "REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "testserver", "SERVER_PORT": "443",
-        "HTTP_HOST": "testserver", "wsgi.input": io.BytesIO(b""), "CONTENT_LENGTH": "0", "wsgi.url_scheme": "https",
-        "REMOTE_ADDR": "127.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.errors": io.StringIO(),
-        "HTTP_X_REQUEST_ID": "probe", **headers,
-    }
-    captured: dict[str, Any] = {}
-
-    def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
-        captured["status"], captured["headers"] = int(status.split()[0]), response_headers
-
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        response = app(environ, start_response)
-        body = b"".join(response)
-        response.close()
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
-    return captured["status"], sorted((k.lower(), v) for k, v in captured["headers"] if k.lower() != "date"), body
+    """The production WSGI application's answer: status, headers but Date (sorted), body."""
+    status, answer_headers, body = wsgi_call(app, path, method=method, HTTP_X_REQUEST_ID="probe", **headers)
+    return status, sorted((k, v) for k, v in answer_headers.items() if k != "date"), body
 
 
 @pytest.fixture
