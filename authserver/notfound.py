@@ -42,6 +42,10 @@ def response() -> HttpResponse:
     for name, value in HEADERS:
         answer[name] = value
     answer.uniform_404 = True  # type: ignore[attr-defined]
+    # No "Not Found: <path>" WARNING from django.request: the access line already records every
+    # request, a scanner's probes would flood the log, and the path may carry a capability
+    # (/d/dc_…: a revoked or mistyped discovery URL) that must never be logged.
+    answer._has_been_logged = True  # type: ignore[attr-defined]
     return answer
 
 

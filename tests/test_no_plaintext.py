@@ -87,12 +87,14 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
         _, whsec2 = webhook_secret_rotate(client=svc, actor="test")
         webhook_send(client=svc, event_type="t", data={})
         assert [d.status for d in deliver_due()] == ["delivered"]
-    _, dc = discovery_capability_rotate(client=svc, actor="test")  # a discovery URL, used once
+    _, dc = discovery_capability_rotate(client=svc, actor="test")  # a discovery URL, used, then rotated away
     assert client.get("/d/" + dc).status_code == 200
+    _, dc2 = discovery_capability_rotate(client=svc, actor="test")
+    assert client.get("/d/" + dc).status_code == 404  # the uniform 404, and no "Not Found: <path>" log line
     staff = UserFactory(is_staff=True)
     seed = totp_device_pending(user=staff).key  # a staff member's authenticator seed (encrypted at rest)
     here = [secret, svc_secret, rs_secret, code, tokens["access_token"], tokens["refresh_token"],
-            rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2, dc]
+            rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2, dc, dc2]
 
     dump = _dump_database()
     # The dump really holds this test's rows: the digests are there...
