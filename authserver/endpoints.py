@@ -17,7 +17,8 @@ metadata document, RFC 8414, and any code that names an endpoint).
 
 The check is decided without the database after the first request of a process: the key is held
 by the key store's in-process cache, and the three accepted prefixes are computed once per window
-(:func:`accepted`). The mode is read from ``settings.ENDPOINTS`` at request time (tests switch it).
+(:func:`accepted`). The mode is ``settings.ENDPOINTS``: applied when the URL map is built, and
+again when a test changes the setting (see "The URL map" below).
 """
 
 from __future__ import annotations
