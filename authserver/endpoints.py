@@ -188,7 +188,8 @@ def mount(patterns: list[URLPattern]) -> list[URLPattern]:
     rotating_ones: list[URLPattern] = []
     for entry in patterns:
         route = str(entry.pattern)
-        if not isinstance(entry.pattern, RoutePattern) or not route.startswith((FIXED_ROOT, WELL_KNOWN_ROOT)):
+        if (not isinstance(entry, URLPattern) or not isinstance(entry.pattern, RoutePattern)
+                or not route.startswith((FIXED_ROOT, WELL_KNOWN_ROOT))):
             fixed.append(entry)
             continue
         _fixed_routes.append(entry.pattern)
