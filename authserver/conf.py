@@ -24,6 +24,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from authserver import conf_files
+from authserver.conf_endpoints import EndpointsConfig
 from authserver.conf_limits import RATE_LIMIT_DEFAULTS, parse_rate_limits
 from authserver.conf_parsers import (  # var and section: the declarations the sections share
     ConfigurationErrors,
@@ -251,6 +252,7 @@ class AuthServerConfig:
     anomaly: AnomalyConfig = section(AnomalyConfig)
     webhooks: WebhookConfig = section(WebhookConfig)
     revocations: RevocationStreamConfig = section(RevocationStreamConfig)
+    endpoints: EndpointsConfig = section(EndpointsConfig)
     # Not from the environment: the test suite keeps its own state apart (tests/datadir_plugin.py).
     testing: bool = False
 
@@ -323,8 +325,7 @@ def load(environ: Mapping[str, str], *, testing: bool | None = None) -> AuthServ
     production = environ.get("AUTHSERVER_ENV", "").strip().lower() == "production"
     config: AuthServerConfig = _load_section(AuthServerConfig, environ, production, problems)
     config = replace(
-        config,
-        testing=testing,
+        config, testing=testing,
         csrf_trusted_origins=config.csrf_trusted_origins or (config.issuer,),
         keystore=replace(config.keystore, file=config.keystore.file or config.data_dir / "keystore.json"),
         metrics_dir=config.metrics_dir or config.data_dir / "metrics",

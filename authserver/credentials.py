@@ -28,6 +28,7 @@ ACCESS_TOKEN: Final = "at"
 REFRESH_TOKEN: Final = "rt"
 CLIENT_SECRET: Final = "cs"
 AUTHORIZATION_CODE: Final = "ac"
+DISCOVERY_CAPABILITY: Final = "dc"  # the per-client discovery URL /d/<dc_…> (clients.discovery)
 
 
 def api_key_prefix() -> str:
@@ -35,7 +36,7 @@ def api_key_prefix() -> str:
 
 
 def known_types() -> tuple[str, ...]:
-    return (ACCESS_TOKEN, REFRESH_TOKEN, CLIENT_SECRET, AUTHORIZATION_CODE, api_key_prefix())
+    return (ACCESS_TOKEN, REFRESH_TOKEN, CLIENT_SECRET, AUTHORIZATION_CODE, DISCOVERY_CAPABILITY, api_key_prefix())
 
 
 _BODY_RE: Final = re.compile(rf"[0-9A-Za-z]{{{BODY_LENGTH}}}")

@@ -21,10 +21,12 @@ from authserver import conf
 from authserver.conf import BASE_DIR, AuthServerConfig
 from authserver.conf_parsers import ConfigurationErrors, Problem
 
-__all__ = ["BASE_DIR", "admin_path", "django_secret_key", "prepare", "read_secret", "unwritable", "write_secret_file"]
+__all__ = ["BASE_DIR", "admin_path", "api_path", "django_secret_key", "prepare", "read_secret", "unwritable",
+           "write_secret_file"]
 
 SECRET_KEY_FILE = "django-secret-key"  # noqa: S105 - a file name
 ADMIN_PATH_FILE = "admin-path"
+API_PATH_FILE = "api-path"
 BROKER_FOLDERS = ("queue", "processed", "control")
 
 
@@ -69,6 +71,22 @@ def admin_path(*, config: AuthServerConfig) -> str:
     return "admin-" + generated.replace("_", "").replace("-", "")[:16]
 
 
+def api_path(*, config: AuthServerConfig) -> str:
+    """The management API's URL path: configured (``api/v1`` restores the old one), or 20 random lower-case
+    alphanumerics stable per installation (issue 15, docs/endpoints.md)."""
+    if config.endpoints.api_path:
+        return config.endpoints.api_path
+    return read_secret(config.data_dir / API_PATH_FILE)
+
+
+def _create_api_path(path: Path) -> None:
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    try:
+        write_secret_file(path, "".join(secrets.choice(alphabet) for _ in range(20)).encode())
+    except FileExistsError:
+        pass  # another process started at the same time won the race; its path stands
+
+
 def prepare(*, config: AuthServerConfig | None = None) -> AuthServerConfig:
     """Create the data directory and what the settings read from it; idempotent, safe to race.
 
@@ -84,6 +102,8 @@ def prepare(*, config: AuthServerConfig | None = None) -> AuthServerConfig:
             _create_secret(config.data_dir / SECRET_KEY_FILE, nbytes=48)
         if not config.admin_path:
             _create_secret(config.data_dir / ADMIN_PATH_FILE, nbytes=12)
+        if not config.endpoints.api_path:
+            _create_api_path(config.data_dir / API_PATH_FILE)
         if not config.redis_url:
             config.broker_dir.mkdir(mode=0o700, exist_ok=True)
             for folder in BROKER_FOLDERS:

@@ -39,8 +39,9 @@ error as an RFC 6749 §5.2 error object with ``Cache-Control: no-store``, Django
 :func:`allow_methods` answers a method the endpoint does not take with ``405`` and ``Allow`` (``OPTIONS``
 included, as on the management API) before CSRF or the view runs, and the URL map's error
 handlers (:func:`bad_request` and the others) answer oversized bodies (``413``), too many fields,
-bad hosts, unknown paths and uncaught errors there as JSON; elsewhere they are plain pages
-(``authserver.accounts.views.errors``, which calls these for the machine endpoints).
+bad hosts and uncaught errors there as JSON; elsewhere they are plain pages
+(``authserver.accounts.views.errors``, which calls these for the machine endpoints). An unknown
+path gets the one uniform 404 everywhere (:mod:`authserver.notfound`, issue 15).
 
 ``AUTHSERVER_BENCH_BASELINE=1`` (the bench only) adds ``/bench/bare``: a bare JSON view on the
 same lean handler, the baseline every ratio in ``bench/`` is measured against. It is never
@@ -69,7 +70,7 @@ from django.views.decorators.csrf import csrf_protect
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from authserver import events, netaddr
+from authserver import endpoints, events, netaddr, notfound
 from authserver.counters import CountersUnavailable
 from authserver.ratelimit.limiter import LimiterUnavailable
 from authserver.revocation import GenerationUnavailable
@@ -84,6 +85,8 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
 
 MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/oauth/path-key", "/oauth/discovery",
                            "/oauth/revocations", "/livez", "/readyz", "/healthz"})
+# The same endpoints under a rotating prefix (authserver.endpoints): "/<prefix>/<one of these>".
+ROTATING_MACHINE_ENDPOINTS = frozenset({"introspect", "token", "revoke", "path-key", "discovery", "revocations"})
 BASELINE_PATH = "/bench/bare"
 
 # Middleware that only browsers need: sessions, CSRF, authentication, messages, static files, and
@@ -216,12 +219,23 @@ class Dispatcher:
         self.machine_paths = MACHINE_PATHS | ({BASELINE_PATH} if baseline_enabled() else set())
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        handler = self.machine if environ.get("PATH_INFO") in self.machine_paths else self.full
+        path = environ.get("PATH_INFO", "")
+        handler = self.machine if path in self.machine_paths or rotating_machine_path(path) else self.full
         # X-Forwarded-Proto decides whether Django believes the request came over HTTPS (secure
         # cookies, redirects); with AUTHSERVER_TRUSTED_PROXIES set only those proxies may send it.
         if "HTTP_X_FORWARDED_PROTO" in environ and not netaddr.forwarded_proto_believed(environ):
             del environ["HTTP_X_FORWARDED_PROTO"]
         return handler(environ, start_response)
+
+
+def rotating_machine_path(path: str) -> bool:
+    """``/<prefix>/token`` and the like in rotating mode, by shape only: no key, no clock, no query.
+    Whether the prefix is accepted is the URL map's decision; a wrong one gets the uniform 404,
+    the same bytes on either stack."""
+    if not endpoints.rotating():
+        return False
+    parts = endpoints.split(path)
+    return parts is not None and parts[1] in ROTATING_MACHINE_ENDPOINTS
 
 
 def unavailable() -> HttpResponse:
@@ -232,6 +246,26 @@ def unavailable() -> HttpResponse:
     response["Retry-After"] = "5"
     response["Cache-Control"] = "no-store"
     return response
+
+
+class UniformNotFoundMiddleware:
+    """First in ``settings.MIDDLEWARE`` on both stacks: the uniform 404 (authserver.notfound) leaves
+    exactly as built, whatever a middleware added on the way out (a CSP, ``Vary``, a language, a
+    cookie), so the full and the lean stack answer alike. HSTS, when sent, is sent on every answer
+    over TLS: it tells nothing about the path, so it stays."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 404 or not getattr(response, "uniform_404", False):
+            return response
+        fresh = notfound.response()
+        hsts = response.get("Strict-Transport-Security")
+        if hsts:
+            fresh["Strict-Transport-Security"] = hsts
+        return fresh
 
 
 class FailClosedMiddleware:
@@ -271,12 +305,12 @@ def _refuse(request: HttpRequest, exc: BaseException) -> HttpResponse:
 # Where a client, never a browser, is on the other end: errors are JSON error objects, not pages.
 JSON_ERROR_PATHS = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/path-key",
                               "/oauth/discovery", "/oauth/revocations", "/.well-known/oauth-authorization-server"})
-JSON_ERROR_PREFIX = "/api/"
 
 
 def wants_json(request: HttpRequest) -> bool:
     path = request.path_info
-    return path in JSON_ERROR_PATHS or path.startswith(JSON_ERROR_PREFIX)
+    return (path in JSON_ERROR_PATHS or path.startswith(f"/{settings.API_PATH}/") or rotating_machine_path(path)
+            or path.startswith("/d/"))
 
 
 def json_error(status: int, error: str, description: str, **headers: str) -> HttpResponse:
@@ -340,9 +374,8 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if not wants_json(request):
-        return defaults.page_not_found(request, exception)
-    return json_error(404, "invalid_request", "No such endpoint.")
+    """Every unknown path, machine or not: the uniform 404 (authserver.notfound)."""
+    return notfound.response()
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -131,12 +131,13 @@ INSTALLED_APPS = [
     "authserver.crypto",
     "authserver.anomaly",
     "authserver.observability",
-    "clients.webhooks", "authserver.revocation",
+    "clients.webhooks", "authserver.revocation", "clients.discovery",
 ]
 if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only
 
 MIDDLEWARE = [
+    "authserver.handlers.UniformNotFoundMiddleware",  # one 404 for everything unknown (authserver.notfound)
     "authserver.accounts.middleware.BrowserErrorPagesMiddleware",  # browsers get pages, not JSON; browser-only
     "authserver.handlers.FailClosedMiddleware",
     "authserver.ratelimit.limiter.RateLimitMiddleware",
@@ -317,15 +318,13 @@ X_FRAME_OPTIONS = "DENY"
 CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
     "default-src": ["'none'"], "script-src": ["'self'"], "style-src": ["'self'"], "img-src": ["'self'"],
     "font-src": ["'self'"], "connect-src": ["'self'"], "form-action": ["'self'"], "frame-ancestors": ["'none'"],
-    "base-uri": ["'none'"],
-}}
+    "base-uri": ["'none'"]}}
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
 # --- Endpoint paths -----------------------------------------------------------------------------
-# The admin lives at an unguessable path by default (docs/decisions/0009-unguessable-admin-path.md): defence in depth
-# against scanners, never a substitute for authentication.
-ADMIN_PATH = datadir.admin_path(config=config)
-ENDPOINTS_WINDOW_SECONDS = 86400  # placeholder until conf_endpoints (part surface) defines it: take theirs
+# Unguessable admin and API paths by default, rotating OAuth paths optionally (docs/endpoints.md, decisions/0009).
+ADMIN_PATH, API_PATH = datadir.admin_path(config=config), datadir.api_path(config=config)  # and docs/endpoints.md
+ENDPOINTS, ENDPOINTS_WINDOW_SECONDS = config.endpoints.mode, config.endpoints.window_seconds
 
 # --- OAuth --------------------------------------------------------------------------------------
 OAUTH2_PROVIDER_APPLICATION_MODEL = "clients.Client"

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path
 
-from authserver import handlers, health
+from authserver import endpoints, handlers, health, notfound
 from authserver.accounts.views import errors as error_pages
 from authserver.accounts.views import pages as account_pages
 from authserver.introspection import endpoint as introspection_endpoint
@@ -21,6 +21,9 @@ from authserver.rspaths import views as rspaths_views
 from authserver.staff.views import login as staff_login
 
 allow = handlers.allow_methods
+# An unknown URL under the admin path is the uniform 404 (authserver.notfound), not the admin's
+# catch-all that redirects to its sign-in and tells a visitor where the admin is.
+admin.site.final_catch_all_view = False
 
 
 def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
@@ -29,8 +32,10 @@ def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
     return HttpResponsePermanentRedirect(static("authserver/favicon.svg"))
 
 
+# Each "oauth/<x>" entry is served at /oauth/<x> (AUTHSERVER_ENDPOINTS=fixed) or under the window's
+# rotating prefix (rotating); the public well-known document only in fixed mode (authserver.endpoints).
 oauth_patterns = (
-    [
+    endpoints.mount([
         # RFC 6749 §3.1: GET and (for the consent form) POST.
         path("oauth/authorize", allow(oauth_views.AuthorizationView.as_view(), "GET", "HEAD", "POST", browser=True),
              name="authorize"),
@@ -47,7 +52,7 @@ oauth_patterns = (
             allow(oauth_views.ServerMetadataView.as_view(), "GET", "HEAD"),  # RFC 8414 §3
             name="oauth-server-metadata",
         ),
-    ],
+    ]),
     "oauth2_provider",
 )
 
@@ -55,7 +60,9 @@ urlpatterns = [
     path("", include(oauth_patterns)),
     path("", allow(account_pages.home, "GET", "HEAD", browser=True), name="home"),
     path("accounts/", include("authserver.accounts.urls")),
-    path("api/v1/", include("keys.api_urls")),
+    # The per-client discovery URL (issue 15, C3): RFC 8414 for whoever holds the capability.
+    path("d/<str:capability>", oauth_views.discovery_document, name="discovery"),  # methods: checked inside
+    path(f"{settings.API_PATH}/", include("keys.api_urls")),  # random per installation (docs/endpoints.md)
     path("livez", health.livez, name="livez"),
     path("readyz", health.readyz, name="readyz"),
     path("healthz", health.healthz, name="healthz"),
@@ -71,9 +78,9 @@ urlpatterns = [
     path(f"{settings.ADMIN_PATH}/", admin.site.urls),
 ]
 
-# Django's own 400 (oversized body, too many fields, bad host), 403, 404 and 500: JSON error objects
-# on the machine endpoints (authserver.handlers), plain pages elsewhere (authserver.accounts.views.errors).
+# Django's own 400 (oversized body, too many fields, bad host), 403 and 500: JSON error objects on the
+# machine endpoints (authserver.handlers), plain pages elsewhere (authserver.accounts.views.errors).
 handler400 = error_pages.bad_request
 handler403 = error_pages.permission_denied
-handler404 = error_pages.page_not_found
+handler404 = notfound.page_not_found  # the uniform 404, browsers and clients alike (authserver.notfound)
 handler500 = error_pages.server_error

@@ -38,6 +38,7 @@ from authserver.adminkit import (
 )
 from authserver.ratelimit.limiter import policy
 from authserver.staff.stepup import fresh_factor_required
+from clients.discovery.services import discovery_url_at_creation
 from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
 from clients.models import Client, RetiredClientSecret, Scope
 from clients.resource_paths.admin import ResourcePathsAdmin
@@ -198,7 +199,7 @@ class ClientAdmin(ResourcePathsAdmin, ClientWebhookAdmin, OneTimeCredentialAdmin
 
     def _secret_response(
         self, request: HttpRequest, client: Client, secret: str | None, *, title: str, rotated: bool,
-        webhook_secret: str | None = None,
+        webhook_secret: str | None = None, discovery_url: str | None = None,
     ) -> HttpResponse:
         """The one and only response that carries a plaintext secret."""
         retired = list(client.retired_secrets.filter(expires__gt=timezone.now()).order_by("-retired"))
@@ -212,6 +213,7 @@ class ClientAdmin(ResourcePathsAdmin, ClientWebhookAdmin, OneTimeCredentialAdmin
             "retired": retired,
             "change_url": self._change_url(client),
             "webhook_secret": webhook_secret,
+            "discovery_url": discovery_url,
         }
         return self.once_response(request, "admin/clients/client/secret_once.html", context)
 
@@ -231,8 +233,9 @@ class ClientAdmin(ResourcePathsAdmin, ClientWebhookAdmin, OneTimeCredentialAdmin
                     client, secret = registered
                     self.log_addition(request, client, [{"added": {}}])
                     self.once_mark_done(request, client.pk)
+                    discovery = discovery_url_at_creation(client=client, actor=request.user)  # issue 15, C3
                     return self._secret_response(request, client, secret, title="Client created", rotated=False,
-                                                 webhook_secret=form.webhook_secret)
+                                                 webhook_secret=form.webhook_secret, discovery_url=discovery)
         elif request.method == "GET":
             form = ClientCreationForm()
         else:
@@ -387,3 +390,4 @@ class ScopeAdmin(admin.ModelAdmin):
         count = getattr(obj, "_client_count", 0)
         url = reverse(f"{self.admin_site.name}:clients_client_changelist") + f"?allowed_scopes__id__exact={obj.pk}"
         return format_html('<a href="{}">{}</a>', url, count)
+

@@ -1,4 +1,5 @@
-"""URLs of the management REST API; mounted at ``api/v1/`` (authserver/urls.py).
+"""URLs of the management REST API; mounted at ``<settings.API_PATH>/`` (authserver/urls.py; random per
+installation, docs/endpoints.md).
 
 ``keys``, ``keys/{id}``, ``keys/{id}/rotate|revoke|suspend|resume|usage``,
 ``clients/{client_id}/revoke-all`` and the OpenAPI schema at ``schema`` (public: it describes the

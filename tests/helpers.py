@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from django.conf import settings
+
 from tests.conftest import basic_auth, pkce_pair
 from tests.factories import REDIRECT_URI
 
@@ -12,6 +14,7 @@ TOKEN_URL = "/oauth/token"
 INTROSPECT_URL = "/oauth/introspect"
 REVOKE_URL = "/oauth/revoke"
 AUTHORIZE_URL = "/oauth/authorize"
+API = "/" + settings.API_PATH + "/"  # the management API's root: random per installation (AUTHSERVER_API_PATH)
 
 
 def client_credentials(client: Any, client_obj: Any, secret: str, **extra: str) -> Any:

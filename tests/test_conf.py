@@ -82,6 +82,12 @@ def test_the_object_is_frozen():
     ({"AUTHSERVER_CRYPTO_ROTATION_BATCH_PAUSE": "0.2"}, "jobs.crypto_rotation_batch_pause", 0.2),
     ({"AUTHSERVER_API_KEY_PREFIX": "acme2"}, "api_keys.prefix", "acme2"),
     ({"AUTHSERVER_SSL_REDIRECT": "1"}, "ssl_redirect", True),
+    ({}, "endpoints.mode", "fixed"),
+    ({"AUTHSERVER_ENDPOINTS": " Rotating "}, "endpoints.mode", "rotating"),
+    ({}, "endpoints.window_seconds", 86400),
+    ({"AUTHSERVER_ENDPOINTS_WINDOW_SECONDS": "3600"}, "endpoints.window_seconds", 3600),
+    ({"AUTHSERVER_API_PATH": "/api/v1/"}, "endpoints.api_path", "api/v1"),
+    ({}, "endpoints.api_path", ""),  # generated in the data directory
 ])
 def test_parsing(env, path, expected):
     value: Any = conf.load(env, testing=False)
@@ -115,6 +121,13 @@ def test_rate_limit_overrides():
     ({"AUTHSERVER_API_KEY_PREFIX": "Acme"}, "AUTHSERVER_API_KEY_PREFIX must be"),
     ({"AUTHSERVER_API_KEY_PREFIX": "1ak"}, "AUTHSERVER_API_KEY_PREFIX must be"),
     ({"AUTHSERVER_API_KEY_PREFIX": "a" * 17}, "AUTHSERVER_API_KEY_PREFIX must be"),
+    ({"AUTHSERVER_API_KEY_PREFIX": "dc"}, "AUTHSERVER_API_KEY_PREFIX must be"),
+    ({"AUTHSERVER_ENDPOINTS": "random"}, "AUTHSERVER_ENDPOINTS must be one of fixed, rotating"),
+    ({"AUTHSERVER_ENDPOINTS_WINDOW_SECONDS": "0"}, "AUTHSERVER_ENDPOINTS_WINDOW_SECONDS must be at least 1"),
+    ({"AUTHSERVER_ENDPOINTS_WINDOW_SECONDS": "1d"}, "AUTHSERVER_ENDPOINTS_WINDOW_SECONDS must be an integer"),
+    ({"AUTHSERVER_API_PATH": "api v1"}, "AUTHSERVER_API_PATH must be a URL path"),
+    ({"AUTHSERVER_API_PATH": "api/../admin"}, "AUTHSERVER_API_PATH must be a URL path"),
+    ({"AUTHSERVER_API_PATH": "a//b"}, "AUTHSERVER_API_PATH must be a URL path"),
     ({"AUTHSERVER_RATE_LIMITS": "{not json"}, "AUTHSERVER_RATE_LIMITS must be a JSON object"),
     ({"AUTHSERVER_RATE_LIMITS": '["600/60"]'}, "AUTHSERVER_RATE_LIMITS must be a JSON object"),
     ({"AUTHSERVER_RATE_LIMITS": '{"token.ip": "0/60"}'}, "AUTHSERVER_RATE_LIMITS: bad policy token.ip"),

@@ -29,23 +29,28 @@ def test_prepare_creates_an_owner_only_data_dir_and_is_idempotent(tmp_path):
     datadir.prepare(config=config)
     tree = _tree(config.data_dir)
     assert tree == {
-        "django-secret-key": 0o600, "admin-path": 0o600, "static": 0o700,
+        "django-secret-key": 0o600, "admin-path": 0o600, "api-path": 0o600, "static": 0o700,
         "broker": 0o700, "broker/queue": 0o700, "broker/processed": 0o700, "broker/control": 0o700,
     }
     secret, admin = datadir.django_secret_key(config=config), datadir.admin_path(config=config)
     assert len(secret) >= 64 and re.fullmatch(r"admin-[A-Za-z0-9]{8,16}", admin)
+    api = datadir.api_path(config=config)
+    assert re.fullmatch(r"[a-z0-9]{16,}", api)  # the management API's path (issue 15, C4)
 
     datadir.prepare(config=config)  # a second start, or a second process racing the first
     assert _tree(config.data_dir) == tree
     assert (datadir.django_secret_key(config=config), datadir.admin_path(config=config)) == (secret, admin)
+    assert datadir.api_path(config=config) == api
 
 
 def test_configured_values_are_never_shadowed_by_generated_files(tmp_path):
     config = conf.load({"AUTHSERVER_DATA_DIR": str(tmp_path), "AUTHSERVER_SECRET_KEY": "s" * 50,
-                        "AUTHSERVER_ADMIN_PATH": "ops", "REDIS_URL": "redis://localhost:6379/0"}, testing=False)
+                        "AUTHSERVER_ADMIN_PATH": "ops", "AUTHSERVER_API_PATH": "/api/v1/",
+                        "REDIS_URL": "redis://localhost:6379/0"}, testing=False)
     datadir.prepare(config=config)
     assert set(_tree(tmp_path)) == {"static"}
     assert datadir.django_secret_key(config=config) == "s" * 50 and datadir.admin_path(config=config) == "ops"
+    assert datadir.api_path(config=config) == "api/v1"  # the old path, restored
 
 
 def test_production_prepares_no_secret(tmp_path):

@@ -18,6 +18,7 @@ from django.db import connection
 
 from authserver import credentials
 from authserver.staff.services import totp_device_pending
+from clients.discovery.services import discovery_capability_rotate
 from clients.resource_paths.models import key_bytes
 from clients.resource_paths.services import path_key_rotate, resource_paths_update
 from clients.services import client_secret_rotate
@@ -98,18 +99,23 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
         _, whsec2 = webhook_secret_rotate(client=svc, actor="test")
         webhook_send(client=svc, event_type="t", data={})
         assert [d.status for d in deliver_due()] == ["delivered"]
+    _, dc = discovery_capability_rotate(client=svc, actor="test")  # a discovery URL, used, then rotated away
+    assert client.get("/d/" + dc).status_code == 200
+    _, dc2 = discovery_capability_rotate(client=svc, actor="test")
+    assert client.get("/d/" + dc).status_code == 404  # the uniform 404, and no "Not Found: <path>" log line
     resource_paths_update(client=rs, rotating_paths=True, public_url="https://chat.example.test", actor="test")
     fetched = client.post("/oauth/path-key", HTTP_AUTHORIZATION=basic_auth(rs.client_id, rs_secret)).json()["key"]
     path_key = path_key_rotate(client=rs, actor="test").path_key  # a resource server's path key (encrypted at rest)
     staff = UserFactory(is_staff=True)
     seed = totp_device_pending(user=staff).key  # a staff member's authenticator seed (encrypted at rest)
     here = [secret, svc_secret, rs_secret, code, tokens["access_token"], tokens["refresh_token"],
-            rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2, fetched, path_key]
+            rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2, fetched, path_key, dc, dc2]
 
     dump = _dump_database()
     # The dump really holds this test's rows: the digests are there...
     assert credentials.digest(rotated["access_token"]) in dump
     assert credentials.digest(code) in dump
+    assert credentials.digest(dc) in dump
     # ...and no credential, from this test or any other test of the session, is.
     assert all(value in ISSUED for value in here)
     leaked_in_dump = [credentials.hint(v) for v in ISSUED if v in dump]

@@ -9,7 +9,7 @@ from authserver.cliargs import Spec
 
 def _client(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = sub.add_parser("create", help="Register a client; prints its secret once.")
+    create = sub.add_parser("create", help="Register a client; prints its secret (and discovery URL) once.")
     create.add_argument("--name", required=True)
     create.add_argument("--type", dest="client_type", required=True, choices=["confidential", "public"])
     create.add_argument("--grant", dest="grants", action="append", default=[],
@@ -54,6 +54,13 @@ def _client(parser: argparse.ArgumentParser) -> None:
     rotate_hook.add_argument("client_id")
     rotate_hook.add_argument("--overlap", default=None, help="DURATION, e.g. 24h (default: server setting)")
 
+    discovery = sub.add_parser("discovery-url", help="The client's discovery URL (/d/...: RFC 8414 for its holder).")
+    discovery_sub = discovery.add_subparsers(dest="discovery_action", required=True)
+    discovery_sub.add_parser("rotate", help="New discovery URL, printed once; the old one stops at once.").add_argument(
+        "client_id")
+    discovery_sub.add_parser("revoke", help="Revoke the discovery URL (the uniform 404 from now on).").add_argument(
+        "client_id")
+
     rotate = sub.add_parser("rotate-secret", help="Issue a new secret; the old one works during the grace.")
     rotate.add_argument("client_id")
     rotate.add_argument("--grace", default=None, help="DURATION, e.g. 24h (default: server setting)")
@@ -77,6 +84,8 @@ client = Spec(
   manage.py client webhook-secret rotate CLIENT_ID --overlap 24h
   manage.py client update RS_CLIENT_ID --rotating-paths on --public-url https://api.example.com/v1
   manage.py client path-key rotate RS_CLIENT_ID
+  manage.py client discovery-url rotate CLIENT_ID
+  manage.py client discovery-url revoke CLIENT_ID
   manage.py client revoke-tokens CLIENT_ID
   manage.py client delete CLIENT_ID
 """,

@@ -8,7 +8,8 @@
   form that comes back unusable gets a 400 page, never a redirect to a URI nobody verified.
 * ``TokenView`` and ``RevokeTokenView``: a 401 challenges with ``Basic`` (RFC 6749 §5.2).
 Introspection (RFC 7662) is its own package: authserver.introspection.
-* ``ServerMetadataView``: RFC 8414 with what we really accept.
+* ``ServerMetadataView``: RFC 8414 with what we really accept, at the endpoints' current URLs;
+  ``discovery_document``: the same at a per-client discovery URL (``/d/<dc_…>``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import NoReverseMatch
 from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot_views
 from oauth2_provider.exceptions import OAuthToolkitError
@@ -30,10 +33,11 @@ from oauth2_provider.models import get_application_model
 from oauth2_provider.signals import app_authorized
 from oauthlib.oauth2.rfc6749 import errors
 
-from authserver import events
+from authserver import endpoints, events, notfound
 from authserver.audit.context import actor_label, request_personal
 from authserver.audit.services import audit_record
 from authserver.csp import allow_form_redirect
+from authserver.handlers import json_error
 from authserver.http import NO_STORE
 from authserver.netaddr import client_address, client_network
 from authserver.oauth.authorization_request import check_authorization_request
@@ -41,6 +45,7 @@ from authserver.oauth.clientauth import basic_credentials
 from authserver.oauth.consent import consent_audiences
 from authserver.ratelimit.failures import failure_budget_check, failure_record
 from authserver.ratelimit.limiter import RateLimited, collect_into, collect_start, enforce, note
+from clients.discovery import selectors as discovery_selectors
 
 log = logging.getLogger("authserver.oauth")
 
@@ -235,10 +240,34 @@ class AuthorizationView(dot_views.AuthorizationView):
         return cast(HttpResponse, super().redirect(redirect_to, application))
 
 
+# RFC 8414 §2 allows members beyond the registry; these name the issue-15 endpoints by URL name
+# (only those the URL map has: authserver.urls).
+EXTRA_ENDPOINTS = (("path_key_endpoint", "path-key"), ("revocation_events_endpoint", "revocations"),
+                   ("resource_discovery_endpoint", "rs-discovery"))
+
+
 class ServerMetadataView(dot_views.OAuthServerMetadataView):
+    """RFC 8414 at the well-known path (fixed mode) and at the per-client discovery URLs (both modes),
+    with the endpoint URLs of the current mode and window (authserver.endpoints)."""
+
+    def _get_endpoint_url(self, request: HttpRequest, view_name: str, required: bool = False) -> str | None:
+        try:
+            return endpoints.url(view_name)
+        except NoReverseMatch:
+            if required:
+                raise
+            return None
+
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         response = super().get(request, *args, **kwargs)
         data = json.loads(response.content)
+        for member, view_name in EXTRA_ENDPOINTS:
+            found = self._get_endpoint_url(request, view_name)
+            if found:
+                data[member] = found
+        if endpoints.rotating():
+            # The last moment the URLs above are accepted (the end of the next window): refetch before.
+            data["endpoints_valid_until"] = endpoints.valid_until()
         secret_methods = ["client_secret_basic", "client_secret_post"]
         data["introspection_endpoint_auth_methods_supported"] = secret_methods
         data["revocation_endpoint_auth_methods_supported"] = [*secret_methods, "none"]
@@ -248,4 +277,25 @@ class ServerMetadataView(dot_views.OAuthServerMetadataView):
         new = JsonResponse(data)
         new["Access-Control-Allow-Origin"] = "*"
         return new
+
+
+_metadata = ServerMetadataView.as_view()
+
+
+@csrf_exempt  # no form, no session: the capability in the URL is the only credential
+def discovery_document(request: HttpRequest, capability: str) -> HttpResponse:
+    """``/d/<dc_…>``: the RFC 8414 document for whoever holds a live discovery capability (issue 15,
+    C3); a malformed, unknown or revoked one gets the uniform 404 (no query for a malformed one),
+    whatever the method: the capability is checked first, so only its holder learns that the URL
+    takes GET and HEAD (405 otherwise)."""
+    if discovery_selectors.capability_live(value=capability) is None:
+        return notfound.response()
+    if request.method not in {"GET", "HEAD"}:
+        return json_error(405, "invalid_request", "Method not allowed; use GET or HEAD.", Allow="GET, HEAD")
+    response: HttpResponse = _metadata(request)
+    # A capability URL's answer is for its holder only, and the URLs in it change per window.
+    for key, value in NO_STORE.items():
+        response[key] = value
+    response["Referrer-Policy"] = "no-referrer"
+    return response
 

@@ -16,12 +16,16 @@ from cryptography.hazmat.primitives import hashes
 
 def summary_lines(
     *, issuer: str, local_url: str, admin_url: str, admin_username: str, password: str | None, data_dir: Path,
-    cert_path: Path | None, children: Mapping[str, int],
+    cert_path: Path | None, children: Mapping[str, int], api_url: str = "", endpoints: str = "fixed",
 ) -> list[str]:
     lines = ["", f"Server:       {issuer}"]
     if local_url != issuer:
         lines.append(f"Listening on: {local_url}")
     lines.append(f"Admin:        {admin_url}")
+    if api_url:
+        lines.append(f"API:          {api_url}")  # the management API, random per installation (issue 15)
+    if endpoints == "rotating":
+        lines.append("OAuth:        rotating paths: clients find them at their discovery URLs (docs/endpoints.md)")
     if password:
         lines += [f'Created superuser "{admin_username}" with password: {password}',
                   "  (shown this once only: the first login replaces it and enrols a second factor)"]

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import Resolver404, resolve
 
+from authserver import notfound
 from authserver.staff import selectors
 from authserver.staff.stages import next_stage, stage_url
 
@@ -27,6 +29,8 @@ class StaffGateMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
         if path.startswith(self.prefix) and not path.startswith(self.exempt):
+            if not _exists(path):
+                return notfound.response()  # nothing here: the uniform 404, before any session or user
             stage = next_stage(request)
             if stage is not None:
                 user = request.user
@@ -35,3 +39,14 @@ class StaffGateMiddleware:
                 back = request.get_full_path() if request.method == "GET" else None
                 return HttpResponseRedirect(stage_url(stage, back))
         return self.get_response(request)
+
+
+def _exists(path: str) -> bool:
+    """Whether the URL map has ``path`` (the admin's catch-all view is off: authserver.urls). An
+    unknown admin URL answers the uniform 404 to everyone, not a redirect to the sign-in that would
+    tell a visitor this is the admin (issue 15)."""
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True

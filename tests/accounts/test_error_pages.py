@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 from django.test import Client as HttpClient
 
-from authserver import counters
+from authserver import counters, notfound
 from authserver.accounts.views import pages
 from tests.factories import PASSWORD
+from tests.helpers import API
 
 pytestmark = pytest.mark.django_db
 
@@ -64,11 +65,13 @@ def test_limiter_down_is_a_503_page_for_browsers(client, user, monkeypatch):
     assert _login(client).json()["error"] == "temporarily_unavailable"
 
 
-def test_unknown_page_is_a_plain_404_and_unknown_api_path_json(client):
-    assert_page(client.get("/no/such/page", **BROWSER), 404, "Page not found")
-    assert_page(client.get("/no/such/page"), 404)  # the URL map's handler: a page on a page route, whatever Accept
-    api = client.get("/api/v1/no-such-thing", **BROWSER)
-    assert api.status_code == 404 and api.json()["error"] == "invalid_request"
+def test_unknown_page_and_unknown_api_path_are_the_one_uniform_404(client):
+    # Issue 15: no page of its own, no JSON of its own: one answer for everything unknown (authserver.notfound).
+    answers = [client.get("/no/such/page", **BROWSER), client.get("/no/such/page"),
+               client.get(API + "no-such-thing", **BROWSER), client.get(API + "no-such-thing")]
+    for answer in answers:
+        assert answer.status_code == 404 and answer.content == notfound.BODY
+        assert answer["Content-Type"] == "text/plain; charset=utf-8" and "Vary" not in answer
 
 
 def test_method_not_allowed_is_a_page_with_allow_and_json_on_the_token_endpoint(client):
@@ -108,5 +111,5 @@ def test_introspection_errors_stay_json_for_browsers(client):
 
 
 def test_error_page_in_german(client):
-    page = client.get("/no/such/page", HTTP_ACCEPT_LANGUAGE="de", **BROWSER)
-    assert "Seite nicht gefunden" in page.content.decode() and '<html lang="de">' in page.content.decode()
+    page = client.put("/accounts/logout/", HTTP_ACCEPT_LANGUAGE="de", **BROWSER)  # 405: a page (404s are uniform)
+    assert "Nicht erlaubt" in page.content.decode() and '<html lang="de">' in page.content.decode()

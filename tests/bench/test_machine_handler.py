@@ -20,7 +20,8 @@ pytestmark = pytest.mark.django_db
 VOLATILE = {"date", "ratelimit", "ratelimit-policy", "x-request-id"}
 
 
-def wsgi_call(app: Any, path: str, body: str = "", auth: str = "", method: str = "POST") -> tuple[int, dict, bytes]:
+def wsgi_call(app: Any, path: str, body: str = "", auth: str = "", method: str = "POST",
+              **extra: str) -> tuple[int, dict, bytes]:
     raw = body.encode()
     environ = {
         "REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "testserver", "SERVER_PORT": "80",
@@ -30,6 +31,7 @@ def wsgi_call(app: Any, path: str, body: str = "", auth: str = "", method: str =
     }
     if auth:
         environ["HTTP_AUTHORIZATION"] = auth
+    environ.update(extra)  # more request headers, as WSGI names them (HTTP_ACCEPT=...)
     captured: dict[str, Any] = {}
 
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:

@@ -93,8 +93,12 @@ def test_add_shows_the_secret_once_with_no_store(superuser_client: HttpClient) -
     assert not response.cookies.get("messages")
     assert "Location" not in response
 
+    # Its discovery URL (issue 15, C3): shown once here, next to the secret, and never again.
+    discovery = response.context["discovery_url"]
+    assert discovery.startswith(f"{settings.ISSUER}/d/dc_") and response.content.decode().count(discovery) == 1
+
     change = superuser_client.get(url("clients_client_change", client.pk)).content.decode()
-    assert secret not in change
+    assert secret not in change and discovery.rpartition("/")[2] not in change
     assert 'name="client_secret"' not in change and 'name="hash_client_secret"' not in change
     assert client.client_secret not in change
 

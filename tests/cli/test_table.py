@@ -62,8 +62,12 @@ TIME_FIELDS = {"created", "updated", "expires", "grace_ends", "revoked", "suspen
 ROWS = [
     pytest.param(["client", "create", "--name", "Zweiter", "--type", "confidential", "--grant", "client_credentials"],
                  {"client_id", "client_secret", "name", "client_type", "grant_types", "redirect_uris", "scopes",
-                  "audiences", "resource_server", "webhook_url", "contact_email"}, None, "client_secret",
-                 id="client-create"),
+                  "audiences", "resource_server", "webhook_url", "contact_email", "discovery_url"}, None,
+                 "client_secret", id="client-create"),
+    pytest.param(["client", "discovery-url", "rotate", "{client_id}"], {"client_id", "discovery_url", "hint"}, None,
+                 "discovery_url", id="client-discovery-url-rotate"),
+    pytest.param(["client", "discovery-url", "revoke", "{client_id}"], {"client_id", "revoked"}, None, None,
+                 id="client-discovery-url-revoke"),
     pytest.param(["client", "list"], {"clients"}, ("clients", CLIENT), None, id="client-list"),
     pytest.param(["client", "show", "{client_id}"], CLIENT | {"live"}, None, None, id="client-show"),
     pytest.param(["client", "rotate-secret", "{client_id}", "--grace", "1h"],
@@ -106,7 +110,8 @@ def test_each_verb_answers_one_json_object(capsys, world, args, fields, collecti
         assert ISO.match(stamp), stamp  # ISO 8601 with "T" and the offset, everywhere
     text = str(out)
     if secret:
-        assert credentials.is_well_formed(out[secret], "cs" if secret == "client_secret" else "ak")
+        shown = out[secret].rpartition("/d/")[2] if secret == "discovery_url" else out[secret]
+        assert credentials.is_well_formed(shown, {"client_secret": "cs", "discovery_url": "dc"}.get(secret, "ak"))
         text = text.replace(out[secret], "")
     for known in world["secrets"]:
         assert known not in text  # no plaintext, no digest, outside the shown-once answers

@@ -182,7 +182,7 @@ def test_serve_first_run_https_and_clean_stop(data_dir: Path) -> None:
     blank = max(i for i, line in enumerate(serve.lines[:ready_at]) if line == "")
     summary = serve.lines[blank + 1 : ready_at + 1]
     assert [line.split(":")[0] for line in summary if not line.startswith(" ")] == [
-        "Server", "Admin", 'Created superuser "admin" with password', "Data", "Certificate", "children", "Ready."
+        "Server", "Admin", "API", 'Created superuser "admin" with password', "Data", "Certificate", "children", "Ready."
     ], serve.transcript()  # fmt: skip
     assert serve.value("Data:") == str(data_dir)
     assert not any("[tasks]" in line or "celery beat v" in line for line in serve.lines), serve.transcript()
@@ -203,6 +203,11 @@ def test_serve_first_run_https_and_clean_stop(data_dir: Path) -> None:
     assert metadata.json()["token_endpoint"] == f"{issuer}/oauth/token"
     health = requests.get(f"{issuer}/healthz", verify=str(cert), timeout=10)
     assert health.status_code == 200, health.text
+
+    api_url = serve.value("API:")  # the management API's random path (issue 15, C4)
+    assert api_url.startswith(f"{issuer}/") and api_url.endswith("/") and "api/v1" not in api_url
+    schema = requests.get(f"{api_url}schema", verify=str(cert), timeout=10)
+    assert schema.status_code == 200 and api_url.removeprefix(issuer) in schema.text
 
     admin_url = serve.value("Admin:")
     assert admin_url.startswith(f"{issuer}/admin") and admin_url.endswith("/")

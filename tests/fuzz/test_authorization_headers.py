@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from authserver import credentials
 from tests.fuzz.wsgi import generous_rate_limits
-from tests.helpers import INTROSPECT_URL, REVOKE_URL, TOKEN_URL
+from tests.helpers import API, INTROSPECT_URL, REVOKE_URL, TOKEN_URL
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ WELL_FORMED_UNKNOWN = credentials.assemble(credentials.ACCESS_TOKEN, "A" * crede
 @example(header="Bearer " + "A" * 600)
 @example(header="Basic " + base64.b64encode(b"id\x00:" + WELL_FORMED_UNKNOWN.encode()).decode())
 def test_management_api_refuses_any_header_cleanly(client: Any, header: str) -> None:
-    response = client.get("/api/v1/keys", HTTP_AUTHORIZATION=header)
+    response = client.get(API + "keys", HTTP_AUTHORIZATION=header)
     assert response.status_code in (400, 401), (header, response.status_code)
     assert response["Content-Type"].startswith("application/json")
 

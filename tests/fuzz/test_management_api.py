@@ -1,4 +1,4 @@
-"""schemathesis against the management API's own OpenAPI document (``/api/v1/schema``).
+"""schemathesis against the management API's own OpenAPI document (``/<API_PATH>/schema``).
 
 Every operation, positive and negative data, with a token carrying both scopes: no 5xx, and
 every answer is one the document declares (status code, content type, body schema).
@@ -23,6 +23,7 @@ from keys.api import KEYS_READ, KEYS_WRITE
 from keys.models import ApiKey
 from tests.factories import RS_AUDIENCE, make_client
 from tests.fuzz.wsgi import fuzz_operation, generous_rate_limits, wsgi_application
+from tests.helpers import API
 from tests.keys.conftest import api_token, create_key
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
@@ -51,11 +52,11 @@ def served_schema(caller: dict[str, Any], settings: Any) -> Iterator[Any]:
     """
     generous_rate_limits(settings)
     with wsgi_application() as app:
-        yield schemathesis.openapi.from_wsgi("/api/v1/schema", app)
+        yield schemathesis.openapi.from_wsgi(API + "schema", app)
 
 
 def test_every_operation_is_fuzzed() -> None:
-    assert len(OPERATIONS) >= 9 and all(path.startswith("/api/v1/") for _, path in OPERATIONS)
+    assert len(OPERATIONS) >= 9 and all(path.startswith(API) for _, path in OPERATIONS)
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)

@@ -15,7 +15,7 @@ import pytest
 
 from authserver import events
 from tests.conftest import basic_auth
-from tests.helpers import AUTHORIZE_URL, INTROSPECT_URL, REVOKE_URL, TOKEN_URL
+from tests.helpers import API, AUTHORIZE_URL, INTROSPECT_URL, REVOKE_URL, TOKEN_URL
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +59,7 @@ def test_management_api_revoke_all_answers_404(client: Any, failures: list[str])
     from tests.keys.conftest import api_token
 
     _, token = api_token(client, [KEYS_READ, KEYS_WRITE])
-    response = client.post("/api/v1/clients/client%00id/revoke-all", HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = client.post(API + "clients/client%00id/revoke-all", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 404, response.content
     assert response.json()["error"] == "not_found"
     assert failures == []

@@ -19,10 +19,10 @@ from authserver.oauth.models import AccessToken, RefreshToken
 from keys.api import KEYS_READ, KEYS_WRITE
 from keys.models import ApiKey
 from tests.factories import RS_AUDIENCE, make_client
-from tests.helpers import client_credentials
+from tests.helpers import API, client_credentials
 from tests.jobs.conftest import WorkerProcess
 
-KEYS = "/api/v1/keys"
+KEYS = API + "keys"
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from keys.models import ApiKey, CompromiseResponse
 from keys.services import api_key_create
 from tests.conftest import basic_auth
 from tests.factories import RS_AUDIENCE, make_client
-from tests.helpers import REVOKE_URL, client_credentials
+from tests.helpers import API, REVOKE_URL, client_credentials
 from tests.keys.conftest import KEYS, api_token, bearer, get, post
 
 pytestmark = pytest.mark.django_db
@@ -156,17 +156,17 @@ def test_token_in_body_does_not_authenticate(client, admin, owner):
 
 # (method, path template, body) of every operation, with the scope it needs.
 READS = [
-    pytest.param("get", "/api/v1/keys", None, id="list"),
-    pytest.param("get", "/api/v1/keys/{key}", None, id="retrieve"),
-    pytest.param("get", "/api/v1/keys/{key}/usage", None, id="usage"),
+    pytest.param("get", API + "keys", None, id="list"),
+    pytest.param("get", API + "keys/{key}", None, id="retrieve"),
+    pytest.param("get", API + "keys/{key}/usage", None, id="usage"),
 ]
 WRITES = [
-    pytest.param("post", "/api/v1/keys", {"client_id": "{client}", "name": "n"}, id="create"),
-    pytest.param("post", "/api/v1/keys/{key}/rotate", {}, id="rotate"),
-    pytest.param("post", "/api/v1/keys/{key}/revoke", {}, id="revoke"),
-    pytest.param("post", "/api/v1/keys/{key}/suspend", {}, id="suspend"),
-    pytest.param("post", "/api/v1/keys/{key}/resume", {}, id="resume"),
-    pytest.param("post", "/api/v1/clients/{client}/revoke-all", {}, id="revoke-all"),
+    pytest.param("post", API + "keys", {"client_id": "{client}", "name": "n"}, id="create"),
+    pytest.param("post", API + "keys/{key}/rotate", {}, id="rotate"),
+    pytest.param("post", API + "keys/{key}/revoke", {}, id="revoke"),
+    pytest.param("post", API + "keys/{key}/suspend", {}, id="suspend"),
+    pytest.param("post", API + "keys/{key}/resume", {}, id="resume"),
+    pytest.param("post", API + "clients/{client}/revoke-all", {}, id="revoke-all"),
 ]
 
 

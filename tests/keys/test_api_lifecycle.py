@@ -11,7 +11,7 @@ from authserver import credentials
 from keys.models import ApiKey, CompromiseResponse
 from keys.services import api_key_create
 from tests.factories import RS_AUDIENCE, make_client
-from tests.helpers import introspect
+from tests.helpers import API, introspect
 from tests.keys.conftest import KEYS, bearer, create_key, get, post
 
 pytestmark = pytest.mark.django_db
@@ -226,7 +226,7 @@ def test_revoke_all_is_a_compromise_response(client, admin, owner, resource_serv
     rs, rs_secret = resource_server
     _, plaintext = api_key_create(client=owner, name="k")
     assert introspect(client, rs, rs_secret, plaintext).json()["active"] is True
-    response = post(client, f"/api/v1/clients/{owner.client_id}/revoke-all", token)
+    response = post(client, f"{API}clients/{owner.client_id}/revoke-all", token)
     assert response.status_code == 202, response.content
     body = response.json()
     record = CompromiseResponse.objects.get(pk=body["response_id"])
@@ -238,7 +238,7 @@ def test_revoke_all_is_a_compromise_response(client, admin, owner, resource_serv
 
 def test_revoke_all_of_unknown_client_is_404(client, admin):
     _, token = admin
-    response = post(client, "/api/v1/clients/nobody/revoke-all", token)
+    response = post(client, API + "clients/nobody/revoke-all", token)
     assert response.status_code == 404 and response.json()["error"] == "not_found"
     assert not CompromiseResponse.objects.exists()
 

@@ -7,20 +7,22 @@ import json
 import pytest
 from django.core.management import call_command
 
+from tests.helpers import API
+
 pytestmark = pytest.mark.django_db
 
-SCHEMA = "/api/v1/schema"
+SCHEMA = API + "schema"
 
 
 EXPECTED_PATHS = {
-    "/api/v1/keys": {"get", "post"},
-    "/api/v1/keys/{id}": {"get"},
-    "/api/v1/keys/{id}/rotate": {"post"},
-    "/api/v1/keys/{id}/revoke": {"post"},
-    "/api/v1/keys/{id}/suspend": {"post"},
-    "/api/v1/keys/{id}/resume": {"post"},
-    "/api/v1/keys/{id}/usage": {"get"},
-    "/api/v1/clients/{client_id}/revoke-all": {"post"},
+    API + "keys": {"get", "post"},
+    API + "keys/{id}": {"get"},
+    API + "keys/{id}/rotate": {"post"},
+    API + "keys/{id}/revoke": {"post"},
+    API + "keys/{id}/suspend": {"post"},
+    API + "keys/{id}/resume": {"post"},
+    API + "keys/{id}/usage": {"get"},
+    API + "clients/{client_id}/revoke-all": {"post"},
 }
 
 
@@ -48,7 +50,7 @@ def test_spectacular_command_validates_without_warnings(tmp_path):
     out = tmp_path / "schema.yaml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out), "--urlconf", "authserver.urls")
     text = out.read_text()
-    assert "/api/v1/keys/{id}/rotate:" in text and "bearerAuth" in text
+    assert API + "keys/{id}/rotate:" in text and "bearerAuth" in text
 
 
 def test_personal_fields_are_optional_in_the_schema(client):

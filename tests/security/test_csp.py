@@ -1,7 +1,8 @@
 """A Content-Security-Policy on every HTML page we serve (issue 13, item 6): the whole admin as a
 superuser sees it (every model's list, add form, change form, history and delete page, and every
 extra admin view that takes no argument), login and logged out, the consent page and its error
-page, and Django's 400/403/404/500 pages. JSON answers carry none (nothing renders them).
+page, and Django's 400/403/500 pages (a 404 is the uniform one: authserver.notfound, with its
+own CSP). JSON answers carry none (nothing renders them).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from authserver.audit.services import audit_record
 from authserver.csp import form_target_source
 from keys.services import api_key_create
 from tests.factories import REDIRECT_URI
-from tests.helpers import AUTHORIZE_URL, authorize_params, pkce_pair, staff_login
+from tests.helpers import API, AUTHORIZE_URL, authorize_params, pkce_pair, staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -118,7 +119,9 @@ def _request(http: Client) -> Any:
 def test_login_logged_out_and_error_pages_have_the_policy(user: Any) -> None:
     http = Client(enforce_csrf_checks=True, raise_request_exception=False)
     assert_policy(http.get("/accounts/login/"), "login")
-    assert_policy(http.get("/no/such/page"), "404")
+    unknown = http.get("/no/such/page")  # the uniform 404 (authserver.notfound): plain text, and its own policy
+    assert unknown.status_code == 404
+    assert unknown["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
     forbidden = http.post("/accounts/login/", {"username": "x", "password": "y"})  # no CSRF token
     assert forbidden.status_code == 403
     assert_policy(forbidden, "403")
@@ -181,7 +184,7 @@ def test_redirect_sources(uri: str, source: str | None) -> None:
 
 def test_json_answers_carry_no_policy(client: Client) -> None:
     for response in (client.get("/.well-known/oauth-authorization-server"), client.post("/oauth/token", {}),
-                     client.get("/api/v1/no-such-thing")):
+                     client.get(API + "keys")):
         assert response["Content-Type"].startswith("application/json")
         assert "Content-Security-Policy" not in response
 

@@ -17,11 +17,11 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.test import Client
 
-from authserver import handlers
+from authserver import handlers, notfound
 from authserver.oauth import views as oauth_views
 from keys.api import KEYS_READ, KEYS_WRITE
 from tests.bench.test_machine_handler import wsgi_call
-from tests.helpers import AUTHORIZE_URL, INTROSPECT_URL, REVOKE_URL, TOKEN_URL
+from tests.helpers import API, AUTHORIZE_URL, INTROSPECT_URL, REVOKE_URL, TOKEN_URL
 from tests.keys.conftest import api_token
 
 pytestmark = pytest.mark.django_db
@@ -68,7 +68,7 @@ def test_options_on_authorize_is_405_like_everywhere(csrf_client):
 
 def test_options_on_the_management_api_is_405_too(csrf_client):
     app, token = api_token(csrf_client, [KEYS_READ, KEYS_WRITE])
-    response = csrf_client.options("/api/v1/keys", HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = csrf_client.options(API + "keys", HTTP_AUTHORIZATION=f"Bearer {token}")
     _assert_json_error(response, 405, "method_not_allowed")
 
 
@@ -93,13 +93,14 @@ def test_too_many_fields_is_a_json_400(csrf_client, url):
 def test_management_api_body_over_the_upload_limit_is_a_json_413(csrf_client, settings):
     app, token = api_token(csrf_client, [KEYS_READ, KEYS_WRITE])
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
-    response = csrf_client.post("/api/v1/keys", json.dumps({"name": "a" * 20_000}), content_type="application/json",
+    response = csrf_client.post(API + "keys", json.dumps({"name": "a" * 20_000}), content_type="application/json",
                                 HTTP_AUTHORIZATION=f"Bearer {token}")
     _assert_json_error(response, 413)
 
 
-def test_unknown_management_api_path_is_a_json_404(csrf_client):
-    _assert_json_error(csrf_client.get("/api/v1/no-such-thing"), 404)
+def test_unknown_management_api_path_is_the_uniform_404(csrf_client):
+    response = csrf_client.get(API + "no-such-thing")
+    assert response.status_code == 404 and response.content == notfound.BODY  # issue 15: one 404 for all
 
 
 @pytest.mark.parametrize("url", [TOKEN_URL, METADATA_URL])
@@ -124,8 +125,8 @@ def test_permission_denied_is_a_json_403(csrf_client, monkeypatch):
 
 
 def test_browser_pages_keep_html_errors(csrf_client):
-    response = csrf_client.get("/no-such-page")
-    assert response.status_code == 404
+    response = csrf_client.put("/accounts/logout/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 405
     assert response["Content-Type"].startswith("text/html")
 
 

@@ -68,7 +68,8 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    return handlers.page_not_found(request, exception) if wants_json(request) else error_page(404)
+    """No page of its own: one 404 for everything unknown (authserver.notfound, issue 15)."""
+    return handlers.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -7,9 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
 from oauth2_provider.models import get_application_model
 
+from authserver import endpoints
 from authserver.csp import allow_form_redirect
 from authserver.netaddr import client_address, client_network
 from authserver.ratelimit.limiter import enforce, note
@@ -44,7 +44,7 @@ def authorization_redirect_target(next_url: str) -> str | None:
     """The redirect URI the authorization request at ``next_url`` would end at, if it is one of
     its client's registered URIs (exact match, as the authorization endpoint checks it)."""
     parts = urlsplit(next_url)
-    if parts.scheme or parts.netloc or parts.path != reverse("oauth2_provider:authorize"):
+    if parts.scheme or parts.netloc or not endpoints.is_endpoint_path(parts.path, "authorize"):
         return None
     query = parse_qs(parts.query)
     client_id, uris = query.get("client_id", [""])[0], query.get("redirect_uri", [])

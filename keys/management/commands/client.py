@@ -1,5 +1,5 @@
 """``manage.py client create|list|show|delete|update|rotate-secret|revoke-tokens``, ``webhook-secret rotate``,
-``path-key rotate``.
+``path-key rotate``, ``discovery-url rotate|revoke``.
 
 One JSON object on stdout; arguments and examples in :mod:`authserver.cliargs.clients`.
 
@@ -10,6 +10,10 @@ for the overlap.
 A resource server's rotating paths (docs/rotating-paths.md) are set with ``update``
 (``--rotating-paths``, ``--public-url``, ``--per-client-aliases``, ``--path-window``) and shown
 by ``show`` (never the key); ``path-key rotate`` issues a new key (its version is printed, not the key).
+
+A confidential client or resource server gets its discovery URL (``/d/<dc_…>``, RFC 8414 for its
+holder) at creation, printed once as ``discovery_url``; ``discovery-url rotate`` prints a new one
+(the old one stops at once), ``discovery-url revoke`` ends it (clients.discovery).
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ from authserver import cliargs
 from authserver.cli import JsonCommand, parse_duration
 from authserver.errors import NotFound
 from clients import selectors
+from clients.discovery.services import (
+    discovery_capability_revoke,
+    discovery_capability_rotate,
+    discovery_url,
+    discovery_url_at_creation,
+)
 from clients.models import Client
 from clients.resource_paths.models import ResourceServerPaths
 from clients.resource_paths.services import path_key_rotate, resource_paths_update
@@ -132,6 +142,15 @@ class Command(JsonCommand):
                 self.emit({"client_id": client.client_id, "webhook_secret": whsec, "hint": row.hint,
                            "previous_secret_signs_until": client.webhook_secrets.filter(retires__isnull=False)
                            .order_by("-retires").values_list("retires", flat=True).first()})
+            elif action == "discovery-url":
+                client = self._client(options["client_id"])
+                if options["discovery_action"] == "rotate":
+                    capability, value = discovery_capability_rotate(client=client, actor="cli")
+                    self.emit({"client_id": client.client_id, "discovery_url": discovery_url(value),
+                               "hint": capability.hint})
+                else:
+                    self.emit({"client_id": client.client_id,
+                               "revoked": discovery_capability_revoke(client=client, actor="cli")})
             elif action == "revoke-tokens":
                 counts = client_revoke_tokens(client=self._client(options["client_id"]), actor="cli")
                 self.emit({"client_id": options["client_id"], "revoked": sum(counts.values()), **counts})
@@ -178,6 +197,7 @@ class Command(JsonCommand):
     def _create(self, options: dict[str, Any]) -> None:
         with transaction.atomic():  # a refused webhook URL or address leaves no client behind
             client, secret, whsec = self._register(options)
+            discovery = discovery_url_at_creation(client=client, actor="cli")
         payload: dict[str, Any] = {
             **self._contact(client, whsec),
             "name": client.name,
@@ -190,6 +210,8 @@ class Command(JsonCommand):
         }
         if secret:
             payload["client_secret"] = secret
+        if discovery:
+            payload["discovery_url"] = discovery
         self.emit(payload)
 
     def _register(self, options: dict[str, Any]) -> tuple[Client, str | None, str | None]:

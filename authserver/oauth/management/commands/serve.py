@@ -387,6 +387,7 @@ class Command(BaseCommand):
         for line in summary_lines(
             issuer=issuer, local_url=bind.url("https" if use_tls else "http"),
             admin_url=f"{issuer}/{settings.ADMIN_PATH}/", admin_username=ADMIN_USERNAME, password=password,
+            api_url=f"{issuer}/{settings.API_PATH}/", endpoints=settings.ENDPOINTS,
             data_dir=Path(settings.DATA_DIR), cert_path=cert_path,
             children={c.name: c.pid for c in supervisor.children},
         ):  # fmt: skip
