@@ -80,3 +80,67 @@ def test_probes_answer_byte_identical_404s(server: RunningServer) -> None:
     headers = dict(first[1])
     assert "set-cookie" not in headers
     assert not any(name in value.lower() for value in headers.values() for name in SOFTWARE), headers
+
+
+def test_an_ai_api_built_with_the_kit_finds_everything_from_its_discovery_url(server: RunningServer) -> None:
+    """Rotating mode end to end: the kit knows only its resource server's discovery URL; from it
+    come the introspection, revocation-stream and path-key endpoints (all under the rotating
+    prefix); a caller learns the API's current URL from the discovery call, is served, and is
+    refused within a second of revoking its token."""
+    import threading
+    import time
+    from wsgiref.simple_server import make_server
+
+    from authserver_rs import Config, ResourceServer
+    from authserver_rs.wsgi import ResourceServerMiddleware
+
+    audience = "https://rotating-api.example.test"
+    server.manage("scope", "create", "ai.chat", "--description", "Chat")
+    rs = server.manage("client", "create", "--name", "Rotating API", "--type", "confidential",
+                       "--grant", "client_credentials", "--resource-server", audience)
+    caller = server.manage("client", "create", "--name", "Rotating caller", "--type", "confidential",
+                           "--grant", "client_credentials", "--scope", "ai.chat", "--audience", audience)
+    metadata_url = server.base_url + urlsplit(str(rs["discovery_url"])).path
+    kit = ResourceServer(Config(client_id=str(rs["client_id"]), client_secret=str(rs["client_secret"]),
+                                metadata_url=metadata_url, rotating_paths=True, ca_file=server.cert, cache_ttl=60))
+
+    def api(environ: dict[str, object], start_response: object) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])  # type: ignore[operator]
+        return [b"ok"]
+
+    httpd = make_server("127.0.0.1", 0, ResourceServerMiddleware(api, kit, scopes=("ai.chat",)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        server.manage("client", "update", str(rs["client_id"]), "--rotating-paths", "on",
+                      "--public-url", f"http://127.0.0.1:{httpd.server_address[1]}")
+        document = request(server, urlsplit(str(caller["discovery_url"])).path).json()
+        assert all("/oauth/" not in document[name] for name in (
+            "token_endpoint", "introspection_endpoint", "revocation_events_endpoint", "path_key_endpoint",
+            "resource_discovery_endpoint"))
+        auth = (str(caller["client_id"]), str(caller["client_secret"]))
+        token = request(server, urlsplit(document["token_endpoint"]).path, "POST", auth=auth,
+                        data={"grant_type": "client_credentials", "resource": audience}).json()["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        found = request(server, urlsplit(document["resource_discovery_endpoint"]).path,
+                        params={"audience": audience}, headers=bearer)
+        assert found.status_code == 200, found.text
+        url = found.json()["url"] + "v1/chat"
+        kit.start()
+        deadline = time.monotonic() + 20
+        while not kit.stream.healthy():
+            assert time.monotonic() < deadline, "the kit's stream did not come up through the rotating path"
+            time.sleep(0.05)
+        assert requests.get(url, headers=bearer, timeout=10).status_code == 200
+        assert requests.get(url.replace(found.json()["url"], f"http://127.0.0.1:{httpd.server_address[1]}/"),
+                            headers=bearer, timeout=10).status_code == 404  # no alias, no API
+        revoked = request(server, urlsplit(document["revocation_endpoint"]).path, "POST", auth=auth,
+                          data={"token": token})
+        assert revoked.status_code == 200
+        returned = time.monotonic()
+        while requests.get(url, headers=bearer, timeout=10).status_code == 200:
+            assert time.monotonic() - returned < 1.0, "the revoked token was still served after a second"
+            time.sleep(0.02)
+        assert requests.get(url, headers=bearer, timeout=10).status_code == 401
+    finally:
+        httpd.shutdown()
+        kit.close()
