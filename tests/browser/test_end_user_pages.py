@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+from authserver import notfound
 from clients.models import Client
 from clients.services import client_register, scope_create
 from tests.browser.conftest import screenshot
@@ -85,10 +86,10 @@ def test_landing_consent_not_you_and_sign_out(page: Any, live_server: Any) -> No
     page.goto("/")
     assert page.locator("#sign-in").count() == 1
 
-    # An unknown page: the plain 404 page, no framework named.
+    # An unknown page: the uniform 404 (authserver.notfound), the same bytes a scanner gets; no framework named.
     response = page.goto("/no/such/page")
     assert response is not None and response.status == 404
-    assert page.inner_text("h1") == "Page not found" and "Django" not in page.content()
+    assert response.body() == notfound.BODY and "Django" not in page.content()
     screenshot(page, "pages_404")
 
 
