@@ -373,11 +373,6 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     return json_error(403, "access_denied", "The request is not allowed.")
 
 
-def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """Every unknown path, machine or not: the uniform 404 (authserver.notfound)."""
-    return notfound.response()
-
-
 def server_error(request: HttpRequest) -> HttpResponse:
     if not wants_json(request):
         return defaults.server_error(request)

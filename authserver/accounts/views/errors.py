@@ -67,10 +67,5 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     return handlers.permission_denied(request, exception) if wants_json(request) else error_page(403)
 
 
-def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """No page of its own: one 404 for everything unknown (authserver.notfound, issue 15)."""
-    return handlers.page_not_found(request, exception)
-
-
 def server_error(request: HttpRequest) -> HttpResponse:
     return handlers.server_error(request) if wants_json(request) else error_page(500)
