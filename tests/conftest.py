@@ -171,13 +171,15 @@ def other_resource_server(db: Any) -> tuple[Any, str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that would test the same thing in both CI passes run in one:
 
-    - ``once`` tests bring their own throwaway services: the PostgreSQL pass only;
+    - ``once`` tests bring their own throwaway services, or are slow end-to-end tests whose point is
+      the production storage (the resource-server kit and the revocation stream against PostgreSQL
+      and Redis): the PostgreSQL pass only;
     - ``browser`` tests (headless Chromium) test what pages show and do, which the storage behind them
       doesn't change: the embedded pass only, the setup ``uv run manage.py serve`` gives a new user.
       The pages' server-side behaviour is also tested with Django's test client, in both passes.
     """
     postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
-    once = pytest.mark.skip(reason="brings its own throwaway services: runs once, in the PostgreSQL pass")
+    once = pytest.mark.skip(reason="runs once, in the PostgreSQL pass (own services, or production storage)")
     browser = pytest.mark.skip(reason="a headless-Chromium page test: runs once, in the embedded pass")
     for item in items:
         if not postgres and item.get_closest_marker("once") is not None:

@@ -18,7 +18,7 @@ import requests
 
 from tests.e2e.server import RunningServer, start_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.once]  # PostgreSQL + Redis: the production path (CI pass 2)
 
 AUDIENCE = "https://stream-api.example.test"
 LIMIT = 1.0

@@ -27,7 +27,7 @@ from authserver_rs.wsgi import PRINCIPAL, ResourceServerMiddleware
 from tests.e2e.relay import Relay
 from tests.e2e.server import RunningServer, start_server
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.once]  # PostgreSQL + Redis: the production path (CI pass 2)
 
 AUDIENCE = "https://kit-api.example.test"
 TTL = 60.0
