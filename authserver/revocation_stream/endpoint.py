@@ -30,14 +30,12 @@ from django.db import DatabaseError
 from django.db.models import Max, Min
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from authserver import events, revocation
+from authserver import revocation
 from authserver.audit.context import request_personal
 from authserver.audit.services import audit_record
 from authserver.handlers import json_error
-from authserver.introspection import service
-from authserver.netaddr import client_address, client_network
-from authserver.ratelimit.failures import failure_budget_check, failure_record
-from authserver.ratelimit.limiter import RateLimited, enforce, note
+from authserver.introspection.endpoint import resource_server_caller
+from authserver.ratelimit.limiter import enforce, note
 from authserver.revocation.models import RevocationEvent
 
 log = logging.getLogger("authserver.revocation.stream")
@@ -77,22 +75,14 @@ def _take_slot() -> _Slot | None:
     return _Slot()
 
 
-def _refuse_caller(request: HttpRequest, authorization: str, network: str) -> HttpResponse:
-    """Failed resource-server authentication: the introspection endpoint's budgets, and an audit event."""
-    events.client_auth_failed.emit(network)
-    presented = service.presented_client_credentials(authorization, {})
-    client_id = presented[0] if presented else None
+def _audit_refusal(request: HttpRequest, client_id: str | None) -> None:
+    """A failed resource-server authentication within the failure budget: one audit event."""
     # What it claimed to be, printable and bounded (a NUL cannot even be stored in PostgreSQL text).
     named = client_id[:100].isprintable() and "\x00" not in client_id if client_id else False
     audit_record(event="revocations.refused", outcome="failure",
                  actor=f"client:{client_id[:100]}" if client_id and named else "anonymous",
                  subject="endpoint:revocations", details={"reason": "invalid_client"},
                  personal=request_personal(request))
-    refused = failure_record(client_id=client_id, network=network)
-    if refused is not None:
-        raise RateLimited(refused)
-    return json_error(401, "invalid_client", "Resource server authentication failed.",
-                      **{"WWW-Authenticate": 'Basic realm="revocations"'})
 
 
 def resume_point(raw: str | None, first: int | None, last: int | None) -> int | None:
@@ -161,14 +151,11 @@ def stream(*, cursor: int, reset: bool, slot: _Slot, clock: Any = time.monotonic
 
 def revocations(request: HttpRequest) -> HttpResponse:
     """C7: the stream of revocation events for resource servers' caches (text/event-stream)."""
-    view = revocation.request_view()
-    authorization = request.META.get("HTTP_AUTHORIZATION", "")
-    network = client_network(client_address(request.META))
-    caller = service.authenticate_resource_server(
-        authorization=authorization, form={}, view=view,
-        guard=lambda client_id: failure_budget_check(client_id=client_id, network=network))
-    if caller is None:
-        return _refuse_caller(request, authorization, network)
+    # Authenticated exactly as at introspection (the same budgets; 401, then 429 once spent).
+    caller = resource_server_caller(request, {}, revocation.request_view(), realm="revocations",
+                                    refused=lambda client_id, _network: _audit_refusal(request, client_id))
+    if isinstance(caller, HttpResponse):
+        return caller
     note(request, enforce("revocations.rs", caller["client_id"]))
     # Read before the first byte: a database that is down answers 503 here (authserver.handlers).
     bounds = RevocationEvent.objects.aggregate(first=Min("id"), last=Max("id"))
