@@ -1,0 +1,380 @@
+"""An MCP server behind this authorization server, reached by the official MCP Python SDK (issue 16).
+
+The MCP server is the SDK's own ``MCPServer`` (streamable HTTP), behind the resource-server kit's
+ASGI middleware, served by uvicorn. The agent is the SDK's ``OAuthClientProvider`` over its own HTTP
+client. Nothing is registered for the agent beforehand: it starts from the MCP server's 401, finds
+this server through the RFC 9728 document the kit serves, registers itself (once through RFC 7591
+dynamic registration, once with a Client ID Metadata Document this test serves over https),
+runs authorization code + PKCE with ``resource`` (RFC 8707) through the real login and consent
+pages (driven programmatically, as a browser would), calls a tool, refreshes, and is refused once
+the user revokes the app on the connected-apps page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html import unescape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+import requests
+import uvicorn
+from authserver_rs import Config, ResourceServer
+from authserver_rs.asgi import ResourceServerMiddleware
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server import MCPServer
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+from authserver.serve.tls import generate
+from tests.e2e.server import ADMIN_PASSWORD, RunningServer, free_port, start_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.once]  # PostgreSQL + Redis: the production path (CI pass 2)
+
+SCOPE = "mcp.tools"
+
+
+# -- The MCP server: the SDK's own, behind the kit ------------------------------------------------
+def _mcp_app() -> Any:
+    server = MCPServer("Forecasts")
+
+    @server.tool()
+    def forecast(city: str) -> str:
+        """Tomorrow's weather for a city."""
+        return f"Sunny in {city}"
+
+    return server.streamable_http_app(stateless_http=True, json_response=True)
+
+
+class _Uvicorn(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # a thread of the test process, not the main thread
+        pass
+
+
+@dataclass
+class MCPEndpoint:
+    url: str
+    kit: ResourceServer
+    server: _Uvicorn
+
+
+# -- A Client ID Metadata Document, served over https by the agent's "website" ---------------------
+@dataclass
+class DocumentSite:
+    port: int
+    cert: str
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fetched: list[str] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+
+def _serve_documents(tmp: Path) -> tuple[DocumentSite, ThreadingHTTPServer]:
+    cert_pem, key_pem = generate(["127.0.0.1"])
+    (tmp / "cert.pem").write_bytes(cert_pem)
+    (tmp / "key.pem").write_bytes(key_pem)
+    site = DocumentSite(port=0, cert=str(tmp / "cert.pem"))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            site.fetched.append(self.path)
+            document = site.documents.get(self.path)
+            body = json.dumps(document).encode() if document is not None else b"{}"
+            self.send_response(200 if document is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    site.port = httpd.server_address[1]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return site, httpd
+
+
+# -- Fixtures ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentSite]:
+    documents, httpd = _serve_documents(Path(tmp_path_factory.mktemp("cimd-site")))
+    yield documents
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def mcp_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, site: DocumentSite, mcp_port: int) -> Iterator[RunningServer]:
+    port = free_port()
+    running = start_server(
+        Path(tmp_path_factory.mktemp("mcp-data")), "--no-beat", "--no-worker", port=port,
+        env_overrides={
+            # The SDK checks that the metadata names the issuer the resource pointed it to (RFC 8414 §3.3).
+            "AUTHSERVER_ISSUER": f"https://127.0.0.1:{port}",
+            "AUTHSERVER_DCR": "open",
+            "AUTHSERVER_CIMD": "on",
+            # The document site is on loopback with its own certificate: allowed here, never by default.
+            "AUTHSERVER_CIMD_ALLOW_PRIVATE": "true",
+            "AUTHSERVER_CIMD_CA_FILE": site.cert,
+            "AUTHSERVER_REGISTRABLE_SCOPES": SCOPE,
+            "AUTHSERVER_REGISTRABLE_AUDIENCES": f"http://127.0.0.1:{mcp_port}/mcp",
+        },
+    )
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def mcp_server(server: RunningServer, mcp_port: int) -> Iterator[MCPEndpoint]:
+    url = f"http://127.0.0.1:{mcp_port}/mcp"
+    server.manage("scope", "create", SCOPE, "--description", "Use the forecast tools")
+    rs = server.manage("client", "create", "--name", "Forecasts MCP server", "--type", "confidential",
+                       "--grant", "client_credentials", "--scope", SCOPE, "--resource-server", url)
+    # The kit knows only its credentials and its discovery URL: it finds every endpoint from there.
+    kit = ResourceServer(Config(client_id=str(rs["client_id"]), client_secret=str(rs["client_secret"]),
+                                metadata_url=str(rs["discovery_url"]), ca_file=server.cert, cache_ttl=60.0))
+    app = ResourceServerMiddleware(_mcp_app(), kit, scopes=(SCOPE,))
+    web = _Uvicorn(uvicorn.Config(app, host="127.0.0.1", port=mcp_port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    kit.start()
+    deadline = time.monotonic() + 20
+    while not web.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield MCPEndpoint(url=url, kit=kit, server=web)
+    finally:
+        web.should_exit = True
+        thread.join(timeout=10)
+        kit.close()
+
+
+class UserSaysNo(Exception):
+    """The user closed the authorization page instead of allowing."""
+
+
+# -- The user's browser ----------------------------------------------------------------------------
+def _hidden_fields(html: str) -> dict[str, str]:
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+    fields.update(re.findall(r'<input[^>]*name="([^"]+)"[^>]*type="hidden"[^>]*value="([^"]*)"', html))
+    return {k: unescape(v) for k, v in fields.items()}
+
+
+@dataclass
+class Browser:
+    """The person at the keyboard: signs in once, reads each consent page, allows (or refuses to)."""
+
+    server: RunningServer
+    session: requests.Session = field(default_factory=requests.Session)
+    consent_pages: list[str] = field(default_factory=list)
+    willing: bool = True
+
+    def __post_init__(self) -> None:
+        self.session.verify = self.server.cert
+
+    def _sign_in_if_asked(self, page: requests.Response) -> requests.Response:
+        if urlsplit(page.url).path != "/accounts/login/":
+            return page
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert csrf, page.text[:500]
+        next_url = parse_qs(urlsplit(page.url).query)["next"][0]
+        return self.session.post(page.url, data={"csrfmiddlewaretoken": csrf.group(1), "username": "admin",
+                                                 "password": ADMIN_PASSWORD, "next": next_url},
+                                 headers={"Referer": page.url}, timeout=10)
+
+    def authorize(self, url: str) -> str:
+        """Open the authorization URL, sign in, allow; return the redirect's Location."""
+        if not self.willing:
+            raise UserSaysNo(url)
+        consent = self._sign_in_if_asked(self.session.get(url, timeout=10))
+        assert consent.status_code == 200 and "authorizationForm" in consent.text, consent.text[:800]
+        self.consent_pages.append(consent.text)
+        form = _hidden_fields(consent.text)
+        form["allow"] = "Authorize"
+        answer = self.session.post(consent.url, data=form, headers={"Referer": consent.url}, allow_redirects=False,
+                                   timeout=10)
+        assert answer.status_code == 302, answer.text[:800]
+        return answer.headers["Location"]
+
+    def revoke_app(self, client_id: str) -> requests.Response:
+        """The connected-apps page: find the app, revoke it."""
+        url = f"{self.server.base_url}/accounts/apps"
+        page = self._sign_in_if_asked(self.session.get(url, timeout=10))
+        assert page.status_code == 200 and client_id in unescape(page.text), page.text[:800]
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert csrf
+        return self.session.post(url, data={"csrfmiddlewaretoken": csrf.group(1), "client": client_id},
+                                 headers={"Referer": url}, timeout=10)
+
+
+# -- The agent: the SDK's OAuth client -------------------------------------------------------------
+class MemoryStorage:
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client_info: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client_info
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client_info = client_info
+
+
+@dataclass
+class Agent:
+    mcp_url: str
+    browser: Browser
+    client_metadata_url: str | None = None
+    storage: MemoryStorage = field(default_factory=MemoryStorage)
+    redirect_uri: str = "http://127.0.0.1:33418/callback"
+    authorizations: int = 0
+    _location: str = ""
+
+    def provider(self) -> OAuthClientProvider:
+        async def redirect_handler(url: str) -> None:
+            self.authorizations += 1
+            self._location = await asyncio.to_thread(self.browser.authorize, url)
+
+        async def callback_handler() -> AuthorizationCodeResult:
+            query = parse_qs(urlsplit(self._location).query)
+            assert "error" not in query, query
+            return AuthorizationCodeResult(code=query["code"][0], state=query["state"][0], iss=query["iss"][0])
+
+        metadata = OAuthClientMetadata(client_name="Forecast agent", redirect_uris=[self.redirect_uri],
+                                       grant_types=["authorization_code", "refresh_token"],
+                                       response_types=["code"], scope=SCOPE, token_endpoint_auth_method="none")
+        return OAuthClientProvider(server_url=self.mcp_url, client_metadata=metadata, storage=self.storage,
+                                   redirect_handler=redirect_handler, callback_handler=callback_handler,
+                                   client_metadata_url=self.client_metadata_url)
+
+    def call(self, provider: OAuthClientProvider, city: str) -> str:
+        async def run() -> str:
+            context = ssl.create_default_context(cafile=self.browser.server.cert)
+            async with httpx2.AsyncClient(auth=provider, verify=context, timeout=20) as http:
+                async with streamable_http_client(self.mcp_url, http_client=http) as streams:
+                    async with ClientSession(streams[0], streams[1]) as session:
+                        await session.initialize()
+                        result = await session.call_tool("forecast", {"city": city})
+                        assert not result.is_error, result
+                        return str(result.content[0].text)  # type: ignore[union-attr]
+
+        return asyncio.run(run())
+
+
+def _introspect(server: RunningServer, endpoint: MCPEndpoint, token: str) -> dict[str, Any]:
+    config = endpoint.kit.config
+    metadata = requests.get(str(config.metadata_url), verify=server.cert, timeout=10).json()
+    answer = requests.post(metadata["introspection_endpoint"], data={"token": token},
+                           auth=(config.client_id, config.client_secret), verify=server.cert, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def _refresh_refused(server: RunningServer, client_id: str, refresh_token: str) -> None:
+    answer = requests.post(f"{server.base_url}/oauth/token", verify=server.cert, timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id})
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant", answer.text
+
+
+def _journey(server: RunningServer, mcp: MCPEndpoint, agent: Agent) -> str:
+    """Discover, register, authorize, call, refresh, be revoked. Returns the client id the agent used."""
+    # The 401 names the resource's metadata (RFC 9728 §5.1), and that document names this server.
+    challenge = requests.post(mcp.url, json={}, timeout=10)
+    assert challenge.status_code == 401
+    named = re.search(r'resource_metadata="([^"]+)"', challenge.headers["WWW-Authenticate"])
+    assert named, challenge.headers["WWW-Authenticate"]
+    document = requests.get(named.group(1), timeout=10).json()
+    assert document["resource"] == mcp.url and document["authorization_servers"] == [server.base_url]
+
+    provider = agent.provider()
+    assert agent.call(provider, "Oslo") == "Sunny in Oslo"
+    assert agent.authorizations == 1
+    client_info, tokens = agent.storage.client_info, agent.storage.tokens
+    assert client_info is not None and tokens is not None and tokens.refresh_token
+    # The token is for this MCP server alone (RFC 8707 resource), with the scope asked for.
+    claims = _introspect(server, mcp, tokens.access_token)
+    assert claims["active"] is True and claims["client_id"] == client_info.client_id
+    assert claims["aud"] in (mcp.url, [mcp.url]) and claims["scope"] == SCOPE
+
+    # Refresh: the SDK refreshes an expired token by itself, with no new authorization.
+    first_access, first_refresh = tokens.access_token, tokens.refresh_token
+    provider.context.token_expiry_time = time.time() - 1
+    assert agent.call(provider, "Bergen") == "Sunny in Bergen"
+    refreshed = agent.storage.tokens
+    assert refreshed is not None and refreshed.access_token != first_access
+    assert refreshed.refresh_token and refreshed.refresh_token != first_refresh
+    assert agent.authorizations == 1
+    assert _introspect(server, mcp, first_access)["active"] is False  # rotation retired the old pair
+
+    # The user revokes the app: every token it holds stops working at once, refresh included.
+    revoked = agent.browser.revoke_app(client_info.client_id)
+    assert revoked.status_code in (200, 303), revoked.text[:500]
+    assert _introspect(server, mcp, refreshed.access_token)["active"] is False
+    direct = requests.post(mcp.url, json={}, headers={"Authorization": f"Bearer {refreshed.access_token}"},
+                           timeout=10)
+    assert direct.status_code == 401
+    _refresh_refused(server, client_info.client_id, str(refreshed.refresh_token))
+    # The agent itself is refused too: it can only start over by asking the user, who now says no.
+    agent.browser.willing = False
+    with pytest.raises(BaseException) as refused:  # noqa: PT011 - the SDK wraps the refusal in exception groups
+        agent.call(provider, "Tromsø")
+    assert "UserSaysNo" in repr(refused.value) or refused.group_contains(UserSaysNo), refused.value
+    assert agent.authorizations == 2  # refused, it asked the user again (who said no)
+    return client_info.client_id
+
+
+def test_mcp_agent_with_dynamic_registration(server: RunningServer, mcp_server: MCPEndpoint) -> None:
+    agent = Agent(mcp_url=mcp_server.url, browser=Browser(server))
+    client_id = _journey(server, mcp_server, agent)
+    assert not client_id.startswith("https://")
+    listed = server.manage("client", "show", client_id)
+    assert listed["registration_source"] == "dcr", listed
+    # The consent page told the user this app registered itself.
+    assert "nverified" in agent.browser.consent_pages[0]
+
+
+def test_mcp_agent_with_client_id_metadata_document(server: RunningServer, mcp_server: MCPEndpoint,
+                                                    site: DocumentSite) -> None:
+    document_url = site.url("/agents/forecast.json")
+    agent = Agent(mcp_url=mcp_server.url, browser=Browser(server), client_metadata_url=document_url,
+                  redirect_uri="http://127.0.0.1:33419/callback")
+    site.documents["/agents/forecast.json"] = {
+        "client_id": document_url, "client_name": "Forecast agent (CIMD)", "redirect_uris": [agent.redirect_uri],
+        "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+        "token_endpoint_auth_method": "none", "scope": SCOPE,
+    }
+    client_id = _journey(server, mcp_server, agent)
+    assert client_id == document_url
+    assert "/agents/forecast.json" in site.fetched  # the server fetched the agent's document itself
+    # The consent page showed where the app's description came from.
+    assert f"127.0.0.1:{site.port}" in agent.browser.consent_pages[0]
