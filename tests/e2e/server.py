@@ -23,8 +23,60 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def fresh_database(base_url: str) -> str:
-    """Create an empty database next to ``base_url``'s; dropped at interpreter exit."""
+def _migrations_digest() -> str:
+    """What the migrated schema depends on: every migration file's path and content."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(ROOT.glob("**/migrations/*.py")):
+        if ".venv" not in path.parts:
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _migrated_template(admin_url: str, base_url: str) -> str:
+    """A database migrated once per schema (and per machine), that fresh databases are copied from.
+
+    ``serve`` then finds nothing to migrate: about 10 s less per server start on PostgreSQL. The
+    template holds only what migrations create (content types, permissions, the default scopes and
+    beat schedules): nothing tied to a key store, so every server still starts with its own.
+    """
+    import psycopg
+
+    name = f"e2e_template_{_migrations_digest()}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext('authserver e2e template'))")
+        try:
+            ready = conn.execute("SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if ready is None or not ready[0]:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{name}"')
+                _migrate(base_url, name)
+                conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('authserver e2e template'))")
+    return name
+
+
+def _migrate(base_url: str, name: str) -> None:
+    import tempfile
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHSERVER_", "PYTEST", "DJANGO_SETTINGS"))}
+        env.update(DATABASE_URL=url, AUTHSERVER_DATA_DIR=data_dir)
+        env.pop("REDIS_URL", None)
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True,
+                       timeout=300, capture_output=True)
+
+
+def fresh_database(base_url: str, *, migrated: bool = True) -> str:
+    """Create a database next to ``base_url``'s; dropped at interpreter exit.
+
+    ``migrated``: a copy of the migrated template (what a server start needs); False for an empty
+    one, for tests of the first run itself (``serve`` applying every migration).
+    """
     import atexit
     import secrets
     from urllib.parse import urlsplit, urlunsplit
@@ -34,8 +86,9 @@ def fresh_database(base_url: str) -> str:
     name = f"e2e_{secrets.token_hex(6)}"
     parts = urlsplit(base_url)
     admin_url = urlunsplit(parts._replace(path="/postgres"))
+    template = _migrated_template(admin_url, base_url) if migrated else None
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
 
     def drop() -> None:
         try:

@@ -46,7 +46,7 @@ def _env(data_dir: Path) -> dict[str, str]:
         if not k.startswith(("AUTHSERVER_", "PYTEST", "DJANGO_SETTINGS")) and k not in {"DATABASE_URL", "REDIS_URL"}
     }
     if os.environ.get("AUTHSERVER_E2E_DATABASE_URL"):
-        env["DATABASE_URL"] = fresh_database(os.environ["AUTHSERVER_E2E_DATABASE_URL"])
+        env["DATABASE_URL"] = fresh_database(os.environ["AUTHSERVER_E2E_DATABASE_URL"], migrated=False)
         if os.environ.get("REDIS_URL"):
             env["REDIS_URL"] = os.environ.get("AUTHSERVER_E2E_REDIS_URL") or (
                 os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/3"
