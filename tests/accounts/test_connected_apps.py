@@ -66,6 +66,12 @@ def test_last_use_is_the_last_token_issued_or_refreshed(connected):
     assert app.last_used > get_refresh_token_model().objects.exclude(pk=refreshed.pk).get().created
 
 
+def test_first_authorized_survives_rotation(connected):
+    [app] = connected["http"].get(APPS_URL).context["apps"]
+    assert app.first_authorized == get_refresh_token_model().objects.earliest("created").created
+    assert app.first_authorized < app.last_used
+
+
 @pytest.mark.parametrize("source", ["dcr", "cimd"])
 def test_a_self_registered_app_is_marked_unverified(connected, source):
     Client.objects.filter(pk=connected["app"].pk).update(registration_source=source)

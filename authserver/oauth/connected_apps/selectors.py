@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
@@ -60,6 +60,19 @@ def row_audiences(row: Any) -> list[str]:
     return [resource] if isinstance(resource, str) else [str(r) for r in resource]
 
 
+def _first_of_families(apps: dict[int, ConnectedApp], *, user: Any, families: set[Any]) -> None:
+    """A live family began when its first refresh token was issued: rotation leaves revoked
+    tombstones (kept until the family's deadline), so the authorization's start survives it."""
+    if not families:
+        return
+    started = (get_refresh_token_model().objects.filter(user=user, token_family__in=families)
+               .values("application_id").annotate(first=Min("created")))
+    for row in started:
+        app = apps.get(row["application_id"])
+        if app is not None and (app.first_authorized is None or row["first"] < app.first_authorized):
+            app.first_authorized = row["first"]
+
+
 def connected_apps_for_user(*, user: Any, now: datetime | None = None) -> list[ConnectedApp]:
     """The clients holding access to ``user``'s account, by name. Only this user's rows are read."""
     now = now or timezone.now()
@@ -70,8 +83,9 @@ def connected_apps_for_user(*, user: Any, now: datetime | None = None) -> list[C
             continue
         _seen(_app(apps, client), token, use=True)
     live_family = Q(family_expires__gt=now) | Q(family_expires__isnull=True)
-    for refresh in (get_refresh_token_model().objects.filter(live_family, user=user, revoked__isnull=True)
-                    .select_related("application", "access_token")):
+    live_refresh = list(get_refresh_token_model().objects.filter(live_family, user=user, revoked__isnull=True)
+                        .select_related("application", "access_token"))
+    for refresh in live_refresh:
         client = refresh.application
         if before_client_cutoff(created=refresh.created, client_cutoff=client.credentials_revoked_at):
             continue
@@ -79,6 +93,8 @@ def connected_apps_for_user(*, user: Any, now: datetime | None = None) -> list[C
         _seen(app, refresh, use=True)
         if refresh.access_token is not None:  # a refresh token carries its access token's scope (RFC 6749 §6)
             app.scopes.update(str(refresh.access_token.scope or "").split())
+    families = {refresh.token_family for refresh in live_refresh if refresh.token_family}
+    _first_of_families(apps, user=user, families=families)
     for code in (get_grant_model().objects.filter(user=user, used__isnull=True, expires__gt=now)
                  .select_related("application")):
         _seen(_app(apps, code.application), code, use=False)
