@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from authserver.audit.models import AuditEvent
+from clients.discovery.services import discovery_capability_rotate
 from tests.conftest import basic_auth
 from tests.factories import RS_AUDIENCE, ScopeFactory
 
@@ -92,3 +93,9 @@ def test_get_only(client, resource_server, method):
 def test_rfc8414_and_discovery_name_the_endpoint(client, settings):
     metadata = client.get("/.well-known/oauth-authorization-server").json()
     assert metadata["resource_metadata_endpoint"] == f"{settings.ISSUER}{URL}"
+
+
+def test_the_per_client_discovery_document_names_it_too(client, resource_server, settings):
+    rs, _ = resource_server
+    _, capability = discovery_capability_rotate(client=rs, actor="test")
+    assert client.get(f"/d/{capability}").json()["resource_metadata_endpoint"] == f"{settings.ISSUER}{URL}"
