@@ -20,12 +20,14 @@ RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "revocations.rs": ("120/60", "local"),  # stream (re)connections per resource server (C7)
     "revoke.ip": ("600/60", "local"),
     "pathkey.rs": ("600/60", "local"),  # each kit process: at start, then at most every 30 s on a mismatch
+    "resource_metadata.rs": ("600/60", "local"),  # each kit process: at start, then hourly (RFC 9728)
     "discovery.ip": ("600/60", "local"),  # callers cache the answer until valid_until
     "login.ip": ("30/300", "closed"),
     "login.account": ("10/300", "closed"),
     "passkey.account": ("10/300", "closed"),
     "staff.factor": ("10/300", "closed"),  # second-factor attempts per staff account (authserver.staff)
     "consent.user": ("60/60", "closed"),
+    "apps.user": ("30/300", "closed"),  # revocations on the connected-apps page, per user
     "api.client": ("600/60", "closed"),
 })
 RATE_LIMIT_MODES = frozenset({"closed", "local", "process"})

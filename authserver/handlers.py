@@ -84,9 +84,10 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/oauth/path-key", "/oauth/discovery",
-                           "/oauth/revocations", "/livez", "/readyz", "/healthz"})
+                           "/oauth/revocations", "/oauth/resource-metadata", "/livez", "/readyz", "/healthz"})
 # The same endpoints under a rotating prefix (authserver.endpoints): "/<prefix>/<one of these>".
-ROTATING_MACHINE_ENDPOINTS = frozenset({"introspect", "token", "revoke", "path-key", "discovery", "revocations"})
+ROTATING_MACHINE_ENDPOINTS = frozenset({"introspect", "token", "revoke", "path-key", "discovery", "revocations",
+                                        "resource-metadata"})
 BASELINE_PATH = "/bench/bare"
 
 # Middleware that only browsers need: sessions, CSRF, authentication, messages, static files, and

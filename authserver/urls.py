@@ -17,6 +17,7 @@ from authserver.introspection import endpoint as introspection_endpoint
 from authserver.oauth import views as oauth_views
 from authserver.observability.views import metrics_view
 from authserver.revocation_stream import endpoint as revocations_endpoint
+from authserver.rspaths import resource_metadata
 from authserver.rspaths import views as rspaths_views
 from authserver.staff.views import login as staff_login
 
@@ -45,6 +46,8 @@ oauth_patterns = (
         path("oauth/introspect", allow(introspection_endpoint.introspect, "POST"), name="introspect"),
         path("oauth/path-key", allow(rspaths_views.path_key, "POST"), name="path-key"),  # docs/rotating-paths.md
         path("oauth/discovery", allow(rspaths_views.discovery, "GET"), name="rs-discovery"),
+        # RFC 9728: a resource server's protected-resource metadata, served on by the kit (issue 16).
+        path("oauth/resource-metadata", allow(resource_metadata.resource_metadata, "GET"), name="resource-metadata"),
         # C7: server-sent events for resource servers' caches (docs/revocation-stream.md).
         path("oauth/revocations", allow(revocations_endpoint.revocations, "GET"), name="revocations"),
         path(

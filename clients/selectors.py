@@ -61,3 +61,26 @@ def resource_paths_for_audience(*, audience: str) -> tuple[Client, ResourceServe
     if client is None:
         return None
     return client, getattr(client, "resource_paths", None)
+
+
+def resource_metadata_document(*, client_pk: int) -> dict[str, object] | None:
+    """RFC 9728 §2: the protected-resource metadata of the resource server ``client_pk``.
+
+    ``resource`` is its audience (RFC 8707), the one authorization server is this issuer, bearer
+    tokens travel in the header only (RFC 6750 §2.1: never the query or the body), and
+    ``scopes_supported`` names its own allowed scopes (omitted when it has none, §2: OPTIONAL).
+    """
+    client = Client.objects.filter(pk=client_pk, is_resource_server=True).first()
+    if client is None or not client.audience:
+        return None
+    document: dict[str, object] = {
+        "resource": client.audience,
+        "authorization_servers": [settings.ISSUER],
+        "bearer_methods_supported": ["header"],
+    }
+    scopes = sorted(client.allowed_scopes.values_list("name", flat=True))
+    if scopes:
+        document["scopes_supported"] = scopes
+    if client.name:
+        document["resource_name"] = client.name
+    return document

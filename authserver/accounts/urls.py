@@ -5,6 +5,7 @@ from django.http import HttpResponse
 from django.urls import path
 
 from authserver.accounts.views import LoginView
+from authserver.accounts.views.apps import connected_apps
 from authserver.accounts.views.pages import LogoutView
 from authserver.handlers import allow_methods
 
@@ -16,4 +17,6 @@ logout = allow_methods(cast(Callable[..., HttpResponse], LogoutView.as_view()), 
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", logout, name="logout"),
+    # Connected apps (issue 16): GET lists, POST (CSRF, field "client") revokes.
+    path("apps", allow_methods(connected_apps, "GET", "HEAD", "POST", browser=True), name="apps"),
 ]

@@ -243,7 +243,8 @@ class AuthorizationView(dot_views.AuthorizationView):
 # RFC 8414 §2 allows members beyond the registry; these name the issue-15 endpoints by URL name
 # (only those the URL map has: authserver.urls).
 EXTRA_ENDPOINTS = (("path_key_endpoint", "path-key"), ("revocation_events_endpoint", "revocations"),
-                   ("resource_discovery_endpoint", "rs-discovery"))
+                   ("resource_discovery_endpoint", "rs-discovery"),
+                   ("resource_metadata_endpoint", "resource-metadata"))  # RFC 9728, for the kit (issue 16)
 
 
 class ServerMetadataView(dot_views.OAuthServerMetadataView):

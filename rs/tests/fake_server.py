@@ -36,6 +36,12 @@ class FakeAuthorizationServer:
             "issuer": ISSUER, "introspection_endpoint": f"{ISSUER}/oauth/introspect",
             "revocation_events_endpoint": f"{ISSUER}/oauth/revocations",
             "path_key_endpoint": f"{ISSUER}/oauth/path-key"}
+        # RFC 9728: what GET /oauth/resource-metadata answers (issue 16).
+        self.resource_metadata: dict[str, Any] = {
+            "resource": "https://api.test/mcp", "authorization_servers": [ISSUER],
+            "bearer_methods_supported": ["header"], "scopes_supported": ["ai.infer"], "resource_name": "Test API"}
+        self.resource_metadata_status = 200
+        self.resource_metadata_calls = 0
         self.introspection_status = 200
         self.stream_status = 200
         self.unreachable = False
@@ -84,6 +90,13 @@ class FakeAuthorizationServer:
         if path.endswith("/path-key") and request.method == "POST":
             self.path_key_calls += 1
             return httpx.Response(200, json=self.path_key, headers={"Cache-Control": "no-store"})
+        if path.endswith("/resource-metadata") and request.method == "GET":
+            self.resource_metadata_calls += 1
+            if self.unreachable:
+                raise httpx.ConnectError("unreachable", request=request)
+            if self.resource_metadata_status != 200:
+                return httpx.Response(self.resource_metadata_status, text="oops")
+            return httpx.Response(200, json=self.resource_metadata, headers={"Cache-Control": "no-store"})
         if path.endswith("/revocations") and request.method == "GET":
             return self._revocations(request)
         return httpx.Response(404)

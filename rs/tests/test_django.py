@@ -52,3 +52,15 @@ def test_alias_stripped_before_url_resolution(client, make_kit, fake, clock):
     assert response.json() == {"client_id": "app-1", "path": "/v1/infer"}
     unknown = client.get("/aaaaaaaaaaaaaaaa/v1/infer", HTTP_AUTHORIZATION="Bearer at_infer")
     assert (unknown.status_code, unknown.content) == (404, b"")
+
+
+def test_the_metadata_is_served_and_named(client, make_kit, fake):
+    # RFC 9728 (issue 16): at the well-known URLs without a credential, and in every 401.
+    set_kit(make_kit(revocation_stream=False, realm="ai",
+                     resource_metadata_endpoint=f"{ISSUER}/oauth/resource-metadata"))
+    document = client.get("/.well-known/oauth-protected-resource/mcp")
+    assert document.status_code == 200 and document.json() == fake.resource_metadata
+    missing = client.get("/v1/infer")
+    assert missing["WWW-Authenticate"] == (
+        'Bearer realm="ai", resource_metadata="https://api.test/.well-known/oauth-protected-resource/mcp"')
+    assert client.post("/.well-known/oauth-protected-resource").status_code == 405

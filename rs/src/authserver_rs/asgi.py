@@ -13,7 +13,7 @@ from typing import Any
 
 from authserver_rs.errors import Refusal
 from authserver_rs.kit import ResourceServer
-from authserver_rs.rfc6750 import answer
+from authserver_rs.rfc6750 import HttpAnswer
 
 PRINCIPAL = "authserver_rs.principal"
 KIT = "authserver_rs.kit"
@@ -37,8 +37,11 @@ def client_ip(kit: ResourceServer, scope: Scope) -> str | None:
     return kit.client_ip(peer[0] if peer else None, forwarded)
 
 
-async def send_refusal(send: Send, refusal: Refusal, realm: str) -> None:
-    reply = answer(refusal, realm=realm)
+async def send_refusal(send: Send, refusal: Refusal, kit: ResourceServer) -> None:
+    await send_answer(send, await kit.refusal_async(refusal))
+
+
+async def send_answer(send: Send, reply: HttpAnswer) -> None:
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
     if not any(k == b"content-length" for k, _ in headers):
         headers.append((b"content-length", str(len(reply.body)).encode()))
@@ -60,6 +63,10 @@ class ResourceServerMiddleware:
             await self.app(scope, receive, send)
             return
         kit = self.kit
+        served = await kit.well_known_async(scope.get("method", "GET"), scope["path"])
+        if served is not None:  # RFC 9728 metadata: public, before aliases and credentials
+            await send_answer(send, served)
+            return
         try:
             routed = await kit.route_async(scope["path"])
             principal = None
@@ -67,7 +74,7 @@ class ResourceServerMiddleware:
                 principal = await kit.authorize_async(routed, header(scope, "authorization"), client_ip(kit, scope),
                                                       self.scopes if self.authenticate else ())
         except Refusal as refusal:
-            await send_refusal(send, refusal, kit.config.realm)
+            await send_refusal(send, refusal, kit)
             return
         scope = dict(scope)
         if routed.alias is not None:

@@ -24,6 +24,11 @@ class Config:
     introspection_endpoint: str | None = None
     revocation_events_endpoint: str | None = None
     path_key_endpoint: str | None = None
+    # RFC 9728: serve this API's protected-resource metadata (fetched from the server's
+    # resource_metadata_endpoint, named by the discovery document or given here) at
+    # /.well-known/oauth-protected-resource[/<audience path>], and name it in every 401/403.
+    resource_metadata: bool = True
+    resource_metadata_endpoint: str | None = None
     realm: str = "api"
     # Cache (seconds): a positive answer is kept until min(now + cache_ttl, its exp).
     cache_ttl: float = 60.0

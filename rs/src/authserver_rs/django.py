@@ -19,7 +19,7 @@ from authserver_rs.config import Config
 from authserver_rs.errors import Refusal
 from authserver_rs.kit import ResourceServer
 from authserver_rs.kit import require_scopes as check_scopes
-from authserver_rs.rfc6750 import answer
+from authserver_rs.rfc6750 import HttpAnswer
 
 _OPTIONS = ("exempt_paths", "authenticate")
 _lock = threading.Lock()
@@ -46,7 +46,10 @@ def set_kit(kit: ResourceServer | None) -> None:
 
 
 def _response(refusal: Refusal, kit: ResourceServer) -> HttpResponse:
-    reply = answer(refusal, realm=kit.config.realm)
+    return _http(kit.refusal(refusal))
+
+
+def _http(reply: HttpAnswer) -> HttpResponse:
     response = HttpResponse(reply.body, status=reply.status)
     for name, value in reply.headers:
         response[name] = value
@@ -68,6 +71,9 @@ class ResourceServerMiddleware:
 
     def __call__(self, request: Any) -> HttpResponse:
         kit = get_kit()
+        served = kit.well_known(request.method or "GET", request.path_info)
+        if served is not None:  # RFC 9728 metadata: public, before aliases and credentials
+            return _http(served)
         try:
             routed = kit.route(request.path_info)
             request.principal = None

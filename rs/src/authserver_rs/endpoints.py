@@ -1,7 +1,8 @@
 """Where the authorization server's endpoints are: explicit, or from a discovery document.
 
 With ``metadata_url`` (the per-client ``/d/dc_…`` capability URL), the RFC 8414 document gives
-``introspection_endpoint``, ``revocation_events_endpoint`` and ``path_key_endpoint``. In rotating
+``introspection_endpoint``, ``revocation_events_endpoint``, ``path_key_endpoint`` and
+``resource_metadata_endpoint`` (RFC 9728). In rotating
 mode it also gives ``endpoints_valid_until`` (the last moment its URLs are accepted); the document
 is fetched again ``metadata_refresh_margin`` seconds before that, or every ``metadata_max_age``
 seconds without it.
@@ -25,6 +26,7 @@ class Endpoints:
     revocation_events: str | None
     path_key: str | None
     refresh_at: float  # when to fetch the document again (inf: explicit endpoints)
+    resource_metadata: str | None = None  # RFC 9728 document of this resource server (issue 16)
 
 
 class EndpointDirectory:
@@ -37,7 +39,7 @@ class EndpointDirectory:
         if not config.metadata_url:
             assert config.introspection_endpoint is not None  # Config checks one of the two is set
             self._current = Endpoints(config.introspection_endpoint, config.revocation_events_endpoint,
-                                      config.path_key_endpoint, float("inf"))
+                                      config.path_key_endpoint, float("inf"), config.resource_metadata_endpoint)
 
     def fresh(self) -> Endpoints | None:
         """The endpoints if no fetch is due (never blocks: the async path's fast lane)."""
@@ -77,4 +79,5 @@ class EndpointDirectory:
         if not isinstance(introspection, str):
             raise ValueError("introspection_endpoint")
         return Endpoints(introspection, document.get("revocation_events_endpoint"),
-                         document.get("path_key_endpoint"), refresh_at)
+                         document.get("path_key_endpoint"), refresh_at,
+                         document.get("resource_metadata_endpoint") or self._config.resource_metadata_endpoint)

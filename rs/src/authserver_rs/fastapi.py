@@ -1,8 +1,9 @@
 """FastAPI: ``Depends(require_scopes("ai.infer"))`` gives the route the verified Principal.
 
-Use with :func:`install` (adds the ASGI middleware, which checks path aliases; routes without the
-dependency stay public unless ``authenticate=True``). The dependency reuses the middleware's
-verification when it ran, else verifies itself; refusals are ``HTTPException`` carrying the
+Use with :func:`install` (adds the ASGI middleware, which checks path aliases and serves the RFC
+9728 metadata at the well-known URLs; routes without the dependency stay public unless
+``authenticate=True``). The dependency reuses the middleware's verification when it ran, else
+verifies itself; refusals are ``HTTPException`` carrying the
 RFC 6750 status and headers.
 """
 
@@ -20,7 +21,6 @@ from authserver_rs.errors import Refusal
 from authserver_rs.kit import ResourceServer
 from authserver_rs.kit import require_scopes as check_scopes
 from authserver_rs.principal import Principal
-from authserver_rs.rfc6750 import answer
 
 
 def install(app: FastAPI, kit: ResourceServer, *, authenticate: bool = False,
@@ -30,8 +30,8 @@ def install(app: FastAPI, kit: ResourceServer, *, authenticate: bool = False,
                        exempt_paths=exempt_paths)
 
 
-def _http_exception(refusal: Refusal, realm: str) -> HTTPException:
-    reply = answer(refusal, realm=realm)
+async def _http_exception(refusal: Refusal, kit: ResourceServer) -> HTTPException:
+    reply = await kit.refusal_async(refusal)
     headers = {k: v for k, v in reply.headers if k.lower() not in ("content-type", "content-length")}
     detail: Any = json.loads(reply.body) if reply.body else None
     return HTTPException(status_code=reply.status, detail=detail, headers=headers)
@@ -49,7 +49,7 @@ def require_scopes(*scopes: str) -> Callable[[Request], Awaitable[Principal]]:
                 request.state.principal = principal
             check_scopes(principal, scopes)
         except Refusal as refusal:
-            raise _http_exception(refusal, kit.config.realm) from None
+            raise await _http_exception(refusal, kit) from None
         return principal
 
     return dependency

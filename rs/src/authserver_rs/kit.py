@@ -20,9 +20,20 @@ from authserver_rs.aliases import FetchNeeded, PathAliases, Routed
 from authserver_rs.cache import Answer, AnswerCache, Entry, digest
 from authserver_rs.config import Config
 from authserver_rs.endpoints import EndpointDirectory
-from authserver_rs.errors import InsufficientScope, InvalidRequest, InvalidToken, NoCredential, NotFound, RateLimited
+from authserver_rs.errors import (
+    InsufficientScope,
+    InvalidRequest,
+    InvalidToken,
+    NoCredential,
+    NotFound,
+    RateLimited,
+    Refusal,
+    Unavailable,
+)
 from authserver_rs.introspection import Introspector
 from authserver_rs.principal import Principal
+from authserver_rs.resource_metadata import ResourceMetadata, is_well_known
+from authserver_rs.rfc6750 import HttpAnswer, answer, metadata_document, method_not_allowed, not_found, unavailable
 from authserver_rs.stream import RevocationConsumer
 
 
@@ -67,6 +78,7 @@ class ResourceServer:
         self.stream = RevocationConsumer(config, self.cache, self.endpoints, self._stream_http, monotonic=monotonic)
         self.aliases = PathAliases(self.endpoints, self.http, refetch_interval=config.key_refetch_interval,
                                    clock=clock, monotonic=monotonic)
+        self.metadata = ResourceMetadata(config, self.endpoints, self.http, clock, monotonic)
         self._proxies = config.proxy_networks
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -115,6 +127,41 @@ class ResourceServer:
             return self.aliases.route(path, fetch=False)  # an HMAC or three, in the event loop
         except FetchNeeded:
             return await asyncio.to_thread(self.aliases.route, path)  # a key fetch: off the loop
+
+    # -- RFC 9728 protected-resource metadata ---------------------------------------------------
+    def well_known(self, method: str, path: str) -> HttpAnswer | None:
+        """The answer for a request to the metadata's well-known URLs, or None for any other path.
+
+        Checked before aliases and credentials: the document is public (RFC 9728 §3) and lives at
+        the host's root, under no rotating alias."""
+        if not (self.metadata.enabled and is_well_known(path)):
+            return None
+        try:
+            if not self.metadata.serves(path):
+                return not_found()
+        except Unavailable:
+            return unavailable()
+        if method not in ("GET", "HEAD"):
+            return method_not_allowed()
+        reply = metadata_document(self.metadata.body)
+        return HttpAnswer(reply.status, reply.headers, b"" if method == "HEAD" else reply.body)
+
+    async def well_known_async(self, method: str, path: str) -> HttpAnswer | None:
+        if not (self.metadata.enabled and is_well_known(path)):
+            return None
+        if self.metadata.cached() is not None:
+            return self.well_known(method, path)
+        return await asyncio.to_thread(self.well_known, method, path)  # a fetch: off the loop
+
+    def refusal(self, refusal: Refusal) -> HttpAnswer:
+        """RFC 6750 §3's answer, naming the metadata URL in 401 and 403 challenges (RFC 9728 §5.1)."""
+        named = self.metadata.challenge_url() if refusal.status in (401, 403) and self.metadata.enabled else None
+        return answer(refusal, realm=self.config.realm, resource_metadata=named)
+
+    async def refusal_async(self, refusal: Refusal) -> HttpAnswer:
+        if refusal.status not in (401, 403) or not self.metadata.enabled or self.metadata.cached() is not None:
+            return self.refusal(refusal)
+        return await asyncio.to_thread(self.refusal, refusal)
 
     # -- verification --------------------------------------------------------------------------
     def _positive_allowed(self) -> bool:

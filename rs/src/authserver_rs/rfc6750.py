@@ -6,6 +6,9 @@
 - rate-limited API key: 429 with ``Retry-After`` (RFC 6585 §4, RFC 9110 §10.2.3);
 - authorization server unreachable: 503 (fail closed);
 - unknown path alias: a bare 404 (no body, no ``WWW-Authenticate``: nothing about what is here).
+
+401 and 403 challenges also carry ``resource_metadata="…"`` (RFC 9728 §5.1) when the kit knows
+this API's protected-resource metadata URL: where a client finds the authorization server.
 """
 
 from __future__ import annotations
@@ -49,21 +52,40 @@ def _json(status: int, body: dict[str, str | int], *headers: tuple[str, str]) ->
                       json.dumps(body).encode())
 
 
-def answer(refusal: Refusal, *, realm: str) -> HttpAnswer:
+def answer(refusal: Refusal, *, realm: str, resource_metadata: str | None = None) -> HttpAnswer:
+    extra = {"resource_metadata": resource_metadata} if resource_metadata else {}
     if isinstance(refusal, NotFound):
-        return HttpAnswer(404, (("Content-Length", "0"),), b"")
+        return not_found()
     if isinstance(refusal, NoCredential):
-        return _json(401, {"error": "unauthorized"}, ("WWW-Authenticate", _challenge(realm)))
+        return _json(401, {"error": "unauthorized"}, ("WWW-Authenticate", _challenge(realm, **extra)))
     if isinstance(refusal, InvalidRequest):
         return _json(400, {"error": "invalid_request"}, ("WWW-Authenticate", _challenge(realm, "invalid_request")))
     if isinstance(refusal, InsufficientScope):
         scope = " ".join(refusal.needed)
         return _json(403, {"error": "insufficient_scope", "scope": scope},
-                     ("WWW-Authenticate", _challenge(realm, "insufficient_scope", scope=scope)))
+                     ("WWW-Authenticate", _challenge(realm, "insufficient_scope", scope=scope, **extra)))
     if isinstance(refusal, RateLimited):
         return _json(429, {"error": "rate_limited", "retry_after": refusal.retry_after},
                      ("Retry-After", str(refusal.retry_after)))
     if isinstance(refusal, Unavailable):
-        return _json(503, {"error": "temporarily_unavailable"}, ("Retry-After", "1"))
+        return unavailable()
     assert isinstance(refusal, InvalidToken) or type(refusal) is Refusal
-    return _json(401, {"error": "invalid_token"}, ("WWW-Authenticate", _challenge(realm, "invalid_token")))
+    return _json(401, {"error": "invalid_token"}, ("WWW-Authenticate", _challenge(realm, "invalid_token", **extra)))
+
+
+def not_found() -> HttpAnswer:
+    return HttpAnswer(404, (("Content-Length", "0"),), b"")
+
+
+def method_not_allowed() -> HttpAnswer:
+    return _json(405, {"error": "method_not_allowed"}, ("Allow", "GET, HEAD"))
+
+
+def unavailable() -> HttpAnswer:
+    return _json(503, {"error": "temporarily_unavailable"}, ("Retry-After", "1"))
+
+
+def metadata_document(body: bytes) -> HttpAnswer:
+    """RFC 9728 §3.2: the document as JSON; public, so any origin may read it (browser-based clients)."""
+    return HttpAnswer(200, (("Content-Type", "application/json"), ("Cache-Control", "max-age=300"),
+                            ("Access-Control-Allow-Origin", "*")), body)

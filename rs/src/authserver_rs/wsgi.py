@@ -12,7 +12,7 @@ from typing import Any
 
 from authserver_rs.errors import Refusal
 from authserver_rs.kit import ResourceServer
-from authserver_rs.rfc6750 import answer
+from authserver_rs.rfc6750 import HttpAnswer
 
 PRINCIPAL = "authserver_rs.principal"
 StartResponse = Callable[..., Any]
@@ -34,6 +34,9 @@ class ResourceServerMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         kit = self.kit
+        served = kit.well_known(environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO") or "/")
+        if served is not None:  # RFC 9728 metadata: public, before aliases and credentials
+            return _reply(start_response, served)
         try:
             routed = kit.route(environ.get("PATH_INFO") or "/")
             principal = None
@@ -42,11 +45,14 @@ class ResourceServerMiddleware:
                                           environ.get(self._forwarded) if self._forwarded else None)
                 principal = kit.authorize(routed, environ.get("HTTP_AUTHORIZATION"), client_ip, self.scopes)
         except Refusal as refusal:
-            reply = answer(refusal, realm=kit.config.realm)
-            start_response(f"{reply.status} {HTTPStatus(reply.status).phrase}", list(reply.headers))
-            return [reply.body]
+            return _reply(start_response, kit.refusal(refusal))
         if routed.alias is not None:
             environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + "/" + routed.alias
             environ["PATH_INFO"] = routed.rest
         environ[PRINCIPAL] = principal
         return self.app(environ, start_response)
+
+
+def _reply(start_response: StartResponse, reply: HttpAnswer) -> Iterable[bytes]:
+    start_response(f"{reply.status} {HTTPStatus(reply.status).phrase}", list(reply.headers))
+    return [reply.body]
