@@ -27,6 +27,7 @@ RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "staff.factor": ("10/300", "closed"),  # second-factor attempts per staff account (authserver.staff)
     "consent.user": ("60/60", "closed"),
     "api.client": ("600/60", "closed"),
+    "cimd.fetch": ("30/60", "local"),  # Client ID Metadata Document fetches per host (authserver.oauth.cimd)
 })
 RATE_LIMIT_MODES = frozenset({"closed", "local", "process"})
 
