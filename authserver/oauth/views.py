@@ -281,8 +281,10 @@ class ServerMetadataView(dot_views.OAuthServerMetadataView):
         data["code_challenge_methods_supported"] = ["S256"]
         data["response_modes_supported"] = ["query"]
         data["authorization_response_iss_parameter_supported"] = True
+        # draft-ietf-oauth-client-id-metadata-document-01 §5: present only when on (DOT says false,
+        # from its own resolver's switch, which stays off: authserver.oauth.cimd resolves them).
+        data.pop("client_id_metadata_document_supported", None)
         if cimd.enabled():
-            # draft-ietf-oauth-client-id-metadata-document-01 §5: present only when it is true.
             data["client_id_metadata_document_supported"] = True
         new = JsonResponse(data)
         new["Access-Control-Allow-Origin"] = "*"
