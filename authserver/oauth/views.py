@@ -196,7 +196,8 @@ class AuthorizationView(dot_views.AuthorizationView):
             context["this_request"] = self.request.get_full_path() if self.request.method == "GET" else ""
             # A self-registered client (RFC 7591, or a metadata document) named itself: nobody here
             # checked its name. A document's client is shown by the host that serves its document,
-            # the one thing about it that is verified (draft-ietf-oauth-client-id-metadata-document §6.2).
+            # the one thing about it that is verified (draft-ietf-oauth-client-id-metadata-document,
+            # security considerations).
             source = getattr(application, "registration_source", "manual")
             context["self_registered"] = source != "manual"
             context["document_host"] = cimd.host_of(application.client_id) if source == cimd.CIMD else ""
@@ -281,7 +282,7 @@ class ServerMetadataView(dot_views.OAuthServerMetadataView):
         data["code_challenge_methods_supported"] = ["S256"]
         data["response_modes_supported"] = ["query"]
         data["authorization_response_iss_parameter_supported"] = True
-        # draft-ietf-oauth-client-id-metadata-document-01 §5: present only when on (DOT says false,
+        # draft-ietf-oauth-client-id-metadata-document, AS metadata: present only when on (DOT says false,
         # from its own resolver's switch, which stays off: authserver.oauth.cimd resolves them).
         data.pop("client_id_metadata_document_supported", None)
         if cimd.enabled():

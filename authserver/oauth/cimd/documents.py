@@ -1,7 +1,7 @@
 """What a Client ID Metadata Document may say, and what the client it describes is given.
 
-The document has RFC 7591 §2's client metadata (draft-ietf-oauth-client-id-metadata-document-01
-§4). Our policy for it is the self-registration policy (issue 16): a public client (§4.1: no shared
+The document has RFC 7591 §2's client metadata (draft-ietf-oauth-client-id-metadata-document-01,
+"Client Metadata"). Our policy for it is the self-registration policy (issue 16): a public client (the draft: no shared
 secret, ``token_endpoint_auth_method`` ``none``), the authorization code grant only (refresh tokens
 come with it), redirect URIs under the registration rules of every client (clients.redirects:
 https, or http on a loopback IP for native apps), and scopes and audiences only from the
@@ -42,11 +42,11 @@ def _string_list(document: dict[str, Any], member: str, default: list[str]) -> l
 
 def client_metadata(document: dict[str, Any], *, url: str) -> ClientMetadata:
     """The client ``document`` describes, or FetchRefused naming the first rule it breaks."""
-    # §4.1: the document's client_id MUST equal the URL it was fetched from (simple string
+    # Draft, "Client Metadata": the document's client_id MUST equal the URL it was fetched from (simple string
     # comparison): a document cannot speak for another URL.
     if document.get("client_id") != url:
         raise FetchRefused("client_id_mismatch")
-    # §4.1: shared secrets MUST NOT be used; no asymmetric method is implemented here either.
+    # Draft, "Client Authentication": shared secrets MUST NOT be used; no asymmetric method is implemented here either.
     if document.get("token_endpoint_auth_method", "none") != "none" or {
             "client_secret", "client_secret_expires_at"} & set(document):
         raise FetchRefused("not_public")

@@ -2,7 +2,7 @@
 
 The document's URL is chosen by whoever sends an authorization request, so every fetch is a
 request to an attacker-chosen place, made from inside our network (server-side request forgery,
-draft §6.5). The rules, each one a refusal with a reason (never the body):
+the draft's security considerations). The rules, each one a refusal with a reason (never the body):
 
 * the URL (§3): ``https``, a host, a path without dot segments, no userinfo, no fragment;
 * the address: the host is resolved once; *every* address must be globally routable (no loopback,
@@ -207,7 +207,7 @@ def _exchange(raw: socket.socket, context: ssl.SSLContext, host: str, port: int,
 
 
 def _read(response: http.client.HTTPResponse, expired: threading.Event) -> Fetched:
-    if response.status != 200:  # redirects included: never followed (draft §6.5, SSRF)
+    if response.status != 200:  # redirects included: never followed (SSRF)
         raise FetchRefused("redirect" if 300 <= response.status < 400 else "http_status")
     media_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
     structured = media_type.startswith("application/") and media_type.endswith("+json")  # RFC 6839 §3.1

@@ -16,7 +16,7 @@ from authserver.oauth.cimd import fetcher
     ("192.168.0.1", False),
     ("169.254.169.254", False),
     ("100.64.0.1", False),  # CGNAT (RFC 6598)
-    ("0.0.0.0", False),
+    ("0.0.0.0", False),  # noqa: S104 - an address judged, not bound
     ("255.255.255.255", False),
     ("224.0.0.1", False),
     ("240.0.0.1", False),  # reserved
