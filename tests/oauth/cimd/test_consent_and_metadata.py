@@ -65,12 +65,18 @@ def test_metadata_names_cimd_support_only_when_on(client, settings, mode):
         assert "client_id_metadata_document_supported" not in data
 
 
-def test_refresh_is_refused_once_the_expired_document_is_gone(client, user, cimd_on, docs):
+def _signed_in_tokens(client, user, docs):
+    """A document client's tokens for ``user``: ``(url, the client reference, the token response)``."""
     url = serve(docs)
     client.force_login(user)
     verifier, challenge = pkce_pair()
     app = type("Ref", (), {"client_id": url})()
-    tokens = exchange_code(client, app, None, code_from(authorize(client, app, challenge=challenge)), verifier).json()
+    return url, app, exchange_code(client, app, None, code_from(authorize(client, app, challenge=challenge)),
+                                   verifier).json()
+
+
+def test_refresh_is_refused_once_the_expired_document_is_gone(client, user, cimd_on, docs):
+    url, app, tokens = _signed_in_tokens(client, user, docs)
     row = Client.objects.get(client_id=url)
     row.cimd_expires_at = timezone.now() - timedelta(seconds=1)
     row.save(update_fields=["cimd_expires_at"])
@@ -81,11 +87,7 @@ def test_refresh_is_refused_once_the_expired_document_is_gone(client, user, cimd
 
 
 def test_cimd_off_refuses_clients_resolved_while_it_was_on(client, user, cimd_on, docs):
-    url = serve(docs)
-    client.force_login(user)
-    verifier, challenge = pkce_pair()
-    app = type("Ref", (), {"client_id": url})()
-    tokens = exchange_code(client, app, None, code_from(authorize(client, app, challenge=challenge)), verifier).json()
+    _, app, tokens = _signed_in_tokens(client, user, docs)
     cimd_on.CIMD = "off"
     assert refresh(client, app, None, tokens["refresh_token"]).status_code == 401
 
