@@ -177,11 +177,16 @@ def _exchange(raw: socket.socket, context: ssl.SSLContext, host: str, port: int,
               deadline: float) -> Fetched:
     """One GET over ``raw`` (already connected to a checked address), all of it before ``deadline``."""
     expired = threading.Event()
+    # The socket the timer must cut: wrapping for TLS detaches ``raw``, so the TLS socket takes its
+    # place *before* the handshake (a server that drips its handshake is cut like any other).
+    current: list[socket.socket] = [raw]
 
     def cut() -> None:
         expired.set()
         try:
-            raw.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv at once
+            # The plain socket's shutdown (a syscall on the descriptor), not SSLSocket's: it wakes a
+            # recv blocked in another thread at once, without touching the TLS state that thread uses.
+            socket.socket.shutdown(current[0], socket.SHUT_RDWR)
         except OSError:
             pass
 
@@ -190,8 +195,13 @@ def _exchange(raw: socket.socket, context: ssl.SSLContext, host: str, port: int,
     timer.start()
     try:
         raw.settimeout(max(0.01, deadline - time.monotonic()))
+        tls = context.wrap_socket(raw, server_hostname=host, do_handshake_on_connect=False)
+        current[0] = tls
+        if expired.is_set():
+            raise FetchRefused("timeout")
+        tls.do_handshake()
         connection = http.client.HTTPSConnection(host, port, context=context)
-        connection.sock = context.wrap_socket(raw, server_hostname=host)
+        connection.sock = tls
         connection.request("GET", target, headers={"Accept": "application/json", "User-Agent": "authserver-cimd"})
         response = connection.getresponse()
         return _read(response, expired)
@@ -203,10 +213,12 @@ def _exchange(raw: socket.socket, context: ssl.SSLContext, host: str, port: int,
         raise FetchRefused("tls_failed" if isinstance(exc, ssl.SSLError) else "connection_failed") from None
     finally:
         timer.cancel()
-        raw.close()
+        current[0].close()
 
 
 def _read(response: http.client.HTTPResponse, expired: threading.Event) -> Fetched:
+    if expired.is_set():  # cut while the headers came in: what arrived is not an answer
+        raise FetchRefused("timeout")
     if response.status != 200:  # redirects included: never followed (SSRF)
         raise FetchRefused("redirect" if 300 <= response.status < 400 else "http_status")
     media_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()

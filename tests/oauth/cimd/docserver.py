@@ -91,6 +91,18 @@ def drip(document: Any, *, every: float) -> Answer:
     return answer
 
 
+def header_drip(handler: BaseHTTPRequestHandler) -> None:
+    """A status line, then one header byte at a time: the body never starts."""
+    try:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(2000):
+            handler.wfile.write(b"X")
+            handler.wfile.flush()
+            time.sleep(0.05)
+    except OSError:
+        pass
+
+
 def endless(handler: BaseHTTPRequestHandler) -> None:
     """A body with no declared length that never ends (until the client hangs up)."""
     handler.send_response(200)
