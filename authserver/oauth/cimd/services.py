@@ -96,7 +96,7 @@ def _refuse(url: str, reason: str, personal: dict[str, Any], *, back_off: bool =
         _back_off(url)
     with transaction.atomic():
         audit_record(event="client.cimd_refused", outcome="failure", actor=ACTOR, subject=f"client:{url}",
-                     details={"reason": reason, "host": fetcher.host_of(url)}, personal=personal)
+                     details={"reason": reason, "host": fetcher.host_of(url), "url": url}, personal=personal)
 
 
 def cimd_client_resolve(*, client_id: str, redirect_uri: str | None, admit: Callable[[str], None],
@@ -170,7 +170,7 @@ def _store(url: str, metadata: Any, max_age: int, personal: dict[str, Any]) -> C
         scopes = list(Scope.objects.filter(name__in=metadata.scopes))
         client.allowed_scopes.set(scopes)
         audit_record(event="client.cimd_resolved", actor=ACTOR, subject=f"client:{url}", personal=personal,
-                     details={"created": created, "host": fetcher.host_of(url), "name": client.name,
+                     details={"created": created, "host": fetcher.host_of(url), "url": url, "name": client.name,
                               "redirect_uris": metadata.redirect_uris, "scopes": sorted(s.name for s in scopes),
                               "audiences": metadata.audiences, "max_age": max_age})
     return client

@@ -32,7 +32,8 @@ def _assert_refused(response: Any, url: str, reason: str) -> None:
     assert "Invalid client_id parameter value." in response.content.decode()  # as for an unknown client
     assert Client.objects.count() == 0
     event = AuditEvent.objects.get(event="client.cimd_refused")
-    assert (event.outcome, event.subject, event.details["reason"]) == ("failure", f"client:{url}", reason)
+    assert (event.outcome, event.subject, event.details["reason"]) == ("failure", f"client:{url}"[:200], reason)
+    assert event.details["url"] == url
     assert not AuditEvent.objects.filter(event="client.cimd_resolved").exists()
 
 
@@ -100,6 +101,7 @@ def test_an_unresolvable_name_is_refused(client, user, cimd_on, connects, monkey
     ("https://127.0.0.1:{port}/", "url_invalid"),
     ("https://127.0.0.1:99999/agent.json", "url_invalid"),
     ("https://127.0.0.1:{port}/agent json", "url_invalid"),
+    ("https://127.0.0.1:{port}/" + "a" * 200 + "#f", "url_fragment"),  # past the subject's 200: audited in full
 ])
 def test_malformed_urls_are_refused_before_any_lookup(client, user, cimd_on, forbidden, connects, url, reason):
     url = url.format(port=forbidden.port)
