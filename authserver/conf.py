@@ -24,6 +24,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from authserver import conf_files
+from authserver.conf_cimd import CimdConfig
 from authserver.conf_endpoints import EndpointsConfig
 from authserver.conf_limits import RATE_LIMIT_DEFAULTS, parse_rate_limits
 from authserver.conf_parsers import (  # var and section: the declarations the sections share
@@ -44,6 +45,7 @@ from authserver.conf_parsers import (  # var and section: the declarations the s
     section,
     var,
 )
+from authserver.conf_registration import RegistrableConfig
 from authserver.conf_revocations import RevocationStreamConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -253,6 +255,8 @@ class AuthServerConfig:
     webhooks: WebhookConfig = section(WebhookConfig)
     revocations: RevocationStreamConfig = section(RevocationStreamConfig)
     endpoints: EndpointsConfig = section(EndpointsConfig)
+    cimd: CimdConfig = section(CimdConfig)
+    registrable: RegistrableConfig = section(RegistrableConfig)
     # Not from the environment: the test suite keeps its own state apart (tests/datadir_plugin.py).
     testing: bool = False
 
@@ -361,6 +365,9 @@ def _combinations(config: AuthServerConfig, production: bool) -> list[Problem]:
     if production and hooks.allow_http_loopback:
         found.append(Problem("AUTHSERVER_WEBHOOK_ALLOW_HTTP_LOOPBACK",
                              "AUTHSERVER_WEBHOOK_ALLOW_HTTP_LOOPBACK is for development only", "unset it"))
+    if production and config.cimd.allow_private:
+        found.append(Problem("AUTHSERVER_CIMD_ALLOW_PRIVATE", "AUTHSERVER_CIMD_ALLOW_PRIVATE would let any "
+                             "client_id URL reach internal addresses", "unset it (it is for tests and labs)"))
     return found
 
 

@@ -29,6 +29,7 @@ RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "consent.user": ("60/60", "closed"),
     "apps.user": ("30/300", "closed"),  # revocations on the connected-apps page, per user
     "api.client": ("600/60", "closed"),
+    "cimd.fetch": ("30/60", "local"),  # Client ID Metadata Document fetches per host (authserver.oauth.cimd)
 })
 RATE_LIMIT_MODES = frozenset({"closed", "local", "process"})
 

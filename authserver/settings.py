@@ -94,10 +94,11 @@ PROMETHEUS_MULTIPROC_DIR = config.metrics_dir
 STAFF_STEP_UP_SECONDS = config.staff_step_up_seconds
 REVOCATIONS_HEARTBEAT_SECONDS, REVOCATIONS_MAX_SECONDS, REVOCATIONS_RETENTION_SECONDS, REVOCATIONS_MAX_STREAMS = (
     config.revocations.as_tuple())
+CIMD, CIMD_ALLOW_PRIVATE, CIMD_CA_FILE = config.cimd.as_tuple()  # authserver.conf_cimd
+REGISTRABLE_SCOPES, REGISTRABLE_AUDIENCES = list(config.registrable.scopes), list(config.registrable.audiences)
 # fmt: on
 
-PRODUCTION = config.production
-TESTING = config.testing
+PRODUCTION, TESTING = config.production, config.testing
 
 SECRET_KEY = datadir.django_secret_key(config=config)
 DEBUG = config.debug
@@ -340,7 +341,6 @@ EMAIL_USE_TLS, EMAIL_USE_SSL = config.webhooks.smtp_tls == "starttls", config.we
 EMAIL_TIMEOUT = 10
 EMAIL_FILE_PATH = config.data_dir / "outbox"
 DEFAULT_FROM_EMAIL = config.from_email
-
 
 # DOT's settings: every RFC 9700 gate on (authserver/settings_oauth.py).
 OAUTH2_PROVIDER = settings_oauth.oauth2_provider(config)

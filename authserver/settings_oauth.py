@@ -56,6 +56,17 @@ def oauth2_provider(config: AuthServerConfig) -> dict[str, Any]:
         "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
         # Small batches with pauses between them (CLEANUP_PAUSE_RATIO): the sweep never holds the CPU long.
         "CLEAR_EXPIRED_TOKENS_BATCH_SIZE": config.cleanup.batch_size,
+        # Client ID Metadata Documents (authserver.oauth.cimd resolves them, not DOT's resolver, which
+        # keeps a stale document when a refetch fails and writes no audit event: DOT's own stays off).
+        # Its bounds are read by our fetcher: the whole fetch, the body, and how long a document is
+        # believed (its Cache-Control max-age, clamped); a refused URL is not fetched again for a while.
+        "CIMD_ENABLED": False,
+        "CIMD_FETCH_TIMEOUT_SECONDS": 5,
+        "CIMD_MAX_DOCUMENT_SIZE": 16 * 1024,
+        "CIMD_METADATA_MIN_AGE_SECONDS": 60,
+        "CIMD_METADATA_MAX_AGE_SECONDS": 3600,
+        "CIMD_FAILURE_BACKOFF_SECONDS": 30,
+        "CIMD_MAX_CONCURRENT_FETCHES": 8,
         # DOT registers the admin for its swapped models itself; these are ours (no secret columns).
         "APPLICATION_ADMIN_CLASS": "clients.admin.ClientAdmin",
         "ACCESS_TOKEN_ADMIN_CLASS": "authserver.oauth.admin.AccessTokenAdmin",

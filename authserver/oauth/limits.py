@@ -27,3 +27,8 @@ class RateLimitedValidator(AuthServerValidator):
             return False
         remember(enforce("token.client", request.client.client_id))  # its RateLimit fields: the token view
         return True
+
+    def cimd_fetch_admit(self, host: str) -> None:
+        # Fetches of Client ID Metadata Documents per host (authserver.oauth.cimd): we never become
+        # a way to flood someone's server, and a flood of distinct URLs on one host costs little.
+        remember(enforce("cimd.fetch", host))

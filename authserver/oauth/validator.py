@@ -37,6 +37,7 @@ from authserver import credentials, revocation
 from authserver.audit.services import audit_record
 from authserver.netaddr import client_address
 from authserver.oauth.authorization_request import check_authorization_request
+from authserver.oauth.cimd import services as cimd
 from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
 from authserver.oauth.usability import before_client_cutoff
 
@@ -85,16 +86,46 @@ class AuthServerValidator(OAuth2Validator):
         raise errors.UnsupportedGrantTypeError(request=request)
 
     def _load_application(self, client_id: Any, request: Any) -> Any:
+        """The client: registered, or described by a Client ID Metadata Document (authserver.oauth.cimd).
+
+        A document's client is believed only until its document's max age; then the document is
+        fetched again, and a failure refuses the client like an unknown one (fail closed).
+        """
+        # RFC 6749 Appendix A.1: a client_id is visible ASCII; PostgreSQL text cannot even hold a
+        # NUL, and asking for one raised a database error that answered 503 "unavailable". Only a
+        # document URL may be longer than our own ids (up to the column's 255).
+        if not isinstance(client_id, str) or not client_id or "\x00" in client_id or len(client_id) > (
+                cimd.MAX_URL_LENGTH if cimd.is_document_url(client_id) else 100):
+            return None
+        client = self._load_registered(client_id, request)
+        if client is None:
+            return self._resolve_document(client_id, request) if cimd.is_document_url(client_id) else None
+        if client.registration_source == cimd.CIMD and (not cimd.enabled() or cimd.expired(client)):
+            request.client = None
+            return self._resolve_document(client_id, request)
+        return client
+
+    def _resolve_document(self, client_id: str, request: Any) -> Any:
+        redirect_uri = getattr(request, "redirect_uri", None)
+        client = cimd.cimd_client_resolve(
+            client_id=client_id, redirect_uri=redirect_uri if isinstance(redirect_uri, str) else None,
+            admit=self.cimd_fetch_admit, personal=self._personal(request))
+        if client is None or not client.is_usable(request):
+            return None
+        request.client = client
+        return client
+
+    def cimd_fetch_admit(self, host: str) -> None:
+        """Called before a document is fetched from ``host``; policy (a limit) raises to refuse."""
+        return None
+
+    def _load_registered(self, client_id: str, request: Any) -> Any:
         """The client, from the in-process cache (authserver.revocation) or DOT's query.
 
         A cached client is the row and its allowed scope names, stored under the revocation
         generation: any change to a client, its scopes or the scope registry bumps it
         (authserver.revocation). Each request gets a fresh instance built from the row.
         """
-        # RFC 6749 Appendix A.1: a client_id is visible ASCII; PostgreSQL text cannot even hold a
-        # NUL, and asking for one raised a database error that answered 503 "unavailable".
-        if not isinstance(client_id, str) or not client_id or len(client_id) > 100 or "\x00" in client_id:
-            return None
         if request.client is not None:
             return super()._load_application(client_id, request)
         cached = revocation.request_view().get(revocation.clients, client_id)

@@ -41,6 +41,7 @@ from authserver.handlers import json_error
 from authserver.http import NO_STORE
 from authserver.netaddr import client_address, client_network
 from authserver.oauth.authorization_request import check_authorization_request
+from authserver.oauth.cimd import services as cimd
 from authserver.oauth.clientauth import basic_credentials
 from authserver.oauth.consent import consent_audiences
 from authserver.ratelimit.failures import failure_budget_check, failure_record
@@ -193,6 +194,13 @@ class AuthorizationView(dot_views.AuthorizationView):
             context["scope_items"] = list(zip(context.get("scopes", []), context.get("scopes_descriptions", []),
                                               strict=True))
             context["this_request"] = self.request.get_full_path() if self.request.method == "GET" else ""
+            # A self-registered client (RFC 7591, or a metadata document) named itself: nobody here
+            # checked its name. A document's client is shown by the host that serves its document,
+            # the one thing about it that is verified (draft-ietf-oauth-client-id-metadata-document,
+            # security considerations).
+            source = getattr(application, "registration_source", "manual")
+            context["self_registered"] = source != "manual"
+            context["document_host"] = cimd.host_of(application.client_id) if source == cimd.CIMD else ""
         return context
 
     def render_to_response(self, context: dict[str, Any], **response_kwargs: Any) -> HttpResponse:
@@ -275,6 +283,11 @@ class ServerMetadataView(dot_views.OAuthServerMetadataView):
         data["code_challenge_methods_supported"] = ["S256"]
         data["response_modes_supported"] = ["query"]
         data["authorization_response_iss_parameter_supported"] = True
+        # draft-ietf-oauth-client-id-metadata-document, AS metadata: present only when on (DOT says false,
+        # from its own resolver's switch, which stays off: authserver.oauth.cimd resolves them).
+        data.pop("client_id_metadata_document_supported", None)
+        if cimd.enabled():
+            data["client_id_metadata_document_supported"] = True
         new = JsonResponse(data)
         new["Access-Control-Allow-Origin"] = "*"
         return new
