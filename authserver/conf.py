@@ -24,6 +24,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from authserver import conf_files
+from authserver.conf_device import DeviceConfig
 from authserver.conf_endpoints import EndpointsConfig
 from authserver.conf_limits import RATE_LIMIT_DEFAULTS, parse_rate_limits
 from authserver.conf_parsers import (  # var and section: the declarations the sections share
@@ -253,6 +254,7 @@ class AuthServerConfig:
     webhooks: WebhookConfig = section(WebhookConfig)
     revocations: RevocationStreamConfig = section(RevocationStreamConfig)
     endpoints: EndpointsConfig = section(EndpointsConfig)
+    device: DeviceConfig = section(DeviceConfig)
     # Not from the environment: the test suite keeps its own state apart (tests/datadir_plugin.py).
     testing: bool = False
 

@@ -94,6 +94,7 @@ PROMETHEUS_MULTIPROC_DIR = config.metrics_dir
 STAFF_STEP_UP_SECONDS = config.staff_step_up_seconds
 REVOCATIONS_HEARTBEAT_SECONDS, REVOCATIONS_MAX_SECONDS, REVOCATIONS_RETENTION_SECONDS, REVOCATIONS_MAX_STREAMS = (
     config.revocations.as_tuple())
+DEVICE_CODE_SECONDS, DEVICE_INTERVAL_SECONDS = config.device.as_tuple()  # RFC 8628 (authserver.conf_device)
 # fmt: on
 
 PRODUCTION = config.production
@@ -131,7 +132,7 @@ INSTALLED_APPS = [
     "authserver.crypto",
     "authserver.anomaly",
     "authserver.observability",
-    "clients.webhooks", "authserver.revocation", "clients.discovery",
+    "clients.webhooks", "authserver.revocation", "clients.discovery", "authserver.oauth.device",
 ]
 if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only
@@ -340,7 +341,6 @@ EMAIL_USE_TLS, EMAIL_USE_SSL = config.webhooks.smtp_tls == "starttls", config.we
 EMAIL_TIMEOUT = 10
 EMAIL_FILE_PATH = config.data_dir / "outbox"
 DEFAULT_FROM_EMAIL = config.from_email
-
 
 # DOT's settings: every RFC 9700 gate on (authserver/settings_oauth.py).
 OAUTH2_PROVIDER = settings_oauth.oauth2_provider(config)

@@ -5,6 +5,7 @@ from django.http import HttpResponse
 from django.urls import path
 
 from authserver.accounts.views import LoginView
+from authserver.accounts.views.device import device
 from authserver.accounts.views.pages import LogoutView
 from authserver.handlers import allow_methods
 
@@ -16,4 +17,6 @@ logout = allow_methods(cast(Callable[..., HttpResponse], LogoutView.as_view()), 
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", logout, name="logout"),
+    # RFC 8628 §3.3: the verification_uri (GET asks for the code, POST checks it and decides).
+    path("device", allow_methods(device, "GET", "HEAD", "POST", browser=True), name="device"),
 ]

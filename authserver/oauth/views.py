@@ -112,7 +112,9 @@ class TokenView(BasicChallenge, dot_views.TokenView):
 
         def respond() -> HttpResponse:
             with transaction.atomic():
-                return cast(HttpResponse, super(TokenView, self).post(request, *args, **kwargs))
+                # Not DOT's post(): it answers the device grant itself from its clear-text DeviceGrant
+                # (a 500 without device_code, no slow_down); every grant goes through oauthlib here.
+                return self.authorization_flow_token_response(request, *args, **kwargs)
 
         collect_start()  # the per-client decision (validator): its RateLimit fields, learned limit included
         response = _client_authenticated(request, network, respond)
@@ -243,7 +245,8 @@ class AuthorizationView(dot_views.AuthorizationView):
 # RFC 8414 §2 allows members beyond the registry; these name the issue-15 endpoints by URL name
 # (only those the URL map has: authserver.urls).
 EXTRA_ENDPOINTS = (("path_key_endpoint", "path-key"), ("revocation_events_endpoint", "revocations"),
-                   ("resource_discovery_endpoint", "rs-discovery"))
+                   ("resource_discovery_endpoint", "rs-discovery"),
+                   ("device_authorization_endpoint", "device-authorization"))  # RFC 8628 §4
 
 
 class ServerMetadataView(dot_views.OAuthServerMetadataView):
