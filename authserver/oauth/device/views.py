@@ -23,7 +23,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from authserver.http import NO_STORE
 from authserver.netaddr import client_address, client_network
 from authserver.oauth.device.services import device_authorization_start
-from authserver.oauth.views import CLIENT_CHALLENGE, _client_authenticated
+from authserver.oauth.views import CLIENT_CHALLENGE, _claimed_client_id, _client_authenticated
 from authserver.ratelimit.limiter import enforce, note
 from clients.models import GRANT_DEVICE_CODE
 
@@ -49,7 +49,18 @@ def _authorize(request: HttpRequest) -> HttpResponse:
         if oauth_request.uri_query:
             # RFC 6749 §3.2 applies: parameters go in the form body, never the URL.
             raise errors.InvalidRequestError(description="Send parameters in the request body.")
-        core.server.device_code_grant.validate_device_authorization_request(oauth_request)
+        if any(len(request.POST.getlist(name)) > 1 for name in ("client_id", "client_secret", "scope")):
+            # RFC 6749 §3.2: parameters MUST NOT be repeated (Django's form keeps only the last one).
+            raise errors.InvalidRequestError(description="Repeated parameter.")
+        claimed = _claimed_client_id(request)
+        if oauth_request.client_id and claimed != oauth_request.client_id:
+            raise errors.InvalidRequestError(description="Use one client authentication method.")
+        oauth_request.client_id = claimed  # §3.1: a confidential client may send it in the Basic header only
+        try:
+            core.server.device_code_grant.validate_device_authorization_request(oauth_request)
+        except errors.InvalidClientIdError as unknown:
+            # An unknown client is a failed client authentication (RFC 6749 §5.2), as at the token endpoint.
+            raise errors.InvalidClientError(request=oauth_request) from unknown
         client = oauth_request.client
         if not client.allows_grant_type(GRANT_DEVICE_CODE):
             raise errors.UnauthorizedClientError(request=oauth_request)
