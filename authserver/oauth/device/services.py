@@ -101,7 +101,7 @@ def device_code_poll(*, client: Any, device_code: str, now: datetime | None = No
     if not credentials.is_well_formed(device_code, credentials.DEVICE_CODE):
         return None, None
     now = now or timezone.now()
-    row = (DeviceAuthorization.objects.select_for_update().select_related("user")
+    row = (DeviceAuthorization.objects.select_for_update(of=("self",)).select_related("user")
            .filter(device_code=device_code, client=client, redeemed__isnull=True).first())
     if row is None or before_client_cutoff(created=row.created, client_cutoff=client.credentials_revoked_at):
         return None, None
