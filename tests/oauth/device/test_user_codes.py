@@ -39,3 +39,16 @@ def test_digest_is_of_the_normalised_code_and_never_the_code():
     digest = user_codes.digest("BCDFGHJK")
     assert len(digest) == 64 and "BCDF" not in digest
     assert digest != user_codes.digest("BCDFGHJL")
+
+
+@pytest.mark.django_db
+def test_a_user_code_clash_draws_again(monkeypatch, device_client):
+    from authserver.oauth.device.models import DeviceAuthorization
+    from authserver.oauth.device.services import device_authorization_start
+
+    drawn = iter(["BCDF-GHJK", "BCDF-GHJK", "BCDF-GHJL"])
+    monkeypatch.setattr(user_codes, "generate", lambda: next(drawn))
+    first = device_authorization_start(client=device_client, scopes=[], resources=[])[2]
+    second = device_authorization_start(client=device_client, scopes=[], resources=[])[2]
+    assert (first, second) == ("BCDF-GHJK", "BCDF-GHJL")
+    assert DeviceAuthorization.objects.count() == 2
