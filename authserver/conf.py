@@ -25,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from authserver import conf_files
 from authserver.conf_cimd import CimdConfig
+from authserver.conf_device import DeviceConfig
 from authserver.conf_endpoints import EndpointsConfig
 from authserver.conf_limits import RATE_LIMIT_DEFAULTS, parse_rate_limits
 from authserver.conf_parsers import (  # var and section: the declarations the sections share
@@ -257,6 +258,7 @@ class AuthServerConfig:
     endpoints: EndpointsConfig = section(EndpointsConfig)
     cimd: CimdConfig = section(CimdConfig)
     registrable: RegistrableConfig = section(RegistrableConfig)
+    device: DeviceConfig = section(DeviceConfig)
     # Not from the environment: the test suite keeps its own state apart (tests/datadir_plugin.py).
     testing: bool = False
 

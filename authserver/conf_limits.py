@@ -28,6 +28,8 @@ RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "staff.factor": ("10/300", "closed"),  # second-factor attempts per staff account (authserver.staff)
     "consent.user": ("60/60", "closed"),
     "apps.user": ("30/300", "closed"),  # revocations on the connected-apps page, per user
+    "device.ip": ("60/60", "local"),  # RFC 8628 §3.1 device authorization requests per network
+    "device.user": ("20/300", "closed"),  # user codes entered, per user and per network (§5.1: guessing)
     "api.client": ("600/60", "closed"),
     "cimd.fetch": ("30/60", "local"),  # Client ID Metadata Document fetches per host (authserver.oauth.cimd)
 })

@@ -29,6 +29,7 @@ REFRESH_TOKEN: Final = "rt"
 CLIENT_SECRET: Final = "cs"
 AUTHORIZATION_CODE: Final = "ac"
 DISCOVERY_CAPABILITY: Final = "dc"  # the per-client discovery URL /d/<dc_…> (clients.discovery)
+DEVICE_CODE: Final = "dvc"  # RFC 8628 device_code (authserver.oauth.device)
 
 
 def api_key_prefix() -> str:
@@ -36,7 +37,8 @@ def api_key_prefix() -> str:
 
 
 def known_types() -> tuple[str, ...]:
-    return (ACCESS_TOKEN, REFRESH_TOKEN, CLIENT_SECRET, AUTHORIZATION_CODE, DISCOVERY_CAPABILITY, api_key_prefix())
+    return (ACCESS_TOKEN, REFRESH_TOKEN, CLIENT_SECRET, AUTHORIZATION_CODE, DISCOVERY_CAPABILITY, DEVICE_CODE,
+            api_key_prefix())
 
 
 _BODY_RE: Final = re.compile(rf"[0-9A-Za-z]{{{BODY_LENGTH}}}")

@@ -89,13 +89,13 @@ WEBHOOK_ALLOW_HTTP_LOOPBACK = config.webhooks.allow_http_loopback
 EMAIL_HOST, EMAIL_HOST_USER = config.webhooks.smtp_host, config.webhooks.smtp_user
 EMAIL_HOST_PASSWORD = config.webhooks.smtp_password
 MANAGEMENT_API_AUDIENCE = config.management_api_audience
-METRICS_TOKEN = config.metrics_token
-PROMETHEUS_MULTIPROC_DIR = config.metrics_dir
+METRICS_TOKEN, PROMETHEUS_MULTIPROC_DIR = config.metrics_token, config.metrics_dir
 STAFF_STEP_UP_SECONDS = config.staff_step_up_seconds
 REVOCATIONS_HEARTBEAT_SECONDS, REVOCATIONS_MAX_SECONDS, REVOCATIONS_RETENTION_SECONDS, REVOCATIONS_MAX_STREAMS = (
     config.revocations.as_tuple())
 CIMD, CIMD_ALLOW_PRIVATE, CIMD_CA_FILE = config.cimd.as_tuple()  # authserver.conf_cimd
 REGISTRABLE_SCOPES, REGISTRABLE_AUDIENCES = list(config.registrable.scopes), list(config.registrable.audiences)
+DEVICE_CODE_SECONDS, DEVICE_INTERVAL_SECONDS = config.device.as_tuple()  # RFC 8628 (authserver.conf_device)
 # fmt: on
 
 PRODUCTION, TESTING = config.production, config.testing
@@ -132,7 +132,7 @@ INSTALLED_APPS = [
     "authserver.crypto",
     "authserver.anomaly",
     "authserver.observability",
-    "clients.webhooks", "authserver.revocation", "clients.discovery",
+    "clients.webhooks", "authserver.revocation", "clients.discovery", "authserver.oauth.device",
 ]
 if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only

@@ -36,11 +36,15 @@ def oauth2_provider(config: AuthServerConfig) -> dict[str, Any]:
         "OIDC_ENABLED": False,
         "OIDC_ISS_ENDPOINT": config.issuer,
         "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+        # DOT's default reads its clear-text DeviceGrant before every device token request; ours is
+        # hash-only and the validator sets the user and scopes (authserver.oauth.device.grant).
+        "OAUTH_PRE_TOKEN_VALIDATION": [],
         "OAUTH2_GRANT_TYPES_SUPPORTED": [
             "authorization_code",
             "client_credentials",
             "refresh_token",
             "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:device_code",  # RFC 8628 (authserver.oauth.device)
         ],
         "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post", "none"],
         # Every RFC 9700 gate on (docs/decisions/0004-secure-defaults.md).

@@ -15,6 +15,7 @@ from authserver.accounts.views import errors as error_pages
 from authserver.accounts.views import pages as account_pages
 from authserver.introspection import endpoint as introspection_endpoint
 from authserver.oauth import views as oauth_views
+from authserver.oauth.device import views as device_views
 from authserver.observability.views import metrics_view
 from authserver.revocation_stream import endpoint as revocations_endpoint
 from authserver.rspaths import resource_metadata
@@ -43,6 +44,7 @@ oauth_patterns = (
         # POST only: RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1.
         path("oauth/token", allow(oauth_views.TokenView.as_view(), "POST"), name="token"),
         path("oauth/revoke", allow(oauth_views.RevokeTokenView.as_view(), "POST"), name="revoke-token"),
+        path("oauth/device", allow(device_views.device_authorization, "POST"), name="device-authorization"),  # RFC 8628
         path("oauth/introspect", allow(introspection_endpoint.introspect, "POST"), name="introspect"),
         path("oauth/path-key", allow(rspaths_views.path_key, "POST"), name="path-key"),  # docs/rotating-paths.md
         path("oauth/discovery", allow(rspaths_views.discovery, "GET"), name="rs-discovery"),

@@ -21,6 +21,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from clients.models import (
     GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS,
+    GRANT_DEVICE_CODE,
     WEBHOOK_URL_MAX_LENGTH,
     Client,
     Scope,
@@ -32,6 +33,8 @@ from clients.selectors import audiences_unregistered, resource_server_audiences
 GRANT_TYPE_CHOICES = [
     (GRANT_AUTHORIZATION_CODE, "authorization_code (users sign in; PKCE; refresh tokens)"),
     (GRANT_CLIENT_CREDENTIALS, "client_credentials (machine to machine; confidential clients only)"),
+    (GRANT_DEVICE_CODE, "device_code (RFC 8628: devices and command-line tools; the user approves on another "
+                        "screen; refresh tokens)"),
 ]
 CLIENT_TYPE_CHOICES = [
     (Client.CLIENT_CONFIDENTIAL, "Confidential (a server that can keep a secret)"),

@@ -22,10 +22,14 @@ SCOPE_NAME_RE = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,64}$")
 # The grant types a client may be given (RFC names), mapped to DOT's application constants.
 GRANT_AUTHORIZATION_CODE = "authorization_code"
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
+GRANT_DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628 §3.4
 GRANT_TYPES = {
     GRANT_AUTHORIZATION_CODE: AbstractApplication.GRANT_AUTHORIZATION_CODE,
     GRANT_CLIENT_CREDENTIALS: AbstractApplication.GRANT_CLIENT_CREDENTIALS,
+    GRANT_DEVICE_CODE: AbstractApplication.GRANT_DEVICE_CODE,
 }
+# Short forms the CLI and API accept for the RFC names above.
+GRANT_ALIASES = {"device_code": GRANT_DEVICE_CODE}
 # DOT's single-grant column for a resource server registered without any grant: it only
 # introspects, so it never needs (and must never get) a token of its own.
 GRANT_NONE = "none"
@@ -104,8 +108,9 @@ class Client(AbstractApplication):
     grant_types = models.JSONField(
         default=list,
         blank=True,
-        help_text="RFC 6749 grant types this client may use: authorization_code, client_credentials. "
-        "Refresh tokens come with authorization_code. None: a resource server that only introspects.",
+        help_text="Grant types this client may use: authorization_code, client_credentials, "
+        "urn:ietf:params:oauth:grant-type:device_code (RFC 8628). Refresh tokens come with authorization_code "
+        "and the device grant. None: a resource server that only introspects.",
     )
     # DOT's own column, widened by GRANT_NONE; kept in step with grant_types by clean().
     authorization_grant_type: models.CharField[str, str] = models.CharField(

@@ -17,7 +17,7 @@ from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
 from authserver.errors import PolicyViolation
 from authserver.revocation import feed
-from clients.models import GRANT_NONE, GRANT_TYPES, Client, RetiredClientSecret, Scope
+from clients.models import GRANT_ALIASES, GRANT_NONE, GRANT_TYPES, Client, RetiredClientSecret, Scope
 from clients.selectors import audiences_unregistered
 
 log = logging.getLogger("authserver.clients")
@@ -53,7 +53,7 @@ def client_register(
     otherwise be accepted silently) unless ``allow_unregistered_audience`` says the caller means
     it; the audit event then lists the unregistered ones.
     """
-    grant_types = list(dict.fromkeys(grant_types))
+    grant_types = list(dict.fromkeys(GRANT_ALIASES.get(g, g) for g in grant_types))
     if not grant_types and resource_server_audience is None:
         raise ClientError("at least one grant type is required; only a resource server may have none")
     audiences = list(dict.fromkeys(audiences))

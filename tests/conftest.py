@@ -54,6 +54,20 @@ def _recording_path_key() -> str:
 
 _resource_paths.mint_path_key = _recording_path_key
 
+from authserver.oauth.device import user_codes as _user_codes  # noqa: E402 - after the mint hook, like it
+
+_original_user_code = _user_codes.generate
+USER_CODES: list[str] = []  # every RFC 8628 user code of the session (XXXX-XXXX), for the leak check
+
+
+def _recording_user_code() -> str:
+    value = _original_user_code()
+    USER_CODES.append(value)
+    return value
+
+
+_user_codes.generate = _recording_user_code
+
 TOTP_SEEDS: list[str] = []  # every authenticator seed of the session (hex), for the leak check
 
 

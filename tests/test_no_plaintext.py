@@ -23,10 +23,11 @@ from clients.resource_paths.models import key_bytes
 from clients.resource_paths.services import path_key_rotate, resource_paths_update
 from clients.services import client_secret_rotate
 from clients.webhooks.services import client_contact_set, webhook_secret_rotate, webhook_send
-from tests.conftest import ISSUED, TOTP_SEEDS, basic_auth
-from tests.factories import UserFactory
+from tests.conftest import ISSUED, TOTP_SEEDS, USER_CODES, basic_auth
+from tests.factories import UserFactory, make_client
 from tests.helpers import authorize, client_credentials, code_from, exchange_code, introspect, pkce_pair, refresh
 from tests.leakcheck import SESSION_LOG
+from tests.oauth.device import flow as device_flow
 from tests.webhooks.receiver import deliver_due, receiver
 
 
@@ -48,6 +49,11 @@ def _dump_database() -> str:
 def _seed_forms(seed: str) -> set[str]:
     """A TOTP seed as hex (how django-otp stored it) and as the base32 an authenticator app is shown."""
     return {seed.lower(), seed.upper(), base64.b32encode(bytes.fromhex(seed)).decode().rstrip("=")}
+
+
+def _user_code_forms(code: str) -> set[str]:
+    """A user code as shown (XXXX-XXXX) and as stored if someone forgot the digest (XXXXXXXX)."""
+    return {code, code.replace("-", "")}
 
 
 _PATH_KEY = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes as unpadded base64url (clients.resource_paths)
@@ -106,16 +112,24 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
     resource_paths_update(client=rs, rotating_paths=True, public_url="https://chat.example.test", actor="test")
     fetched = client.post("/oauth/path-key", HTTP_AUTHORIZATION=basic_auth(rs.client_id, rs_secret)).json()["key"]
     path_key = path_key_rotate(client=rs, actor="test").path_key  # a resource server's path key (encrypted at rest)
+    # RFC 8628: a device code and a user code, approved (the page pre-filled from the URL), redeemed.
+    device_app, _ = make_client(name="device", client_type="public", grant_types=["device_code"])
+    started = device_flow.start(client, device_app).json()
+    assert client.get(f"/accounts/device?user_code={started['user_code']}").status_code == 200
+    assert device_flow.approve(client, started["user_code"]).status_code == 200
+    device_tokens = device_flow.poll(client, device_app, started["device_code"]).json()
     staff = UserFactory(is_staff=True)
     seed = totp_device_pending(user=staff).key  # a staff member's authenticator seed (encrypted at rest)
     here = [secret, svc_secret, rs_secret, code, tokens["access_token"], tokens["refresh_token"],
-            rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2, fetched, path_key, dc, dc2]
+            rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2, fetched, path_key, dc, dc2,
+            started["device_code"], device_tokens["access_token"]]
 
     dump = _dump_database()
     # The dump really holds this test's rows: the digests are there...
     assert credentials.digest(rotated["access_token"]) in dump
     assert credentials.digest(code) in dump
     assert credentials.digest(dc) in dump
+    assert credentials.digest(started["device_code"]) in dump
     # ...and no credential, from this test or any other test of the session, is.
     assert all(value in ISSUED for value in here)
     leaked_in_dump = [credentials.hint(v) for v in ISSUED if v in dump]
@@ -128,6 +142,8 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
     assert _well_formed_credentials_in(dump) == []
     assert seed in TOTP_SEEDS
     assert [s[:6] for s in TOTP_SEEDS if any(form in dump for form in _seed_forms(s))] == []
+    assert started["user_code"] in USER_CODES
+    assert [c[:2] for c in USER_CODES if any(form in dump for form in _user_code_forms(c))] == []
 
     logs = "\n".join(SESSION_LOG)
     assert len(SESSION_LOG) > 0
@@ -137,3 +153,4 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
     assert [k[:4] for k in path_keys if any(form in logs for form in _path_key_forms(k))] == []
     assert _well_formed_credentials_in(logs) == []
     assert [s[:6] for s in TOTP_SEEDS if any(form in logs for form in _seed_forms(s))] == []
+    assert [c[:2] for c in USER_CODES if any(form in logs for form in _user_code_forms(c))] == []

@@ -6,6 +6,7 @@ from django.urls import path
 
 from authserver.accounts.views import LoginView
 from authserver.accounts.views.apps import connected_apps
+from authserver.accounts.views.device import device
 from authserver.accounts.views.pages import LogoutView
 from authserver.handlers import allow_methods
 
@@ -19,4 +20,6 @@ urlpatterns = [
     path("logout/", logout, name="logout"),
     # Connected apps (issue 16): GET lists, POST (CSRF, field "client") revokes.
     path("apps", allow_methods(connected_apps, "GET", "HEAD", "POST", browser=True), name="apps"),
+    # RFC 8628 §3.3: the verification_uri (GET asks for the code, POST checks it and decides).
+    path("device", allow_methods(device, "GET", "HEAD", "POST", browser=True), name="device"),
 ]

@@ -13,7 +13,7 @@ def _client(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--name", required=True)
     create.add_argument("--type", dest="client_type", required=True, choices=["confidential", "public"])
     create.add_argument("--grant", dest="grants", action="append", default=[],
-                        choices=["authorization_code", "client_credentials"],
+                        choices=["authorization_code", "client_credentials", "device_code"],
                         help="repeatable; required except for a resource server (--resource-server), which may have "
                              "none")
     create.add_argument("--redirect-uri", dest="redirect_uris", action="append", default=[])
@@ -77,6 +77,7 @@ client = Spec(
       --scope ai.infer --audience https://api.example.com
   manage.py client create --name "CLI app" --type public --grant authorization_code \\
       --redirect-uri http://127.0.0.1/callback
+  manage.py client create --name "Terminal agent" --type public --grant device_code --scope ai.infer
   manage.py client list
   manage.py client show CLIENT_ID
   manage.py client rotate-secret CLIENT_ID --grace 24h

@@ -21,6 +21,7 @@ from oauth2_provider.models import (
 
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
+from authserver.oauth.device.models import DeviceAuthorization
 from clients.services import retired_secrets_purge
 
 log = logging.getLogger("authserver.oauth")
@@ -105,7 +106,7 @@ def _delete_in_batches(queryset: QuerySet[Any], batch_size: int) -> int:
 
 def tokens_cleanup(*, now: datetime | None = None, batch_size: int | None = None,
                    actor: Any = "job:authserver.oauth.cleanup_expired_credentials") -> dict[str, int]:
-    """Delete expired tokens, dead refresh-token families, old codes and retired secrets.
+    """Delete expired tokens, dead refresh-token families, old codes, old device authorizations and retired secrets.
 
     Idempotent. Revoked refresh tokens are kept until their family's absolute deadline: reuse
     detection (RFC 9700 §4.14.2) needs them to recognise a replay.
@@ -125,6 +126,11 @@ def tokens_cleanup(*, now: datetime | None = None, batch_size: int | None = None
         ),
         "authorization_codes": _delete_in_batches(
             get_grant_model().objects.filter(expires__lte=now - timedelta(seconds=settings.GRANT_RETENTION_SECONDS)),
+            batch,
+        ),
+        # RFC 8628: device authorizations past their expiry (kept as long as codes, then gone).
+        "device_authorizations": _delete_in_batches(
+            DeviceAuthorization.objects.filter(expires__lte=now - timedelta(seconds=settings.GRANT_RETENTION_SECONDS)),
             batch,
         ),
         "retired_client_secrets": retired_secrets_purge(now=now, actor=actor),

@@ -39,6 +39,7 @@ from authserver.netaddr import client_address
 from authserver.oauth.authorization_request import check_authorization_request
 from authserver.oauth.cimd import services as cimd
 from authserver.oauth.clientauth import basic_credentials, retired_secret_expiry
+from authserver.oauth.device.grant import DeviceCodeValidation
 from authserver.oauth.usability import before_client_cutoff
 
 log = logging.getLogger("authserver.oauth")
@@ -58,7 +59,7 @@ def _presented_client(request: Any) -> tuple[str | None, str | None]:
     return getattr(request, "client_id", None), getattr(request, "client_secret", None)
 
 
-class AuthServerValidator(OAuth2Validator):
+class AuthServerValidator(DeviceCodeValidation, OAuth2Validator):
     # -- Client authentication (RFC 6749 §2.3.1) ----------------------------------------------
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
         client_id, secret = _presented_client(request)

@@ -113,7 +113,9 @@ class TokenView(BasicChallenge, dot_views.TokenView):
 
         def respond() -> HttpResponse:
             with transaction.atomic():
-                return cast(HttpResponse, super(TokenView, self).post(request, *args, **kwargs))
+                # Not DOT's post(): it answers the device grant itself from its clear-text DeviceGrant
+                # (a 500 without device_code, no slow_down); every grant goes through oauthlib here.
+                return self.authorization_flow_token_response(request, *args, **kwargs)
 
         collect_start()  # the per-client decision (validator): its RateLimit fields, learned limit included
         response = _client_authenticated(request, network, respond)
@@ -252,7 +254,8 @@ class AuthorizationView(dot_views.AuthorizationView):
 # (only those the URL map has: authserver.urls).
 EXTRA_ENDPOINTS = (("path_key_endpoint", "path-key"), ("revocation_events_endpoint", "revocations"),
                    ("resource_discovery_endpoint", "rs-discovery"),
-                   ("resource_metadata_endpoint", "resource-metadata"))  # RFC 9728, for the kit (issue 16)
+                   ("resource_metadata_endpoint", "resource-metadata"),  # RFC 9728, for the kit (issue 16)
+                   ("device_authorization_endpoint", "device-authorization"))  # RFC 8628 §4
 
 
 class ServerMetadataView(dot_views.OAuthServerMetadataView):

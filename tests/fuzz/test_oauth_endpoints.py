@@ -43,6 +43,6 @@ def test_oauth_endpoint(oauth_schema: Any, world: dict[str, Any], method: str, p
 
 
 def test_every_endpoint_is_described() -> None:
-    assert {path for _, path in OPERATIONS} == {"/oauth/authorize", "/oauth/token", "/oauth/introspect",
+    assert {path for _, path in OPERATIONS} == {"/oauth/authorize", "/oauth/token", "/oauth/device", "/oauth/introspect",
                                                 "/oauth/revoke", "/oauth/path-key", "/oauth/discovery",
                                                 "/.well-known/oauth-authorization-server"}

@@ -37,7 +37,8 @@ def test_cleanup_deletes_only_expired_and_is_idempotent(client, service_client):
     assert AccessToken.objects.count() == 2
     assert not AccessToken.objects.filter(pk__in=expired).exists()
     assert tokens_cleanup(batch_size=2) == {
-        "refresh_tokens": 0, "access_tokens": 0, "authorization_codes": 0, "retired_client_secrets": 0,
+        "refresh_tokens": 0, "access_tokens": 0, "authorization_codes": 0, "device_authorizations": 0,
+        "retired_client_secrets": 0,
     }
 
 
@@ -80,3 +81,18 @@ def test_cleanup_runs_on_a_real_worker(celery_worker_process, client, service_cl
     while AccessToken.objects.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not AccessToken.objects.exists(), celery_worker_process.log_path.read_text()[-2000:]
+
+
+@pytest.mark.django_db
+def test_cleanup_deletes_device_authorizations_after_the_retention_window(settings):
+    from authserver.oauth.device.models import DeviceAuthorization
+    from authserver.oauth.device.services import device_authorization_start
+    from tests.factories import make_client
+
+    app, _ = make_client(name="device", client_type="public", grant_types=["device_code"])
+    old, _, _ = device_authorization_start(client=app, scopes=[], resources=[])
+    live, _, _ = device_authorization_start(client=app, scopes=[], resources=[])
+    DeviceAuthorization.objects.filter(pk=old.pk).update(
+        expires=timezone.now() - timedelta(seconds=settings.GRANT_RETENTION_SECONDS + 1))
+    assert tokens_cleanup()["device_authorizations"] == 1
+    assert list(DeviceAuthorization.objects.values_list("pk", flat=True)) == [live.pk]

@@ -43,7 +43,6 @@ def test_advertised_values(metadata, key, expected):
     [
         pytest.param("implicit", id="implicit"),
         pytest.param("password", id="password"),
-        pytest.param("urn:ietf:params:oauth:grant-type:device_code", id="device-code"),
         pytest.param("urn:ietf:params:oauth:grant-type:jwt-bearer", id="jwt-bearer"),
     ],
 )
@@ -54,10 +53,17 @@ def test_removed_grants_are_not_advertised(metadata, grant):
 def test_supported_grants(metadata):
     advertised = set(metadata["grant_types_supported"])
     assert {"authorization_code", "client_credentials", "refresh_token"} <= advertised
-    # Anything else advertised must be a grant this server deliberately adds (RFC 8693 API-key exchange).
+    # Anything else advertised must be a grant this server deliberately adds (RFC 8693 API-key exchange,
+    # RFC 8628 for clients registered for it).
     assert advertised - {"authorization_code", "client_credentials", "refresh_token"} <= {
-        "urn:ietf:params:oauth:grant-type:token-exchange"
+        "urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:device_code"
     }
+
+
+def test_device_grant_and_endpoint_are_advertised(metadata):
+    """RFC 8628 §4: device clients are registered by operators, so the grant is always on."""
+    assert "urn:ietf:params:oauth:grant-type:device_code" in metadata["grant_types_supported"]
+    assert metadata["device_authorization_endpoint"] == settings.ISSUER + "/oauth/device"
 
 
 @pytest.mark.parametrize(
@@ -67,6 +73,7 @@ def test_supported_grants(metadata):
         pytest.param("token_endpoint", "/oauth/token", id="token"),
         pytest.param("revocation_endpoint", "/oauth/revoke", id="revoke"),
         pytest.param("introspection_endpoint", "/oauth/introspect", id="introspect"),
+        pytest.param("device_authorization_endpoint", "/oauth/device", id="device"),
     ],
 )
 def test_endpoints_live_under_the_issuer(metadata, key, path):
