@@ -106,7 +106,7 @@ def test_revoking_ends_every_token_family_and_code_and_introspection_refuses_at_
     event = AuditEvent.objects.get(event="consent.revoked")
     assert event.actor == f"user:{connected['http'].session['_auth_user_id']}"
     assert event.subject == f"client:{connected['app'].client_id}"
-    assert event.details == {"access_tokens": 1, "refresh_tokens": 1, "authorization_codes": 1}
+    assert event.details == {"access_tokens": 1, "refresh_tokens": 1, "authorization_codes": 1, "device_authorizations": 0}
     page = http.get(APPS_URL)
     assert list(page.context["apps"]) == [] and "Access revoked" in page.content.decode()
 

@@ -1,8 +1,9 @@
 """Which clients hold access to a user's account now (read only; docs/connected-apps.md).
 
 A client holds access while the user has, for it, a live access token, a live refresh-token family
-(an unrevoked refresh token whose family deadline has not passed) or an unredeemed authorization
-code. Expired and revoked rows are not access, even while the cleanup job has not deleted them.
+(an unrevoked refresh token whose family deadline has not passed), an unredeemed authorization
+code or a device approval (RFC 8628) not collected yet. Expired and revoked rows are not access,
+even while the cleanup job has not deleted them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
+from authserver.oauth.device.models import AUTHORIZED, DeviceAuthorization
 from authserver.oauth.usability import before_client_cutoff
 
 MANUAL = "manual"
@@ -98,4 +100,7 @@ def connected_apps_for_user(*, user: Any, now: datetime | None = None) -> list[C
     for code in (get_grant_model().objects.filter(user=user, used__isnull=True, expires__gt=now)
                  .select_related("application")):
         _seen(_app(apps, code.application), code, use=False)
+    for device in (DeviceAuthorization.objects.filter(user=user, status=AUTHORIZED, redeemed__isnull=True,
+                                                      expires__gt=now).select_related("client")):
+        _seen(_app(apps, device.client), device, use=False)
     return sorted(apps.values(), key=lambda app: (app.name.lower(), app.client_id))

@@ -21,6 +21,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 from authserver import revocation
 from authserver.audit.context import actor_label
 from authserver.audit.services import audit_record
+from authserver.oauth.device.models import AUTHORIZED, DENIED, DeviceAuthorization
 from authserver.observability import metrics
 from authserver.revocation import feed
 from clients.models import Client
@@ -58,7 +59,11 @@ def consent_revoke(*, user: Any, client_id: str, actor: Any) -> dict[str, int]:
         refresh = refresh_rows.update(revoked=now, updated=now, access_token=None)
         access_model.objects.filter(token_checksum__in=access_digests).delete()
         codes = grant_model.objects.filter(mine, used__isnull=True).update(used=now, expires=now)
-        counts = {"access_tokens": len(access_digests), "refresh_tokens": refresh, "authorization_codes": codes}
+        # A device approval the device has not collected yet (RFC 8628 §3.5) is access granted too.
+        devices = DeviceAuthorization.objects.filter(user=user, client=client, status=AUTHORIZED,
+                                                     redeemed__isnull=True).update(status=DENIED, expires=now)
+        counts = {"access_tokens": len(access_digests), "refresh_tokens": refresh, "authorization_codes": codes,
+                  "device_authorizations": devices}
         if not any(counts.values()):
             raise NotConnected(client_id)
         # Every worker's cache and every resource server's (the revocation stream) before we answer.

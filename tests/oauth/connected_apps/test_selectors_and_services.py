@@ -70,7 +70,36 @@ def test_revoking_tells_resource_servers_every_digest(user, held):
     refresh = get_refresh_token_model().objects.get()
     before = RevocationEvent.objects.count()
     counts = consent_revoke(user=user, client_id=held["app"].client_id, actor=user)
-    assert counts == {"access_tokens": 1, "refresh_tokens": 1, "authorization_codes": 0}
+    assert counts == {"access_tokens": 1, "refresh_tokens": 1, "authorization_codes": 0,
+                      "device_authorizations": 0}
     events = set(RevocationEvent.objects.order_by("id")[before:].values_list("kind", "digest"))
     assert {("access_token", access.token_checksum), ("refresh_token", refresh.token_checksum)} <= events
     assert get_grant_model().objects.filter(used__isnull=True).count() == 0
+
+
+@pytest.fixture
+def device_client(db: Any) -> Any:
+    from tests.factories import make_client
+
+    return make_client(name="Terminal agent", client_type="public", grant_types=["device_code"],
+                       scopes=["ai.infer"])[0]
+
+
+def test_a_device_approval_not_yet_collected_is_access_and_revoking_ends_it(user, client, device_client):
+    """RFC 8628: the user approved on the page; revoking the app before the device polls means the
+    device never gets a token."""
+    from authserver.oauth.device.models import DeviceAuthorization
+    from tests.oauth.device.flow import approve, poll, start
+
+    started = start(client, device_client, scope="ai.infer").json()
+    browser = HttpClient()
+    browser.force_login(user)
+    assert approve(browser, started["user_code"]).status_code == 200
+    [app] = connected_apps_for_user(user=user)
+    assert app.client_id == device_client.client_id and app.scopes == {"ai.infer"} and app.last_used is None
+    counts = consent_revoke(user=user, client_id=device_client.client_id, actor=user)
+    assert counts["device_authorizations"] == 1
+    assert connected_apps_for_user(user=user) == []
+    DeviceAuthorization.objects.update(last_polled=None)  # the device waited its interval
+    answer = poll(client, device_client, started["device_code"])
+    assert answer.status_code == 400 and answer.json()["error"] in {"access_denied", "expired_token"}
