@@ -193,8 +193,13 @@ class Browser:
     consent_pages: list[str] = field(default_factory=list)
     willing: bool = True
 
-    def __post_init__(self) -> None:
-        self.session.verify = self.server.cert
+    def get(self, url: str) -> requests.Response:
+        # verify= on each call: a session's own is overridden by REQUESTS_CA_BUNDLE when that is set.
+        return self.session.get(url, timeout=10, verify=self.server.cert)
+
+    def post(self, url: str, data: dict[str, str], **kwargs: Any) -> requests.Response:
+        return self.session.post(url, data=data, headers={"Referer": url}, timeout=10, verify=self.server.cert,
+                                 **kwargs)
 
     def _sign_in_if_asked(self, page: requests.Response) -> requests.Response:
         if urlsplit(page.url).path != "/accounts/login/":
@@ -202,33 +207,30 @@ class Browser:
         csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
         assert csrf, page.text[:500]
         next_url = parse_qs(urlsplit(page.url).query)["next"][0]
-        return self.session.post(page.url, data={"csrfmiddlewaretoken": csrf.group(1), "username": "admin",
-                                                 "password": ADMIN_PASSWORD, "next": next_url},
-                                 headers={"Referer": page.url}, timeout=10)
+        return self.post(page.url, {"csrfmiddlewaretoken": csrf.group(1), "username": "admin",
+                                    "password": ADMIN_PASSWORD, "next": next_url})
 
     def authorize(self, url: str) -> str:
         """Open the authorization URL, sign in, allow; return the redirect's Location."""
         if not self.willing:
             raise UserSaysNo(url)
-        consent = self._sign_in_if_asked(self.session.get(url, timeout=10))
+        consent = self._sign_in_if_asked(self.get(url))
         assert consent.status_code == 200 and "authorizationForm" in consent.text, consent.text[:800]
         self.consent_pages.append(consent.text)
         form = _hidden_fields(consent.text)
         form["allow"] = "Authorize"
-        answer = self.session.post(consent.url, data=form, headers={"Referer": consent.url}, allow_redirects=False,
-                                   timeout=10)
+        answer = self.post(consent.url, form, allow_redirects=False)
         assert answer.status_code == 302, answer.text[:800]
         return answer.headers["Location"]
 
     def revoke_app(self, client_id: str) -> requests.Response:
         """The connected-apps page: find the app, revoke it."""
         url = f"{self.server.base_url}/accounts/apps"
-        page = self._sign_in_if_asked(self.session.get(url, timeout=10))
+        page = self._sign_in_if_asked(self.get(url))
         assert page.status_code == 200 and client_id in unescape(page.text), page.text[:800]
         csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
         assert csrf
-        return self.session.post(url, data={"csrfmiddlewaretoken": csrf.group(1), "client": client_id},
-                                 headers={"Referer": url}, timeout=10)
+        return self.post(url, {"csrfmiddlewaretoken": csrf.group(1), "client": client_id})
 
 
 # -- The agent: the SDK's OAuth client -------------------------------------------------------------
