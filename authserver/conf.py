@@ -44,6 +44,7 @@ from authserver.conf_parsers import (  # var and section: the declarations the s
     section,
     var,
 )
+from authserver.conf_registration import RegistrationConfig
 from authserver.conf_revocations import RevocationStreamConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -253,6 +254,7 @@ class AuthServerConfig:
     webhooks: WebhookConfig = section(WebhookConfig)
     revocations: RevocationStreamConfig = section(RevocationStreamConfig)
     endpoints: EndpointsConfig = section(EndpointsConfig)
+    registration: RegistrationConfig = section(RegistrationConfig)
     # Not from the environment: the test suite keeps its own state apart (tests/datadir_plugin.py).
     testing: bool = False
 

@@ -27,6 +27,7 @@ RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "staff.factor": ("10/300", "closed"),  # second-factor attempts per staff account (authserver.staff)
     "consent.user": ("60/60", "closed"),
     "api.client": ("600/60", "closed"),
+    "register.ip": ("20/3600", "closed"),  # RFC 7591/7592 requests per address (clients.registration)
 })
 RATE_LIMIT_MODES = frozenset({"closed", "local", "process"})
 

@@ -29,6 +29,8 @@ REFRESH_TOKEN: Final = "rt"
 CLIENT_SECRET: Final = "cs"
 AUTHORIZATION_CODE: Final = "ac"
 DISCOVERY_CAPABILITY: Final = "dc"  # the per-client discovery URL /d/<dc_…> (clients.discovery)
+INITIAL_ACCESS_TOKEN: Final = "iat"  # RFC 7591 §3: lets its holder register a client (clients.registration)
+REGISTRATION_ACCESS_TOKEN: Final = "rat"  # RFC 7592 §3: manages one registered client
 
 
 def api_key_prefix() -> str:
@@ -36,7 +38,8 @@ def api_key_prefix() -> str:
 
 
 def known_types() -> tuple[str, ...]:
-    return (ACCESS_TOKEN, REFRESH_TOKEN, CLIENT_SECRET, AUTHORIZATION_CODE, DISCOVERY_CAPABILITY, api_key_prefix())
+    return (ACCESS_TOKEN, REFRESH_TOKEN, CLIENT_SECRET, AUTHORIZATION_CODE, DISCOVERY_CAPABILITY, INITIAL_ACCESS_TOKEN,
+            REGISTRATION_ACCESS_TOKEN, api_key_prefix())
 
 
 _BODY_RE: Final = re.compile(rf"[0-9A-Za-z]{{{BODY_LENGTH}}}")

@@ -94,10 +94,10 @@ PROMETHEUS_MULTIPROC_DIR = config.metrics_dir
 STAFF_STEP_UP_SECONDS = config.staff_step_up_seconds
 REVOCATIONS_HEARTBEAT_SECONDS, REVOCATIONS_MAX_SECONDS, REVOCATIONS_RETENTION_SECONDS, REVOCATIONS_MAX_STREAMS = (
     config.revocations.as_tuple())
+DCR, DCR_UNUSED_SECONDS, REGISTRABLE_SCOPES, REGISTRABLE_AUDIENCES = config.registration.as_tuple()  # RFC 7591
 # fmt: on
 
-PRODUCTION = config.production
-TESTING = config.testing
+PRODUCTION, TESTING = config.production, config.testing
 
 SECRET_KEY = datadir.django_secret_key(config=config)
 DEBUG = config.debug
@@ -131,7 +131,7 @@ INSTALLED_APPS = [
     "authserver.crypto",
     "authserver.anomaly",
     "authserver.observability",
-    "clients.webhooks", "authserver.revocation", "clients.discovery",
+    "clients.webhooks", "authserver.revocation", "clients.discovery", "clients.registration",
 ]
 if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only

@@ -67,7 +67,8 @@ def test_machine_middleware_drops_only_browser_middleware(settings):
 
 def test_routes(app):
     assert handlers.MACHINE_PATHS == {"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/oauth/path-key",
-                                      "/oauth/discovery", "/oauth/revocations", "/livez", "/readyz", "/healthz"}
+                                      "/oauth/discovery", "/oauth/revocations", "/oauth/register", "/livez", "/readyz",
+                                      "/healthz"}
     assert handlers.BASELINE_PATH not in app.machine_paths
 
 
