@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 import requests
-from django.conf import settings
 
 from clients.models import Client
 from clients.services import client_register, scope_create
