@@ -134,3 +134,24 @@ def test_the_endpoints_rotate_with_the_others(client: Any, dcr: Any, settings: A
     assert response.status_code == 201, response.content
     assert response.json()["registration_client_uri"] == endpoints.url("register-client",
                                                                        client_id=response.json()["client_id"])
+
+
+def test_the_machine_handler_serves_both_endpoints_like_the_full_stack(dcr: Any, monkeypatch: Any) -> None:
+    from authserver import handlers
+    from tests.bench.test_machine_handler import VOLATILE, wsgi_call
+
+    monkeypatch.delenv("AUTHSERVER_BENCH_BASELINE", raising=False)
+    app = handlers.Dispatcher()
+    lean_stack, routed = app.machine, []
+    app.machine = lambda environ, start: (routed.append(environ["PATH_INFO"]), lean_stack(environ, start))[1]
+    for path in (REGISTER, "/oauth/register/some-client"):
+        lean = wsgi_call(app, path, "{}", method="GET", HTTP_ACCEPT="text/html")
+        full = wsgi_call(app.full, path, "{}", method="GET", HTTP_ACCEPT="text/html")
+        assert lean[0] == full[0] and lean[0] in {401, 405} and lean[2] == full[2], path
+        assert routed[-1] == path  # the lean handler answered
+        assert {k: v for k, v in lean[1].items() if k not in VOLATILE} == {
+            k: v for k, v in full[1].items() if k not in VOLATILE}
+    dcr.DCR = "off"
+    unknown = wsgi_call(app, "/no/such/page", method="GET")
+    for path in (REGISTER, "/oauth/register/some-client"):
+        assert wsgi_call(app, path, json.dumps(GOOD), CONTENT_TYPE="application/json")[2] == unknown[2]
