@@ -193,3 +193,31 @@ def test_urls_in_the_metadata_are_never_fetched(client: Any, dcr: Any, monkeypat
                  sector_identifier_uri=metadata, software_statement="eyJ." * 10)
     response = post(client, body)
     assert response.status_code == 201 and not {"jwks_uri", "logo_uri", "client_uri"} & set(response.json())
+
+
+@pytest.mark.parametrize(("change", "error", "reason"), [
+    pytest.param({"client_id": "someone-else"}, META, "client_id", id="other-client-id"),
+    pytest.param({"client_id": None}, META, "client_id", id="no-client-id"),
+    pytest.param({"registration_access_token": "rat_x"}, META, "server_member_sent", id="sends-the-token"),
+    pytest.param({"client_secret": "cs_x"}, META, "server_member_sent", id="sends-a-secret"),
+    pytest.param({"client_id_issued_at": 1}, META, "server_member_sent", id="sends-issued-at"),
+    pytest.param({"redirect_uris": ["http://evil.example/cb"]}, URI, "redirect_uri_refused", id="bad-redirect"),
+    pytest.param({"grant_types": ["client_credentials"]}, META, "grant_types", id="client-credentials"),
+    pytest.param({"scope": "ai.admin"}, META, "scope_not_registrable", id="scope-beyond-registrable"),
+])
+def test_a_refused_update_changes_nothing(client: Any, dcr: Any, change: dict[str, Any], error: str,
+                                          reason: str) -> None:
+    from clients.models import Client
+    from clients.registration.models import Registration
+
+    body = post(client, GOOD).json()
+    uri = f"/oauth/register/{body['client_id']}"
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {body['registration_access_token']}"}
+    before = (Client.objects.values().get(client_id=body["client_id"]), Registration.objects.values().get())
+    response = client.put(uri, json.dumps({**GOOD, "client_id": body["client_id"], **change}),
+                          content_type="application/json", **auth)
+    assert response.status_code == 400 and response.json()["error"] == error
+    assert (Client.objects.values().get(client_id=body["client_id"]), Registration.objects.values().get()) == before
+    event = last_event("client.registration_refused")
+    assert event.details == {"error": error, "reason": reason} and event.subject == f"client:{body['client_id']}"
+    assert client.get(uri, **auth).status_code == 200  # the token still works
