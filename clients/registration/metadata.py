@@ -13,7 +13,8 @@ here, before any query but the scope registry's. The policy:
 * redirect URIs as every public client's (clients.redirects: https, or http on a loopback IP
   literal, RFC 8252 §7.3; no fragment, userinfo, wildcard or custom scheme);
 * scopes and resources only from ``AUTHSERVER_REGISTRABLE_SCOPES`` / ``_AUDIENCES``;
-* bounded sizes: the whole body (checked by the view before parsing), each list and string.
+* bounded sizes: the whole body (checked by the view before parsing), each list and string;
+* ``client_name`` never an operator-registered client's name (case-insensitive).
 
 Members this server does not use (``client_uri``, ``logo_uri``, ``contacts``, ``jwks``,
 ``software_statement``…) are ignored, as §2 says a server MUST do with metadata it does not
@@ -30,7 +31,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from authserver.errors import PolicyViolation
-from clients.models import GRANT_AUTHORIZATION_CODE, Scope
+from clients.models import GRANT_AUTHORIZATION_CODE, Client, Scope
 from clients.redirects import validate_redirect_uri
 
 MAX_BODY_BYTES = 16 * 1024
@@ -155,5 +156,10 @@ def metadata_parse(data: object, *, update: bool = False) -> Metadata:
     method = _auth_method(data)
     redirect_uris = _redirect_uris(data)
     name = _text(data, "client_name", limit=MAX_NAME_LENGTH)
+    # An agent may not take the name of an app an operator registered: the consent page would show
+    # a trusted name on a client nobody vouched for. Self-registered clients may share names (every
+    # installation of one agent registers itself).
+    if name.strip() and Client.objects.filter(registration_source="manual", name__iexact=name.strip()).exists():
+        raise _refuse("client_name is the name of a client registered by the operator", "client_name_taken")
     return Metadata(name=name, redirect_uris=redirect_uris, scopes=_scopes(data), audiences=_audiences(data),
                     auth_method_requested=method)

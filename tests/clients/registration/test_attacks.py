@@ -92,6 +92,17 @@ def test_refused_nothing_created_and_audited(client: Any, dcr: Any, body: Any, e
     assert event.details == {"error": error, "reason": reason} and event.outcome == "failure"
 
 
+@pytest.mark.parametrize("name", ["web app", "WEB APP", " Web App "])
+def test_a_name_an_operator_registered_is_refused(client: Any, dcr: Any, web_client: Any, name: str) -> None:
+    assert web_client[0].name == "web app"
+    before = counts()
+    response = post(client, _with(client_name=name))
+    assert response.status_code == 400 and response.json()["error"] == META and counts() == before
+    assert last_event("client.registration_refused").details["reason"] == "client_name_taken"
+    # Other agents' names are not taken: every installation of one agent registers itself.
+    assert [post(client, _with(client_name="Agent")).status_code for _ in range(2)] == [201, 201]
+
+
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data"])
 def test_wrong_content_type_is_refused(client: Any, dcr: Any, content_type: str) -> None:
     before = counts()
