@@ -46,7 +46,7 @@ from authserver.conf_parsers import (  # var and section: the declarations the s
     section,
     var,
 )
-from authserver.conf_registration import RegistrableConfig
+from authserver.conf_registration import RegistrationConfig
 from authserver.conf_revocations import RevocationStreamConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -257,8 +257,8 @@ class AuthServerConfig:
     revocations: RevocationStreamConfig = section(RevocationStreamConfig)
     endpoints: EndpointsConfig = section(EndpointsConfig)
     cimd: CimdConfig = section(CimdConfig)
-    registrable: RegistrableConfig = section(RegistrableConfig)
     device: DeviceConfig = section(DeviceConfig)
+    registration: RegistrationConfig = section(RegistrationConfig)
     # Not from the environment: the test suite keeps its own state apart (tests/datadir_plugin.py).
     testing: bool = False
 

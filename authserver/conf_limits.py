@@ -32,6 +32,7 @@ RATE_LIMIT_DEFAULTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "device.user": ("20/300", "closed"),  # user codes entered, per user and per network (§5.1: guessing)
     "api.client": ("600/60", "closed"),
     "cimd.fetch": ("30/60", "local"),  # Client ID Metadata Document fetches per host (authserver.oauth.cimd)
+    "register.ip": ("20/3600", "closed"),  # RFC 7591/7592 requests per address (clients.registration)
 })
 RATE_LIMIT_MODES = frozenset({"closed", "local", "process"})
 

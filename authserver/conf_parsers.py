@@ -147,8 +147,8 @@ def _log_level(name: str, raw: str) -> str:
 def _api_key_prefix(name: str, raw: str) -> str:
     # Distinct from the built-in credential types, so a scanner (and our own parser) tells them apart.
     if not (raw.isascii() and raw.isalnum() and raw.islower() and raw[0].isalpha() and len(raw) <= 16
-            and raw not in {"at", "rt", "cs", "ac", "dc"}):
-        raise ImproperlyConfigured(f"{name} must be 1-16 lowercase letters/digits, not at/rt/cs/ac/dc")
+            and raw not in {"at", "rt", "cs", "ac", "dc", "iat", "rat"}):
+        raise ImproperlyConfigured(f"{name} must be 1-16 lowercase letters/digits, not at/rt/cs/ac/dc/iat/rat")
     return raw
 
 

@@ -30,6 +30,8 @@ CLIENT_SECRET: Final = "cs"
 AUTHORIZATION_CODE: Final = "ac"
 DISCOVERY_CAPABILITY: Final = "dc"  # the per-client discovery URL /d/<dc_…> (clients.discovery)
 DEVICE_CODE: Final = "dvc"  # RFC 8628 device_code (authserver.oauth.device)
+INITIAL_ACCESS_TOKEN: Final = "iat"  # RFC 7591 §3: lets its holder register a client (clients.registration)
+REGISTRATION_ACCESS_TOKEN: Final = "rat"  # RFC 7592 §3: manages one registered client
 
 
 def api_key_prefix() -> str:
@@ -38,7 +40,7 @@ def api_key_prefix() -> str:
 
 def known_types() -> tuple[str, ...]:
     return (ACCESS_TOKEN, REFRESH_TOKEN, CLIENT_SECRET, AUTHORIZATION_CODE, DISCOVERY_CAPABILITY, DEVICE_CODE,
-            api_key_prefix())
+            INITIAL_ACCESS_TOKEN, REGISTRATION_ACCESS_TOKEN, api_key_prefix())
 
 
 _BODY_RE: Final = re.compile(rf"[0-9A-Za-z]{{{BODY_LENGTH}}}")

@@ -116,16 +116,17 @@ def is_endpoint_path(path: str, name: str) -> bool:
     return parts is not None and parts[1] == rest and parts[0] in accepted()
 
 
-def path_of(name: str) -> str:
-    """Endpoint ``name``'s path (``oauth2_provider`` namespace) for the current mode and window."""
+def path_of(name: str, **kwargs: str) -> str:
+    """Endpoint ``name``'s path (``oauth2_provider`` namespace) for the current mode and window
+    (``kwargs``: the route's own parameters, such as RFC 7592's ``client_id``)."""
     if not rotating():
-        return reverse(f"{NAMESPACE}:{name}")
-    return reverse(f"{NAMESPACE}:{name}", kwargs={PREFIX_KWARG: current_prefix()})
+        return reverse(f"{NAMESPACE}:{name}", kwargs=kwargs or None)
+    return reverse(f"{NAMESPACE}:{name}", kwargs={**kwargs, PREFIX_KWARG: current_prefix()})
 
 
-def url(name: str) -> str:
+def url(name: str, **kwargs: str) -> str:
     """Endpoint ``name``'s absolute URL for the current mode and window (the issuer's origin)."""
-    return settings.ISSUER.rstrip("/") + path_of(name)
+    return settings.ISSUER.rstrip("/") + path_of(name, **kwargs)
 
 
 # -- The URL map ---------------------------------------------------------------------------------

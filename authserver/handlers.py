@@ -84,10 +84,13 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 MACHINE_PATHS = frozenset({"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/oauth/path-key", "/oauth/discovery",
-                           "/oauth/revocations", "/oauth/resource-metadata", "/livez", "/readyz", "/healthz"})
+                           "/oauth/revocations", "/oauth/resource-metadata",
+                           "/oauth/register", "/livez", "/readyz", "/healthz"})
 # The same endpoints under a rotating prefix (authserver.endpoints): "/<prefix>/<one of these>".
 ROTATING_MACHINE_ENDPOINTS = frozenset({"introspect", "token", "revoke", "path-key", "discovery", "revocations",
-                                        "resource-metadata"})
+                                        "resource-metadata", "register"})
+# Machine endpoints with a parameter in the path (RFC 7592's client configuration endpoint): "<this><id>".
+MACHINE_PATH_PREFIXES = ("register/",)
 BASELINE_PATH = "/bench/bare"
 
 # Middleware that only browsers need: sessions, CSRF, authentication, messages, static files, and
@@ -221,7 +224,9 @@ class Dispatcher:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
-        handler = self.machine if path in self.machine_paths or rotating_machine_path(path) else self.full
+        machine = (path in self.machine_paths or path.startswith(f"/{endpoints.FIXED_ROOT}{MACHINE_PATH_PREFIXES[0]}")
+                   or rotating_machine_path(path))
+        handler = self.machine if machine else self.full
         # X-Forwarded-Proto decides whether Django believes the request came over HTTPS (secure
         # cookies, redirects); with AUTHSERVER_TRUSTED_PROXIES set only those proxies may send it.
         if "HTTP_X_FORWARDED_PROTO" in environ and not netaddr.forwarded_proto_believed(environ):
@@ -236,7 +241,7 @@ def rotating_machine_path(path: str) -> bool:
     if not endpoints.rotating():
         return False
     parts = endpoints.split(path)
-    return parts is not None and parts[1] in ROTATING_MACHINE_ENDPOINTS
+    return parts is not None and (parts[1] in ROTATING_MACHINE_ENDPOINTS or parts[1].startswith(MACHINE_PATH_PREFIXES))
 
 
 def unavailable() -> HttpResponse:
@@ -305,13 +310,14 @@ def _refuse(request: HttpRequest, exc: BaseException) -> HttpResponse:
 
 # Where a client, never a browser, is on the other end: errors are JSON error objects, not pages.
 JSON_ERROR_PATHS = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/path-key",
-                              "/oauth/discovery", "/oauth/revocations", "/.well-known/oauth-authorization-server"})
+                              "/oauth/discovery", "/oauth/revocations", "/oauth/register",
+                              "/.well-known/oauth-authorization-server"})
 
 
 def wants_json(request: HttpRequest) -> bool:
     path = request.path_info
     return (path in JSON_ERROR_PATHS or path.startswith(f"/{settings.API_PATH}/") or rotating_machine_path(path)
-            or path.startswith("/d/"))
+            or path.startswith(("/d/", "/oauth/register/")))
 
 
 def json_error(status: int, error: str, description: str, **headers: str) -> HttpResponse:

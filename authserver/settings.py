@@ -94,8 +94,8 @@ STAFF_STEP_UP_SECONDS = config.staff_step_up_seconds
 REVOCATIONS_HEARTBEAT_SECONDS, REVOCATIONS_MAX_SECONDS, REVOCATIONS_RETENTION_SECONDS, REVOCATIONS_MAX_STREAMS = (
     config.revocations.as_tuple())
 CIMD, CIMD_ALLOW_PRIVATE, CIMD_CA_FILE = config.cimd.as_tuple()  # authserver.conf_cimd
-REGISTRABLE_SCOPES, REGISTRABLE_AUDIENCES = list(config.registrable.scopes), list(config.registrable.audiences)
 DEVICE_CODE_SECONDS, DEVICE_INTERVAL_SECONDS = config.device.as_tuple()  # RFC 8628 (authserver.conf_device)
+DCR, DCR_UNUSED_SECONDS, REGISTRABLE_SCOPES, REGISTRABLE_AUDIENCES = config.registration.as_tuple()  # RFC 7591
 # fmt: on
 
 PRODUCTION, TESTING = config.production, config.testing
@@ -132,7 +132,7 @@ INSTALLED_APPS = [
     "authserver.crypto",
     "authserver.anomaly",
     "authserver.observability",
-    "clients.webhooks", "authserver.revocation", "clients.discovery", "authserver.oauth.device",
+    "clients.webhooks", "authserver.revocation", "clients.discovery", "authserver.oauth.device", "clients.registration",
 ]
 if TESTING:
     INSTALLED_APPS.append("tests.crypto.testapp")  # models with encrypted fields, test database only

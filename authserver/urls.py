@@ -21,6 +21,7 @@ from authserver.revocation_stream import endpoint as revocations_endpoint
 from authserver.rspaths import resource_metadata
 from authserver.rspaths import views as rspaths_views
 from authserver.staff.views import login as staff_login
+from clients.registration import views as registration_views
 
 allow = handlers.allow_methods
 # An unknown URL under the admin path is the uniform 404 (authserver.notfound), not the admin's
@@ -52,6 +53,10 @@ oauth_patterns = (
         path("oauth/resource-metadata", allow(resource_metadata.resource_metadata, "GET"), name="resource-metadata"),
         # C7: server-sent events for resource servers' caches (docs/revocation-stream.md).
         path("oauth/revocations", allow(revocations_endpoint.revocations, "GET"), name="revocations"),
+        # RFC 7591 §3 / RFC 7592 (docs/dynamic-registration.md): methods checked inside, after the
+        # uniform 404 of AUTHSERVER_DCR=off.
+        path("oauth/register", registration_views.register, name="register"),
+        path("oauth/register/<str:client_id>", registration_views.register_client, name="register-client"),
         path(
             ".well-known/oauth-authorization-server",
             allow(oauth_views.ServerMetadataView.as_view(), "GET", "HEAD"),  # RFC 8414 §3

@@ -41,6 +41,7 @@ from authserver.staff.stepup import fresh_factor_required
 from clients.discovery.services import discovery_url_at_creation
 from clients.forms import GRANT_TYPE_CHOICES, ClientChangeForm, ClientCreationForm
 from clients.models import Client, RetiredClientSecret, Scope
+from clients.registration.admin import SelfRegisteredAdmin, SelfRegisteredFilter
 from clients.resource_paths.admin import ResourcePathsAdmin
 from clients.webhooks.admin import ClientWebhookAdmin
 
@@ -104,7 +105,7 @@ class RetiredClientSecretInline(admin.TabularInline):
         return "accepted" if obj.expires > timezone.now() else "expired"
 
 
-class ClientAdmin(ResourcePathsAdmin, ClientWebhookAdmin, OneTimeCredentialAdmin):
+class ClientAdmin(ResourcePathsAdmin, ClientWebhookAdmin, SelfRegisteredAdmin, OneTimeCredentialAdmin):
     form = ClientChangeForm
     # Submissions that showed a secret are remembered so that reloading the secret page, or going
     # back to it, cannot create a second client or rotate again (see authserver.adminkit).
@@ -112,6 +113,7 @@ class ClientAdmin(ResourcePathsAdmin, ClientWebhookAdmin, OneTimeCredentialAdmin
     once_shown_advice = "its secret was shown once and cannot be shown again. Rotate the secret if it was lost."
     list_display = (
         "name",
+        "registration_display",
         "client_id",
         "client_type",
         "grant_types_display",
@@ -121,7 +123,8 @@ class ClientAdmin(ResourcePathsAdmin, ClientWebhookAdmin, OneTimeCredentialAdmin
         "created_display",
     )
     list_display_links = ("name", "client_id")
-    list_filter = ("client_type", GrantTypeFilter, "is_resource_server", "remember_consent", "allowed_scopes")
+    list_filter = ("client_type", GrantTypeFilter, SelfRegisteredFilter, "is_resource_server", "remember_consent",
+                   "allowed_scopes")
     search_fields = ("name", "client_id", "audience")
     ordering = ("-created",)
     readonly_fields = ("client_id", "client_type", "client_secret_hint", "client_secret_rotated", "created", "updated",

@@ -1,5 +1,5 @@
-"""authserver.conf_cimd and conf_registration: AUTHSERVER_CIMD and its fetcher's switches, and the
-registrable scopes and audiences, parsed once and refused by name when bad."""
+"""authserver.conf_cimd: AUTHSERVER_CIMD and its fetcher's switches, parsed once and refused by name
+when bad (the registrable scopes and audiences: tests/test_conf_registration.py)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,6 @@ from tests.test_conf import PRODUCTION
     ({"AUTHSERVER_CIMD_ALLOW_PRIVATE": "1"}, "cimd.allow_private", True),
     ({}, "cimd.ca_file", None),
     ({"AUTHSERVER_CIMD_CA_FILE": "/etc/lab-ca.pem"}, "cimd.ca_file", Path("/etc/lab-ca.pem")),
-    ({}, "registrable.scopes", ()),
-    ({"AUTHSERVER_REGISTRABLE_SCOPES": "mcp.tools, ai.infer mcp.tools"}, "registrable.scopes", ("mcp.tools", "ai.infer")),
-    ({"AUTHSERVER_REGISTRABLE_AUDIENCES": "https://a.test/mcp,https://b.test"}, "registrable.audiences",
-     ("https://a.test/mcp", "https://b.test")),
 ])
 def test_values(env, path, expected):
     value = conf.load(env, testing=False)

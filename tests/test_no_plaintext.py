@@ -19,6 +19,7 @@ from django.db import connection
 from authserver import credentials
 from authserver.staff.services import totp_device_pending
 from clients.discovery.services import discovery_capability_rotate
+from clients.registration.services import initial_access_token_create
 from clients.resource_paths.models import key_bytes
 from clients.resource_paths.services import path_key_rotate, resource_paths_update
 from clients.services import client_secret_rotate
@@ -120,9 +121,19 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
     device_tokens = device_flow.poll(client, device_app, started["device_code"]).json()
     staff = UserFactory(is_staff=True)
     seed = totp_device_pending(user=staff).key  # a staff member's authenticator seed (encrypted at rest)
+    # Dynamic registration (RFC 7591/7592): an initial access token, a registration access token, rotated by an update.
+    settings.DCR, settings.REGISTRABLE_SCOPES = "token", ["ai.infer"]
+    _, iat = initial_access_token_create(actor="test")
+    registered = client.post("/oauth/register", {"redirect_uris": ["http://127.0.0.1/cb"]},
+                             content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {iat}").json()
+    rat = registered["registration_access_token"]
+    rat2 = client.put(f"/oauth/register/{registered['client_id']}", {"client_id": registered["client_id"],
+                      "redirect_uris": ["http://127.0.0.1/cb"]}, content_type="application/json",
+                      HTTP_AUTHORIZATION=f"Bearer {rat}").json()["registration_access_token"]
     here = [secret, svc_secret, rs_secret, code, tokens["access_token"], tokens["refresh_token"],
             rotated["access_token"], rotated["refresh_token"], cc, new_secret, whsec, whsec2, fetched, path_key, dc, dc2,
-            started["device_code"], device_tokens["access_token"]]
+            started["device_code"], device_tokens["access_token"],
+            iat, rat, rat2]
 
     dump = _dump_database()
     # The dump really holds this test's rows: the digests are there...
@@ -130,6 +141,7 @@ def test_no_credential_in_database_dump_or_session_logs(client, web_client, serv
     assert credentials.digest(code) in dump
     assert credentials.digest(dc) in dump
     assert credentials.digest(started["device_code"]) in dump
+    assert credentials.digest(iat) in dump and credentials.digest(rat2) in dump
     # ...and no credential, from this test or any other test of the session, is.
     assert all(value in ISSUED for value in here)
     leaked_in_dump = [credentials.hint(v) for v in ISSUED if v in dump]

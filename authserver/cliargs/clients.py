@@ -68,6 +68,15 @@ def _client(parser: argparse.ArgumentParser) -> None:
     revoke = sub.add_parser("revoke-tokens", help="Revoke every token and pending code of a client.")
     revoke.add_argument("client_id")
 
+    # RFC 7591 §3 initial access tokens, for AUTHSERVER_DCR=token (docs/dynamic-registration.md).
+    tokens = sub.add_parser("registration-token", help="Initial access tokens (iat_...) for dynamic registration.")
+    tokens_sub = tokens.add_subparsers(dest="iat_action", required=True)
+    create_token = tokens_sub.add_parser("create", help="New initial access token, printed once.")
+    create_token.add_argument("--expires-in", dest="expires_in", type=int, default=None, metavar="SECONDS")
+    create_token.add_argument("--uses", type=int, default=None, metavar="N", help="registrations it may make")
+    tokens_sub.add_parser("list", help="List initial access tokens (hints only).")
+    tokens_sub.add_parser("revoke", help="Revoke one at once.").add_argument("token_id", type=int, metavar="ID")
+
 
 client = Spec(
     help="Register, list, show and delete clients; rotate their secrets; revoke their tokens.",
@@ -89,6 +98,9 @@ client = Spec(
   manage.py client discovery-url revoke CLIENT_ID
   manage.py client revoke-tokens CLIENT_ID
   manage.py client delete CLIENT_ID
+  manage.py client registration-token create --expires-in 86400 --uses 10
+  manage.py client registration-token list
+  manage.py client registration-token revoke 3
 """,
     add_arguments=_client,
 )

@@ -277,6 +277,8 @@ class ServerMetadataView(dot_views.OAuthServerMetadataView):
             found = self._get_endpoint_url(request, view_name)
             if found:
                 data[member] = found
+        if settings.DCR != "off":  # RFC 8414 §2: only when registration is open to someone (AUTHSERVER_DCR)
+            data["registration_endpoint"] = endpoints.url("register")
         if endpoints.rotating():
             # The last moment the URLs above are accepted (the end of the next window): refetch before.
             data["endpoints_valid_until"] = endpoints.valid_until()

@@ -116,7 +116,21 @@ def _webhook_secrets() -> Any:
     return webhook_tasks.sweep, {("webhook.secret_dropped", f"client:{hooked.client_id}"): 1}  # ...and goes
 
 
+def _unused_registrations() -> Any:
+    from clients.models import Client
+    from clients.registration.models import Registration
+    from clients.registration.tasks import expire_unused
+
+    stale = Client.objects.create(name="agent", client_type="public", grant_types=["authorization_code"],
+                                  authorization_grant_type="authorization-code", redirect_uris="http://127.0.0.1/cb",
+                                  registration_source="dcr", client_secret="", hash_client_secret=False)
+    Registration.objects.create(client=stale, token_digest="0" * 64, token_hint="rat_…0000",
+                                created_at=timezone.now() - timedelta(days=2))
+    return expire_unused, {("client.registration_expired", "registrations"): 1}
+
+
 CHANGING: dict[str, Row] = {
+    "registration.expire_unused": _unused_registrations,
     "webhooks.sweep": _webhook_secrets,
     "keys.expire": _expire,
     "keys.grace_periods_end": _grace,

@@ -67,8 +67,9 @@ def test_machine_middleware_drops_only_browser_middleware(settings):
 
 def test_routes(app):
     assert handlers.MACHINE_PATHS == {"/oauth/introspect", "/oauth/token", "/oauth/revoke", "/oauth/path-key",
-                                      "/oauth/discovery", "/oauth/revocations", "/oauth/resource-metadata", "/livez",
-                                      "/readyz", "/healthz"}
+                                      "/oauth/discovery", "/oauth/revocations", "/oauth/register", "/oauth/resource-metadata",
+                                      "/livez", "/readyz",
+                                      "/healthz"}
     assert handlers.BASELINE_PATH not in app.machine_paths
 
 

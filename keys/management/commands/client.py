@@ -18,6 +18,7 @@ holder) at creation, printed once as ``discovery_url``; ``discovery-url rotate``
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -36,6 +37,12 @@ from clients.discovery.services import (
     discovery_url_at_creation,
 )
 from clients.models import Client
+from clients.registration.models import InitialAccessToken
+from clients.registration.selectors import initial_access_tokens_list
+from clients.registration.services import (
+    initial_access_token_create,
+    initial_access_token_revoke,
+)
 from clients.resource_paths.models import ResourceServerPaths
 from clients.resource_paths.services import path_key_rotate, resource_paths_update
 from clients.services import ClientError, client_register, client_revoke_tokens, client_secret_rotate
@@ -63,6 +70,12 @@ def describe(client: Client) -> dict[str, Any]:
         "created": client.created,
         "updated": client.updated,
     }
+
+
+def describe_initial_access_token(token: InitialAccessToken) -> dict[str, Any]:
+    return {"id": token.pk, "hint": token.hint, "created_at": token.created_at, "expires_at": token.expires_at,
+            "uses": token.uses, "uses_allowed": token.uses_allowed, "revoked_at": token.revoked_at,
+            "usable": token.refusal(timezone.now()) is None}
 
 
 def live_credentials(client: Client) -> dict[str, int]:
@@ -151,6 +164,8 @@ class Command(JsonCommand):
                 else:
                     self.emit({"client_id": client.client_id,
                                "revoked": discovery_capability_revoke(client=client, actor="cli")})
+            elif action == "registration-token":
+                self._registration_token(options)
             elif action == "revoke-tokens":
                 counts = client_revoke_tokens(client=self._client(options["client_id"]), actor="cli")
                 self.emit({"client_id": options["client_id"], "revoked": sum(counts.values()), **counts})
@@ -159,6 +174,21 @@ class Command(JsonCommand):
         except ValidationError as exc:
             self.fail("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
                       if hasattr(exc, "error_dict") else "; ".join(exc.messages))
+
+    def _registration_token(self, options: dict[str, Any]) -> None:
+        """RFC 7591 §3 initial access tokens: the plaintext once, at creation; hints otherwise."""
+        if options["iat_action"] == "create":
+            expires = options["expires_in"]
+            token, value = initial_access_token_create(
+                expires_in=timedelta(seconds=expires) if expires is not None else None, uses=options["uses"],
+                actor="cli")
+            self.emit({**describe_initial_access_token(token), "initial_access_token": value})
+        elif options["iat_action"] == "list":
+            self.emit({"registration_tokens": [describe_initial_access_token(t)
+                                               for t in initial_access_tokens_list()]})
+        else:
+            token = initial_access_token_revoke(token_id=options["token_id"], actor="cli")
+            self.emit(describe_initial_access_token(token))
 
     def _client(self, client_id: str) -> Client:
         client = selectors.client_get(client_id=client_id)
