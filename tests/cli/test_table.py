@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$")
 CLIENT = {"client_id", "name", "client_type", "grant_types", "redirect_uris", "scopes", "audiences", "resource_server",
+          "registration_source",
           "secret_hint", "secret_rotated", "credentials_revoked_at", "webhook_url", "contact_email", "created",
           "updated"}
 SCOPE = {"name", "description", "created", "clients"}

@@ -62,6 +62,8 @@ def describe(client: Client) -> dict[str, Any]:
         "scopes": sorted(scope.name for scope in client.allowed_scopes.all()),
         "audiences": client.allowed_audiences,
         "resource_server": client.audience if client.is_resource_server else None,
+        # "manual" (an operator), "dcr" (RFC 7591) or "cimd" (a metadata document): the last two are unverified.
+        "registration_source": client.registration_source,
         "secret_hint": client.client_secret_hint or None,
         "secret_rotated": client.client_secret_rotated,
         "credentials_revoked_at": client.credentials_revoked_at,
