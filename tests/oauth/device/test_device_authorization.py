@@ -63,7 +63,9 @@ def _not_for_device(**_: object) -> dict[str, object]:
 
 def _confidential(secret: str | None) -> dict[str, object]:
     app, real = make_client(name="robot", grant_types=["device_code"], scopes=["ai.infer"])
-    headers = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret if secret is not None else str(real)[:-1] + "x")}
+    # The real secret with its last character changed (to one it is not: "x" itself ends 1 in 62 secrets).
+    wrong = str(real)[:-1] + ("y" if str(real).endswith("x") else "x")
+    headers = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret if secret is not None else wrong)}
     return {"data": {"scope": "ai.infer"}, "headers": headers} if secret != "" else {"data": {"client_id": app.client_id}}
 
 
