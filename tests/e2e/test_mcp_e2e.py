@@ -13,7 +13,6 @@ the user revokes the app on the connected-apps page.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import ssl
 import threading
@@ -21,7 +20,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html import unescape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -38,8 +36,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
-from authserver.serve.tls import generate
 from tests.e2e.server import ADMIN_PASSWORD, RunningServer, free_port, start_server
+from tests.e2e.test_oauth_e2e import _form as hidden_fields
+from tests.oauth.cimd.docserver import DocumentServer, json_answer, make_ca
 
 pytestmark = [pytest.mark.e2e, pytest.mark.once]  # PostgreSQL + Redis: the production path (CI pass 2)
 
@@ -70,53 +69,21 @@ class MCPEndpoint:
     server: _Uvicorn
 
 
-# -- A Client ID Metadata Document, served over https by the agent's "website" ---------------------
-@dataclass
-class DocumentSite:
-    port: int
-    cert: str
-    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
-    fetched: list[str] = field(default_factory=list)
-
-    def url(self, path: str) -> str:
-        return f"https://127.0.0.1:{self.port}{path}"
-
-
-def _serve_documents(tmp: Path) -> tuple[DocumentSite, ThreadingHTTPServer]:
-    cert_pem, key_pem = generate(["127.0.0.1"])
-    (tmp / "cert.pem").write_bytes(cert_pem)
-    (tmp / "key.pem").write_bytes(key_pem)
-    site = DocumentSite(port=0, cert=str(tmp / "cert.pem"))
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            site.fetched.append(self.path)
-            document = site.documents.get(self.path)
-            body = json.dumps(document).encode() if document is not None else b"{}"
-            self.send_response(200 if document is not None else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    site.port = httpd.server_address[1]
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return site, httpd
-
-
 # -- Fixtures ------------------------------------------------------------------------------------
+@dataclass
+class Site:
+    """The agent's website: serves its Client ID Metadata Document over https (a throwaway CA)."""
+
+    documents: DocumentServer
+    ca: Path
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocumentSite]:
-    documents, httpd = _serve_documents(Path(tmp_path_factory.mktemp("cimd-site")))
-    yield documents
-    httpd.shutdown()
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    ca, leaf, key = make_ca(Path(tmp_path_factory.mktemp("cimd-site")))
+    documents = DocumentServer(leaf, key)
+    yield Site(documents=documents, ca=ca)
+    documents.close()
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +92,7 @@ def mcp_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, site: DocumentSite, mcp_port: int) -> Iterator[RunningServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, site: Site, mcp_port: int) -> Iterator[RunningServer]:
     port = free_port()
     running = start_server(
         Path(tmp_path_factory.mktemp("mcp-data")), "--no-beat", "--no-worker", port=port,
@@ -136,7 +103,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, site: DocumentSite, mcp_por
             "AUTHSERVER_CIMD": "on",
             # The document site is on loopback with its own certificate: allowed here, never by default.
             "AUTHSERVER_CIMD_ALLOW_PRIVATE": "true",
-            "AUTHSERVER_CIMD_CA_FILE": site.cert,
+            "AUTHSERVER_CIMD_CA_FILE": str(site.ca),
             "AUTHSERVER_REGISTRABLE_SCOPES": SCOPE,
             "AUTHSERVER_REGISTRABLE_AUDIENCES": f"http://127.0.0.1:{mcp_port}/mcp",
         },
@@ -178,12 +145,6 @@ class UserSaysNo(Exception):
 
 
 # -- The user's browser ----------------------------------------------------------------------------
-def _hidden_fields(html: str) -> dict[str, str]:
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
-    fields.update(re.findall(r'<input[^>]*name="([^"]+)"[^>]*type="hidden"[^>]*value="([^"]*)"', html))
-    return {k: unescape(v) for k, v in fields.items()}
-
-
 @dataclass
 class Browser:
     """The person at the keyboard: signs in once, reads each consent page, allows (or refuses to)."""
@@ -217,7 +178,7 @@ class Browser:
         consent = self._sign_in_if_asked(self.get(url))
         assert consent.status_code == 200 and "authorizationForm" in consent.text, consent.text[:800]
         self.consent_pages.append(consent.text)
-        form = _hidden_fields(consent.text)
+        form = hidden_fields(consent.text)
         form["allow"] = "Authorize"
         answer = self.post(consent.url, form, allow_redirects=False)
         assert answer.status_code == 302, answer.text[:800]
@@ -366,17 +327,17 @@ def test_mcp_agent_with_dynamic_registration(server: RunningServer, mcp_server: 
 
 
 def test_mcp_agent_with_client_id_metadata_document(server: RunningServer, mcp_server: MCPEndpoint,
-                                                    site: DocumentSite) -> None:
-    document_url = site.url("/agents/forecast.json")
+                                                    site: Site) -> None:
+    document_url = site.documents.url("/agents/forecast.json")
     agent = Agent(mcp_url=mcp_server.url, browser=Browser(server), client_metadata_url=document_url,
                   redirect_uri="http://127.0.0.1:33419/callback")
-    site.documents["/agents/forecast.json"] = {
+    site.documents.routes["/agents/forecast.json"] = json_answer({
         "client_id": document_url, "client_name": "Forecast agent (CIMD)", "redirect_uris": [agent.redirect_uri],
         "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
         "token_endpoint_auth_method": "none", "scope": SCOPE,
-    }
+    })
     client_id = _journey(server, mcp_server, agent)
     assert client_id == document_url
-    assert "/agents/forecast.json" in site.fetched  # the server fetched the agent's document itself
+    assert site.documents.hits.get("/agents/forecast.json")  # the server fetched the agent's document itself
     # The consent page showed where the app's description came from.
-    assert f"127.0.0.1:{site.port}" in agent.browser.consent_pages[0]
+    assert f"127.0.0.1:{site.documents.port}" in agent.browser.consent_pages[0]
