@@ -10,6 +10,7 @@ ours, where granian's default let about 400 KiB of headers through to the applic
 from __future__ import annotations
 
 import json
+import select
 import socket
 import ssl
 from collections.abc import Iterator
@@ -41,10 +42,18 @@ def exchange(server: RunningServer, head: bytes, body: bytes = b"") -> tuple[int
     port = int(server.base_url.rsplit(":", 1)[1])
     context = ssl.create_default_context(cafile=server.cert)
     data = b""
+    request = head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n" + body
     with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, \
             context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
         try:
-            tls.sendall(head + b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n" + body)
+            # In pieces, stopping as soon as an answer is waiting: a server that refuses mid-request
+            # then closes with little or nothing of ours unread, so it needn't reset the connection
+            # (which would discard its answer before we read it; more often on a loaded machine).
+            for start in range(0, len(request), 8192):
+                tls.sendall(request[start:start + 8192])
+                if select.select([tls], [], [], 0.002)[0] and (early := _answer_waiting(tls)):
+                    data = early
+                    break
             while chunk := tls.recv(65536):
                 data += chunk
         except (ssl.SSLError, ConnectionError):  # closed by the server, possibly without close_notify
@@ -55,6 +64,19 @@ def exchange(server: RunningServer, head: bytes, body: bytes = b"") -> tuple[int
     status_line, *lines = head_part.decode("latin-1").split("\r\n")
     headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
     return int(status_line.split()[1]), headers, content
+
+
+def _answer_waiting(tls: ssl.SSLSocket) -> bytes:
+    """What the server has answered so far, without waiting (b"" if the readable bytes were only
+    TLS housekeeping, such as TLS 1.3 session tickets)."""
+    tls.setblocking(False)
+    try:
+        return tls.recv(65536)
+    except ssl.SSLWantReadError:
+        return b""
+    finally:
+        tls.setblocking(True)
+        tls.settimeout(30)
 
 
 def assert_json_error(status: int, headers: dict[str, str], content: bytes, expected: int) -> None:
