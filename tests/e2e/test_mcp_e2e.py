@@ -132,6 +132,9 @@ def mcp_server(server: RunningServer, mcp_port: int) -> Iterator[MCPEndpoint]:
     while not web.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
+    while not kit.stream.healthy():  # with its stream up the kit caches, so a revocation must reach it
+        assert time.monotonic() < deadline, "the kit's revocation stream did not come up"
+        time.sleep(0.05)
     try:
         yield MCPEndpoint(url=url, kit=kit, server=web)
     finally:
@@ -303,9 +306,16 @@ def _journey(server: RunningServer, mcp: MCPEndpoint, agent: Agent) -> str:
     revoked = agent.browser.revoke_app(client_info.client_id)
     assert revoked.status_code in (200, 303), revoked.text[:500]
     assert _introspect(server, mcp, refreshed.access_token)["active"] is False
-    direct = requests.post(mcp.url, json={}, headers={"Authorization": f"Bearer {refreshed.access_token}"},
-                           timeout=10)
-    assert direct.status_code == 401
+    # The kit cached that token as good; the revocation reaches it over its pushed stream, which is
+    # asynchronous: allow it the stream's delivery time, never the cache's TTL (60 s here).
+    heard_by = time.monotonic() + 5.0
+    while True:
+        direct = requests.post(mcp.url, json={}, headers={"Authorization": f"Bearer {refreshed.access_token}"},
+                               timeout=10)
+        if direct.status_code == 401 or time.monotonic() > heard_by:
+            break
+        time.sleep(0.05)
+    assert direct.status_code == 401, "the kit still served a revoked token 5 s after the revocation"
     _refresh_refused(server, client_info.client_id, str(refreshed.refresh_token))
     # The agent itself is refused too: it can only start over by asking the user, who now says no.
     agent.browser.willing = False
