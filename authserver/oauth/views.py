@@ -46,6 +46,7 @@ from authserver.oauth.clientauth import basic_credentials
 from authserver.oauth.consent import consent_audiences
 from authserver.ratelimit.failures import failure_budget_check, failure_record
 from authserver.ratelimit.limiter import RateLimited, collect_into, collect_start, enforce, note
+from authserver.revocation import feed
 from clients.discovery import selectors as discovery_selectors
 
 log = logging.getLogger("authserver.oauth")
@@ -112,7 +113,9 @@ class TokenView(BasicChallenge, dot_views.TokenView):
         note(request, enforce("token.ip", network))
 
         def respond() -> HttpResponse:
-            with transaction.atomic():
+            # The revocation events of a rotation are recorded last, just before the commit
+            # (authserver.revocation.feed.gathered): their order lock is then held that briefly.
+            with transaction.atomic(), feed.gathered():
                 # Not DOT's post(): it answers the device grant itself from its clear-text DeviceGrant
                 # (a 500 without device_code, no slow_down); every grant goes through oauthlib here.
                 return self.authorization_flow_token_response(request, *args, **kwargs)
