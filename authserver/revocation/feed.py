@@ -107,7 +107,8 @@ def record(events: Iterable[Revoked]) -> int:
     if gathering is not None:
         gathering.extend(unique)
         return len(unique)
-    with transaction.atomic():  # the caller's transaction, or one of its own (autocommit)
+    # The caller's transaction (no savepoint: a failure here fails the caller's change), or one of its own.
+    with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ORDER_LOCK_KEY])
