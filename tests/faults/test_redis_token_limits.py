@@ -9,35 +9,14 @@ are left out.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from redis.connection import AbstractConnection
 
-from authserver import counters, revocation
-from authserver.ratelimit import limiter
-from tests.faults.redis import ThrowawayRedis
 from tests.helpers import client_credentials
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def redis_server(settings) -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis()
-    server.start()
-    settings.REDIS_URL = server.url
-    counters.reset_for_tests()
-    revocation.reset_for_tests()
-    limiter.reset_for_tests()
-    try:
-        yield server
-    finally:
-        server.kill()
-        counters.reset_for_tests()
-        revocation.reset_for_tests()
-        limiter.reset_for_tests()
 
 
 class Wire:
