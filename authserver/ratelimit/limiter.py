@@ -244,7 +244,8 @@ def enforce(name: str, key: str, *, override: int | None = None, now: float | No
 
 
 def already_exceeded(name: str, key: str, *, now: float | None = None) -> Decision | None:
-    """For failure counters: is ``key``'s window already full? (Does not count a hit.)"""
+    """For failure counters: is ``key``'s window already full? (Does not count a hit.) A ``process``
+    policy is read where :func:`limit_for` counts it: in this process, never the store."""
     pol = policy(name)
     now = time.time() if now is None else now
     counter_key = f"{name}:{key}"
@@ -269,14 +270,12 @@ def enforce_unless_exceeded(name: str, key: str, *, checked: tuple[str, str] | N
         checked_pol, checked_key = policy(checked[0]), f"{checked[0]}:{checked[1]}"
         if checked_pol.on_unavailable != "process":
             windows.append(counters.WindowHit(checked_key, checked_pol.window, checked_pol.limit, record=False))
-    hits = _from_store(windows, now)
-    found = iter(hits or [])
-    hit = next(found) if hits and pol.on_unavailable != "process" else None
-    decision = _counted(pol, limit, counter_key, now, hit)
+    hits = iter(_from_store(windows, now) or [])  # empty when the store is down: each policy falls back
+    decision = _counted(pol, limit, counter_key, now, None if pol.on_unavailable == "process" else next(hits, None))
     if not decision.allowed:
         raise RateLimited(decision)
     if checked_pol is not None and checked_key is not None:
-        blocked = _exceeded(checked_pol, checked_key, now, next(found, None))
+        blocked = _exceeded(checked_pol, checked_key, now, next(hits, None))
         if blocked is not None:
             raise RateLimited(blocked)
     return decision
