@@ -44,7 +44,7 @@ from authserver.oauth.authorization_request import check_authorization_request
 from authserver.oauth.cimd import services as cimd
 from authserver.oauth.clientauth import basic_credentials
 from authserver.oauth.consent import consent_audiences
-from authserver.ratelimit.failures import failure_budget_check, failure_record
+from authserver.ratelimit.failures import failure_record, network_limit_and_budget_check
 from authserver.ratelimit.limiter import RateLimited, collect_into, collect_start, enforce, note
 from authserver.revocation import feed
 from clients.discovery import selectors as discovery_selectors
@@ -71,12 +71,22 @@ def _claimed_client_id(request: HttpRequest) -> str | None:
     return request.POST.get("client_id") or None
 
 
-def _client_authenticated(request: HttpRequest, network: str, respond: Callable[[], HttpResponse]) -> HttpResponse:
-    """``respond()`` under the budgets of failed client authentication (authserver.ratelimit.failures):
-    refused before any work if the named client's own budget is spent, 429 instead of 401 once a
-    budget the failure counts against is."""
+def _limits_before_work(request: HttpRequest, policy: str) -> tuple[str, str | None]:
+    """The per-network limit ``policy``, then the named client's own budget of failed
+    authentication on that network (authserver.ratelimit.failures), in one round trip to the
+    counter store; raises RateLimited. Returns ``(network, claimed client id)`` for
+    :func:`_client_authenticated`."""
+    network = client_network(client_address(request.META))
     claimed = _claimed_client_id(request)
-    failure_budget_check(client_id=claimed, network=network)
+    note(request, network_limit_and_budget_check(policy, network=network, client_id=claimed))
+    return network, claimed
+
+
+def _client_authenticated(request: HttpRequest, respond: Callable[[], HttpResponse], *, network: str,
+                          claimed: str | None) -> HttpResponse:
+    """``respond()`` under the budgets of failed client authentication (authserver.ratelimit.failures),
+    once :func:`_limits_before_work` has refused a client whose own budget is spent: 429 instead of
+    401 once a budget the failure counts against is."""
     response: HttpResponse = respond()
     if response.status_code == 401:
         events.client_auth_failed.emit(network)
@@ -109,8 +119,7 @@ class TokenView(BasicChallenge, dot_views.TokenView):
         # Limits before any work: per network, then the budgets of failed client authentication
         # (per client and network, per network for unknown ids: one client's failures never refuse
         # another's correct secret); the per-client limit once the client has authenticated (validator).
-        network = client_network(client_address(request.META))
-        note(request, enforce("token.ip", network))
+        network, claimed = _limits_before_work(request, "token.ip")
 
         def respond() -> HttpResponse:
             # The revocation events of a rotation are recorded last, just before the commit
@@ -121,7 +130,7 @@ class TokenView(BasicChallenge, dot_views.TokenView):
                 return self.authorization_flow_token_response(request, *args, **kwargs)
 
         collect_start()  # the per-client decision (validator): its RateLimit fields, learned limit included
-        response = _client_authenticated(request, network, respond)
+        response = _client_authenticated(request, respond, network=network, claimed=claimed)
         collect_into(request)
         if response.status_code == 200:
             # The grant, for the tokens-issued series (authserver.observability bounds the label).
@@ -150,14 +159,13 @@ class TokenView(BasicChallenge, dot_views.TokenView):
 class RevokeTokenView(BasicChallenge, dot_views.RevokeTokenView):
     @_hide_all_post
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        network = client_network(client_address(request.META))
-        note(request, enforce("revoke.ip", network))
+        network, claimed = _limits_before_work(request, "revoke.ip")
 
         def respond() -> HttpResponse:
             with transaction.atomic():
                 return cast(HttpResponse, super(RevokeTokenView, self).post(request, *args, **kwargs))
 
-        return _client_authenticated(request, network, respond)
+        return _client_authenticated(request, respond, network=network, claimed=claimed)
 
 
 class AuthorizationView(dot_views.AuthorizationView):
