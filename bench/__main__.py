@@ -108,6 +108,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
     p.add_argument("--rate", type=float, default=None, help="open-loop introspections per second")
+    p.add_argument("--token-rate", type=float, default=200.0, help="open-loop client_credentials tokens per second")
     p.add_argument("--open-seconds", type=float, default=None)
     p.add_argument("--revocation-trials", type=int, default=None)
     p.add_argument("--cleanup-timeout", type=float, default=900)

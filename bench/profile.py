@@ -19,7 +19,7 @@ from bench.env import progress
 from bench.runner import Runner
 
 PATHS = {"client_credentials": "/oauth/token", "authorization_code": "/oauth/token", "refresh_token": "/oauth/token",
-         "introspect_hot": "/oauth/introspect", "apikey_hot": "/oauth/introspect"}
+         "introspect_hot": "/oauth/introspect", "apikey_hot": "/oauth/introspect", "bare": "/bench/bare"}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -61,7 +61,7 @@ def main() -> None:
     stats.sort_stats("cumulative").print_stats(plan["top"])
     stats.sort_stats("tottime").print_stats(plan["top"])
     # Who makes the round trips: the callers of each database and Redis send.
-    stats.print_callers(r"execute_command|_execute_transaction|\(execute\)|_execute_send")
+    stats.print_callers(r"execute_command|_execute_transaction|\(execute\)|_execute_send|select\.select|\(send\)")
     print(f"{len(timed)} requests at {plain * 1e6:.0f} us each (one process, no profiler), then {len(profiled)} "
           f"profiled; answers: {statuses}")
     print(out.getvalue())

@@ -24,9 +24,18 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
     goal("introspection / vanilla DOT (Bearer)", ratio("introspect_hot", "dot_introspect_bearer"), 15)
     goal("introspection / vanilla DOT (Basic)", ratio("introspect_hot", "dot_introspect_basic"), 500)
     goal("API-key verification (hot) / bare view", t.get("apikey_hot", {}).get("vs_bare"), 0.8)
-    goal("client_credentials / bare view", t.get("client_credentials", {}).get("vs_bare"), 0.3)
+    goal("introspection hot, absolute", t.get("introspect_hot", {}).get("rps"), 5100, unit="/s")
+    # Token issuance (issue 17): absolute rates on the 2-core reference machine, and the ratio.
+    goal("client_credentials / bare view", t.get("client_credentials", {}).get("vs_bare"), 0.2)
+    goal("client_credentials / bare view (stretch)", t.get("client_credentials", {}).get("vs_bare"), 0.3)
+    goal("client_credentials, absolute", t.get("client_credentials", {}).get("rps"), 1000, unit="/s")
+    goal("authorization_code exchange, absolute", t.get("authorization_code", {}).get("rps"), 500, unit="/s")
+    goal("refresh_token, absolute", t.get("refresh_token", {}).get("rps"), 500, unit="/s")
     goal("client_credentials / vanilla DOT", ratio("client_credentials", "dot_client_credentials"), 200)
     ol = report.get("open_loop") or {}
+    cc = ol.get("client_credentials") or {}
+    goal(f"open loop {cc.get('rate', 0):.0f} tokens/s p99", cc.get("p99_ms"), 20.0, higher=False, unit="ms")
+    goal("open loop token errors", cc.get("errors"), 0, higher=False)
     goal(f"open loop {ol.get('rate', 0):.0f}/s p50", ol.get("p50_ms"), 1.0, higher=False, unit="ms")
     goal(f"open loop {ol.get('rate', 0):.0f}/s p99", ol.get("p99_ms"), 5.0, higher=False, unit="ms")
     goal("open loop errors", ol.get("errors"), 0, higher=False)
@@ -72,6 +81,11 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"{'open loop ' + format(ol['rate'], '.0f') + '/s introspection':<34} {ol['rate']:>9.0f} "
                      f"{ol['p50_ms']:>8.2f} {ol['p99_ms']:>8.2f} {'':>7} {'':>8} {ol['errors']:>7}"
                      f"  p99.9 {ol['p999_ms']:.2f} ms")
+    cc = (ol or {}).get("client_credentials")
+    if cc:
+        lines.append(f"{'open loop ' + format(cc['rate'], '.0f') + '/s client_credentials':<34} {cc['rate']:>9.0f} "
+                     f"{cc['p50_ms']:>8.2f} {cc['p99_ms']:>8.2f} {'':>7} {'':>8} {cc['errors']:>7}"
+                     f"  p99.9 {cc['p999_ms']:.2f} ms")
     kit = report.get("kit")
     if kit:
         lines.append(f"{'kit: bare view, 1 at a time':<34} {kit['bare']['rps']:>9.0f} {kit['bare']['p50_ms']:>8.2f} "

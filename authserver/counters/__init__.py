@@ -17,7 +17,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeGuard, TypeVar
 
@@ -25,15 +25,16 @@ from django.conf import settings
 
 from authserver.counters.buffer import Buffer
 from authserver.counters.sqlite_store import SQLiteStore
-from authserver.counters.store import Batch, CounterStore, CountersUnavailable, Hit, QuotaTake, Tally
+from authserver.counters.store import Batch, CounterStore, CountersUnavailable, Hit, QuotaTake, Tally, WindowHit
 
 if TYPE_CHECKING:
     from authserver.counters.redis_store import RedisStore
 
 __all__ = [
-    "Batch", "Buffer", "CounterStore", "CountersUnavailable", "Hit", "QuotaTake", "Tally", "applicable_limit",
-    "backend", "buffered", "consume", "drain", "effective_limit", "pending", "publish_limits", "quota_grant",
-    "quota_take", "reset_for_tests", "settle", "stage", "window_buckets", "window_count", "wipe_for_tests",
+    "Batch", "Buffer", "CounterStore", "CountersUnavailable", "Hit", "QuotaTake", "Tally", "WindowHit",
+    "applicable_limit", "backend", "buffered", "consume", "drain", "effective_limit", "pending", "publish_limits",
+    "quota_grant", "quota_take", "reset_for_tests", "settle", "stage", "window_buckets", "window_count", "windows",
+    "wipe_for_tests",
 ]
 
 log = logging.getLogger("authserver.counters")
@@ -123,6 +124,13 @@ def consume(name: str, *, baseline: int | None = None, period: int | None = None
     CountersUnavailable: the caller decides whether to fail closed."""
     at = time.time() if now is None else now
     return _deciding(lambda: backend().consume(name, baseline=baseline, period=period, now=at, limit=limit))
+
+
+def windows(hits: Sequence[WindowHit], *, now: float | None = None) -> list[Hit]:
+    """Count and/or read several sliding windows in one round trip (CounterStore.windows): the
+    checks one request makes before any work. Raises CountersUnavailable."""
+    at = time.time() if now is None else now
+    return _deciding(lambda: backend().windows(hits, now=at))
 
 
 def quota_take(name: str, *, quota: int) -> QuotaTake:

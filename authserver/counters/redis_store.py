@@ -12,7 +12,7 @@ import functools
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -20,7 +20,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
-from authserver.counters.store import Batch, CountersUnavailable, Hit, QuotaTake, Tally, buckets, sliding
+from authserver.counters.store import (
+    SUB_WINDOWS,
+    Batch,
+    CountersUnavailable,
+    Hit,
+    QuotaTake,
+    Tally,
+    WindowHit,
+    buckets,
+    sliding,
+)
 
 PREFIX = "authserver:"
 LIMITS = PREFIX + "limits"
@@ -71,31 +81,69 @@ end
 return 1
 """
 
-# One sliding window, atomically (authserver.counters.store.sliding): drop buckets older than the
-# oldest counted one, sum the rest, record the hit only if the sum is under the limit (ARGV[3],
-# -1: no limit). Returns {recorded (0/1), bucket, hits, bucket, hits, ...} after the hit.
-_SLIDE = """
-local fields = redis.call('HGETALL', KEYS[1])
-local current, oldest, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local stale, live, total = {}, {}, 0
-for i = 1, #fields, 2 do
-  local bucket = tonumber(fields[i])
-  if bucket < oldest or bucket > current then
-    stale[#stale + 1] = fields[i]
-  else
-    total = total + tonumber(fields[i + 1])
+# Sliding windows, atomically (authserver.counters.store.sliding, ported: the reply is a few
+# integers, not every bucket). KEYS: one hash (bucket -> hits) per window, then the running total
+# when ARGV[3] (its baseline) is not ''. ARGV: now, SUB_WINDOWS, baseline, then six per window:
+# record (1: count a hit, 0: only read), current bucket, oldest bucket, limit (-1: none), TTL, period.
+# A recorded window drops buckets outside [oldest, current] and records the hit only if the rest
+# sum to under the limit. Returns {recorded, count, reset} per window, then the total if any.
+# Lua numbers are doubles, as Python's floats: (b + 1) * width + period is the same double on both
+# sides, and is ceiled here (Redis would truncate a fraction in the reply).
+_WINDOWS = """
+local now, subs = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {}
+local windows = (#ARGV - 3) / 6
+for w = 1, windows do
+  local a = 3 + (w - 1) * 6
+  local record, current, oldest = ARGV[a + 1] == '1', tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local limit, period = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 6])
+  local fields = redis.call('HGETALL', KEYS[w])
+  local stale, live, order, total = {}, {}, {}, 0
+  for i = 1, #fields, 2 do
+    local bucket, hits = tonumber(fields[i]), tonumber(fields[i + 1])
+    if bucket < oldest or bucket > current then
+      stale[#stale + 1] = fields[i]
+    elseif hits > 0 then
+      live[bucket] = hits
+      order[#order + 1] = bucket
+      total = total + hits
+    end
   end
+  local recorded = 0
+  if record then
+    if #stale > 0 then redis.call('HDEL', KEYS[w], unpack(stale)) end
+    if limit < 0 or total < limit then
+      redis.call('HINCRBY', KEYS[w], ARGV[a + 2], 1)
+      redis.call('EXPIRE', KEYS[w], tonumber(ARGV[a + 5]))
+      if live[current] == nil then
+        live[current] = 0
+        order[#order + 1] = current
+      end
+      live[current] = live[current] + 1
+      total = total + 1
+      recorded = 1
+    end
+  end
+  table.sort(order)
+  local reset = math.ceil(now + period)
+  local running, width = total, period / subs
+  for _, bucket in ipairs(order) do
+    running = running - live[bucket]
+    if limit < 0 or total < limit or running < limit then
+      reset = math.ceil((bucket + 1) * width + period)
+      break
+    end
+  end
+  if record and recorded == 0 then total = total + 1 end
+  out[#out + 1] = recorded
+  out[#out + 1] = total
+  out[#out + 1] = reset
 end
-if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
-local recorded = 0
-if limit < 0 or total < limit then
-  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-  recorded = 1
+if ARGV[3] ~= '' then
+  local key = KEYS[windows + 1]
+  redis.call('SET', key, ARGV[3], 'NX')
+  out[#out + 1] = redis.call('INCR', key)
 end
-local out = {recorded}
-fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields do out[#out + 1] = fields[i] end
 return out
 """
 
@@ -144,7 +192,7 @@ class RedisStore:
         self._stage = self.redis.register_script(_STAGE)
         self._take = self.redis.register_script(_TAKE)
         self._grant = self.redis.register_script(_GRANT)
-        self._slide = self.redis.register_script(_SLIDE)
+        self._windows = self.redis.register_script(_WINDOWS)
 
     def down(self) -> bool:
         """Did a call fail less than BREAKER_SECONDS ago? Then calls fail without a round trip."""
@@ -239,27 +287,35 @@ class RedisStore:
     @_guarded
     def consume(self, name: str, *, baseline: int | None, period: int | None, now: float,
                 limit: int | None = None) -> Hit:
-        # One MULTI/EXEC: the total and the window move together, in one round trip.
-        pipe = self.redis.pipeline(transaction=True)
-        if baseline is not None:
-            total_key = f"{PREFIX}quota:{name}"
-            pipe.set(total_key, baseline, nx=True)  # a lost counter restarts from the rolled-up count
-            pipe.incr(total_key)
-        if period:
-            current, oldest = buckets(now, period)
-            self._slide(keys=[f"{PREFIX}sw:{name}"], args=[current, oldest, -1 if limit is None else limit,
-                                                           period + 5], client=pipe)
-        try:
-            results = pipe.execute()
-        except redis.RedisError as exc:
-            raise CountersUnavailable(str(exc)) from exc
-        total = int(results[1]) if baseline is not None else None
+        # One EVALSHA: the total and the window move together, in one round trip.
+        hits = [WindowHit(name, period, limit)] if period else []
+        reply = self._run_windows(hits, now=now, total=None if baseline is None else (name, baseline))
+        total = int(reply[-1]) if baseline is not None else None
         if not period:
             return Hit(total, None, None)
-        reply = results[-1]
-        live = {int(reply[i]): int(reply[i + 1]) for i in range(1, len(reply), 2)}
-        count, reset = sliding(live, now=now, period=period, limit=limit)
-        return Hit(total, count if reply[0] else count + 1, reset)
+        return Hit(total, int(reply[1]), int(reply[2]))
+
+    @_guarded
+    def windows(self, hits: Sequence[WindowHit], *, now: float) -> list[Hit]:
+        reply = self._run_windows(hits, now=now, total=None)
+        return [Hit(None, int(reply[i + 1]), int(reply[i + 2])) for i in range(0, 3 * len(hits), 3)]
+
+    def _run_windows(self, hits: Sequence[WindowHit], *, now: float, total: tuple[str, int] | None) -> list[Any]:
+        """The _WINDOWS script on ``hits`` (and the running total ``(name, baseline)``): its reply.
+        Calling the Script itself sends one EVALSHA (and loads the script only on NOSCRIPT); a
+        pipeline would ask SCRIPT EXISTS first, on every call."""
+        keys: list[str] = [f"{PREFIX}sw:{hit.name}" for hit in hits]
+        args: list[EncodableT] = [now, SUB_WINDOWS, "" if total is None else total[1]]
+        for hit in hits:
+            current, oldest = buckets(now, hit.period)
+            args += [1 if hit.record else 0, current, oldest, -1 if hit.limit is None else hit.limit,
+                     hit.period + 5, hit.period]
+        if total is not None:
+            keys.append(f"{PREFIX}quota:{total[0]}")
+        try:
+            return list(self._windows(keys=keys, args=args))
+        except redis.RedisError as exc:
+            raise CountersUnavailable(str(exc)) from exc
 
     @_guarded
     def window_buckets(self, name: str, *, period: int, now: float) -> dict[int, int]:

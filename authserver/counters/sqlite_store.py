@@ -13,11 +13,11 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from authserver.counters.store import Batch, CountersUnavailable, Hit, QuotaTake, Tally, buckets, sliding
+from authserver.counters.store import Batch, CountersUnavailable, Hit, QuotaTake, Tally, WindowHit, buckets, sliding
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota (key_id TEXT PRIMARY KEY, used INTEGER);
@@ -191,17 +191,29 @@ class SQLiteStore:
                 (total,) = db.execute("UPDATE quota SET used = used + 1 WHERE key_id = ? RETURNING used",
                                       (name,)).fetchone()
             if period:
-                current, oldest = buckets(now, period)
-                db.execute("DELETE FROM slide WHERE key_id = ? AND (bucket < ? OR bucket > ?)", (name, oldest, current))
-                live = dict(db.execute("SELECT bucket, n FROM slide WHERE key_id = ?", (name,)).fetchall())
-                recorded = limit is None or sum(live.values()) < limit
-                if recorded:
-                    db.execute("INSERT INTO slide VALUES (?, ?, 1) "
-                               "ON CONFLICT (key_id, bucket) DO UPDATE SET n = n + 1", (name, current))
-                    live[current] = live.get(current, 0) + 1
-                count, reset = sliding(live, now=now, period=period, limit=limit)
-                count = count if recorded else count + 1
+                hit = self._window(db, WindowHit(name, period, limit), now)
+                count, reset = hit.window_count, hit.window_reset
         return Hit(total, count, reset)
+
+    def windows(self, hits: Sequence[WindowHit], *, now: float) -> list[Hit]:
+        with self._write() as db:  # one transaction: every window of the request at one moment
+            return [self._window(db, hit, now) for hit in hits]
+
+    @staticmethod
+    def _window(db: sqlite3.Connection, hit: WindowHit, now: float) -> Hit:
+        """One sliding window inside the caller's write transaction (CounterStore.windows)."""
+        current, oldest = buckets(now, hit.period)
+        if hit.record:
+            db.execute("DELETE FROM slide WHERE key_id = ? AND (bucket < ? OR bucket > ?)", (hit.name, oldest, current))
+        live = dict(db.execute("SELECT bucket, n FROM slide WHERE key_id = ? AND bucket BETWEEN ? AND ?",
+                               (hit.name, oldest, current)).fetchall())
+        recorded = hit.record and (hit.limit is None or sum(live.values()) < hit.limit)
+        if recorded:
+            db.execute("INSERT INTO slide VALUES (?, ?, 1) "
+                       "ON CONFLICT (key_id, bucket) DO UPDATE SET n = n + 1", (hit.name, current))
+            live[current] = live.get(current, 0) + 1
+        count, reset = sliding(live, now=now, period=hit.period, limit=hit.limit)
+        return Hit(None, count + 1 if hit.record and not recorded else count, reset)
 
     def total(self, name: str) -> int | None:
         row = self._connect().execute("SELECT used FROM quota WHERE key_id = ?", (name,)).fetchone()

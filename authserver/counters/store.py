@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -87,6 +87,17 @@ class Hit:
     total: int | None  # None: no total kept (no baseline given)
     window_count: int | None  # None: no window (no period given); over the limit: the hit was not recorded
     window_reset: int | None  # unix time the next hit would be admitted (full), or the oldest hit leaves
+
+
+@dataclass(frozen=True)
+class WindowHit:
+    """One sliding window of a batch (:meth:`CounterStore.windows`): a hit counted while under
+    ``limit`` (``record``), or only read (is the window full?)."""
+
+    name: str
+    period: int
+    limit: int | None  # None: no limit (a recorded hit is always counted)
+    record: bool = True
 
 
 # -- Sliding windows ---------------------------------------------------------------------------------
@@ -162,6 +173,12 @@ class CounterStore(Protocol):
         on its sliding ``period``-second window, recorded only if the window holds fewer than
         ``limit`` hits (None: always). Raises :class:`CountersUnavailable`.
         """
+
+    def windows(self, hits: Sequence[WindowHit], *, now: float) -> list[Hit]:
+        """Several sliding windows of one request, atomically, in one round trip: each one's
+        :class:`Hit` (no total), in order. A recorded window is counted as :meth:`consume` counts
+        it; a read one is left as it is, its ``window_count`` the hits it holds (not one more).
+        Raises :class:`CountersUnavailable`."""
 
     def total(self, name: str) -> int | None:
         """The running total of ``name`` (None: never counted)."""

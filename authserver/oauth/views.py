@@ -46,8 +46,9 @@ from authserver.oauth.cimd import services as cimd
 from authserver.oauth.clientauth import basic_credentials
 from authserver.oauth.consent import consent_audiences
 from authserver.oauth.limits import client_admit
-from authserver.ratelimit.failures import failure_budget_check, failure_record
+from authserver.ratelimit.failures import failure_record, network_limit_and_budget_check
 from authserver.ratelimit.limiter import RateLimited, collect_into, collect_start, enforce, note
+from authserver.revocation import feed
 from clients.discovery import selectors as discovery_selectors
 
 log = logging.getLogger("authserver.oauth")
@@ -72,12 +73,22 @@ def _claimed_client_id(request: HttpRequest) -> str | None:
     return request.POST.get("client_id") or None
 
 
-def _client_authenticated(request: HttpRequest, network: str, respond: Callable[[], HttpResponse]) -> HttpResponse:
-    """``respond()`` under the budgets of failed client authentication (authserver.ratelimit.failures):
-    refused before any work if the named client's own budget is spent, 429 instead of 401 once a
-    budget the failure counts against is."""
+def _limits_before_work(request: HttpRequest, policy: str) -> tuple[str, str | None]:
+    """The per-network limit ``policy``, then the named client's own budget of failed
+    authentication on that network (authserver.ratelimit.failures), in one round trip to the
+    counter store; raises RateLimited. Returns ``(network, claimed client id)`` for
+    :func:`_client_authenticated`."""
+    network = client_network(client_address(request.META))
     claimed = _claimed_client_id(request)
-    failure_budget_check(client_id=claimed, network=network)
+    note(request, network_limit_and_budget_check(policy, network=network, client_id=claimed))
+    return network, claimed
+
+
+def _client_authenticated(request: HttpRequest, respond: Callable[[], HttpResponse], *, network: str,
+                          claimed: str | None) -> HttpResponse:
+    """``respond()`` under the budgets of failed client authentication (authserver.ratelimit.failures),
+    once :func:`_limits_before_work` has refused a client whose own budget is spent: 429 instead of
+    401 once a budget the failure counts against is."""
     response: HttpResponse = respond()
     if response.status_code == 401:
         events.client_auth_failed.emit(network)
@@ -112,8 +123,7 @@ class TokenView(BasicChallenge, dot_views.TokenView):
         # Limits before any work: per network, then the budgets of failed client authentication
         # (per client and network, per network for unknown ids: one client's failures never refuse
         # another's correct secret); the per-client limit once the client has authenticated (validator).
-        network = client_network(client_address(request.META))
-        note(request, enforce("token.ip", network))
+        network, claimed = _limits_before_work(request, "token.ip")
 
         def respond() -> HttpResponse:
             # The plain client_credentials request is answered without oauthlib, with the same
@@ -122,13 +132,15 @@ class TokenView(BasicChallenge, dot_views.TokenView):
                 lean = client_credentials.token_response(request, admit=client_admit)
                 if lean is not None:
                     return lean
-            with transaction.atomic():
+            # The revocation events of a rotation are recorded last, just before the commit
+            # (authserver.revocation.feed.gathered): their order lock is then held that briefly.
+            with transaction.atomic(), feed.gathered():
                 # Not DOT's post(): it answers the device grant itself from its clear-text DeviceGrant
                 # (a 500 without device_code, no slow_down); every grant goes through oauthlib here.
                 return self.authorization_flow_token_response(request, *args, **kwargs)
 
         collect_start()  # the per-client decision (validator): its RateLimit fields, learned limit included
-        response = _client_authenticated(request, network, respond)
+        response = _client_authenticated(request, respond, network=network, claimed=claimed)
         collect_into(request)
         if response.status_code == 200:
             # The grant, for the tokens-issued series (authserver.observability bounds the label).
@@ -157,14 +169,13 @@ class TokenView(BasicChallenge, dot_views.TokenView):
 class RevokeTokenView(BasicChallenge, dot_views.RevokeTokenView):
     @_hide_all_post
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        network = client_network(client_address(request.META))
-        note(request, enforce("revoke.ip", network))
+        network, claimed = _limits_before_work(request, "revoke.ip")
 
         def respond() -> HttpResponse:
             with transaction.atomic():
                 return cast(HttpResponse, super(RevokeTokenView, self).post(request, *args, **kwargs))
 
-        return _client_authenticated(request, network, respond)
+        return _client_authenticated(request, respond, network=network, claimed=claimed)
 
 
 class AuthorizationView(dot_views.AuthorizationView):

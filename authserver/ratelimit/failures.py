@@ -24,7 +24,13 @@ from __future__ import annotations
 
 from oauth2_provider.models import get_application_model
 
-from authserver.ratelimit.limiter import Decision, RateLimited, already_exceeded, limit_for
+from authserver.ratelimit.limiter import (
+    Decision,
+    RateLimited,
+    already_exceeded,
+    enforce_unless_exceeded,
+    limit_for,
+)
 
 POLICY = "token.auth_failure.ip"
 _MAX_CLIENT_ID = 100  # the longest client id a client can have (clients.models); longer is unknown
@@ -34,13 +40,26 @@ def _client_subject(client_id: str, network: str) -> str:
     return f"client={client_id}|{network}"
 
 
+def _budgeted(client_id: str | None) -> bool:
+    """Could ``client_id`` have a budget of its own? (No query: unknown ids simply have an empty one.)"""
+    return bool(client_id) and len(client_id or "") <= _MAX_CLIENT_ID
+
+
 def failure_budget_check(*, client_id: str | None, network: str) -> None:
     """Before verifying a client's credentials: raise RateLimited if its own budget on ``network``
     is spent. No query: an unknown id has no budget of its own, so it is never refused here."""
-    if client_id and len(client_id) <= _MAX_CLIENT_ID:
+    if client_id and _budgeted(client_id):
         blocked = already_exceeded(POLICY, _client_subject(client_id, network))
         if blocked is not None:
             raise RateLimited(blocked)
+
+
+def network_limit_and_budget_check(policy: str, *, network: str, client_id: str | None) -> Decision:
+    """``enforce(policy, network)`` then :func:`failure_budget_check`, the same decisions in one
+    round trip to the counter store: what an endpoint that authenticates clients checks before
+    any work. Returns the per-network decision (its RateLimit fields); raises RateLimited."""
+    checked = (POLICY, _client_subject(client_id, network)) if client_id and _budgeted(client_id) else None
+    return enforce_unless_exceeded(policy, network, checked=checked)
 
 
 def failure_record(*, client_id: str | None, network: str) -> Decision | None:

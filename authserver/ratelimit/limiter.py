@@ -39,7 +39,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from authserver import counters, events
 from authserver.conf_limits import RATE_LIMIT_DEFAULTS
-from authserver.counters.store import SUB_WINDOWS, sliding
+from authserver.counters.store import SUB_WINDOWS
 
 log = logging.getLogger("authserver.ratelimit")
 
@@ -179,6 +179,47 @@ def _decision(pol: Policy, limit: int, key: str, count: int, reset_at: float, no
                     first_refusal=not allowed and _first_refusal(key, now, reset_at))
 
 
+def _from_store(windows: list[counters.WindowHit], now: float) -> list[counters.Hit] | None:
+    """The windows' hits, in one round trip; None when the store can't be reached."""
+    if not windows:
+        return []
+    try:
+        return counters.windows(windows, now=now)
+    except counters.CountersUnavailable:
+        return None
+
+
+def _counted(pol: Policy, limit: int, counter_key: str, now: float, hit: counters.Hit | None) -> Decision:
+    """The decision on a counted hit: the store's (``hit``), else per ``pol``'s failure mode."""
+    if hit is not None:
+        count, reset_at = int(hit.window_count or 0), float(hit.window_reset or now + pol.window)
+    else:
+        if pol.on_unavailable == "closed":
+            log.error("rate-limit store unavailable; refusing (fails closed)", extra={"policy": pol.name})
+            raise LimiterUnavailable(pol.name)
+        if pol.on_unavailable != "process":
+            log.warning("rate-limit store unavailable; limiting per process", extra={"policy": pol.name})
+        # ``process``: a safety valve, not a business limit: counted by this process alone, so the
+        # hot path pays no round trip (the cluster-wide ceiling is the limit times the worker count).
+        count, reset_at = _local_hit(counter_key, limit, pol.window, now)
+    return _decision(pol, limit, counter_key, count, reset_at, now)
+
+
+def _exceeded(pol: Policy, counter_key: str, now: float, hit: counters.Hit | None) -> Decision | None:
+    """The refusal if the read window is already full (nothing counted), else None."""
+    reset_at: float
+    if hit is not None:
+        count, reset_at = int(hit.window_count or 0), float(hit.window_reset or now + pol.window)
+    else:
+        if pol.on_unavailable == "closed":
+            raise LimiterUnavailable(pol.name)
+        count, reset_at = _local_hit(counter_key, pol.limit, pol.window, now, record=False)
+    if count < pol.limit:
+        return None
+    return Decision(pol, pol.limit, 0, max(1, math.ceil(reset_at - now)), False,
+                    first_refusal=_first_refusal(counter_key, now, reset_at))
+
+
 def limit_for(name: str, key: str, *, override: int | None = None, now: float | None = None) -> Decision:
     """Count one request of ``key`` against policy ``name`` (with an optional per-key limit the
     operator set, which learned limits never override)."""
@@ -187,20 +228,12 @@ def limit_for(name: str, key: str, *, override: int | None = None, now: float | 
     now = time.time() if now is None else now
     counter_key = f"{name}:{key}"
     if pol.on_unavailable == "process":
-        # A safety valve, not a business limit: counted by this process alone, so the hot path
-        # pays no round trip (the cluster-wide ceiling is the limit times the worker count).
-        count, reset_at = _local_hit(counter_key, limit, pol.window, now)
-        return _decision(pol, limit, counter_key, count, reset_at, now)
+        return _counted(pol, limit, counter_key, now, None)  # never the store
     try:
-        result = counters.consume(counter_key, period=pol.window, limit=limit, now=now)
-        count, reset_at = int(result.window_count or 0), float(result.window_reset or now + pol.window)
+        hit: counters.Hit | None = counters.consume(counter_key, period=pol.window, limit=limit, now=now)
     except counters.CountersUnavailable:
-        if pol.on_unavailable == "closed":
-            log.error("rate-limit store unavailable; refusing (fails closed)", extra={"policy": name})
-            raise LimiterUnavailable(name) from None
-        log.warning("rate-limit store unavailable; limiting per process", extra={"policy": name})
-        count, reset_at = _local_hit(counter_key, limit, pol.window, now)
-    return _decision(pol, limit, counter_key, count, reset_at, now)
+        hit = None
+    return _counted(pol, limit, counter_key, now, hit)
 
 
 def enforce(name: str, key: str, *, override: int | None = None, now: float | None = None) -> Decision:
@@ -211,22 +244,41 @@ def enforce(name: str, key: str, *, override: int | None = None, now: float | No
 
 
 def already_exceeded(name: str, key: str, *, now: float | None = None) -> Decision | None:
-    """For failure counters: is ``key``'s window already full? (Does not count a hit.)"""
+    """For failure counters: is ``key``'s window already full? (Does not count a hit.) A ``process``
+    policy is read where :func:`limit_for` counts it: in this process, never the store."""
     pol = policy(name)
     now = time.time() if now is None else now
     counter_key = f"{name}:{key}"
-    reset_at: float
-    try:
-        live = counters.window_buckets(counter_key, pol.window, now=now)
-        count, reset_at = sliding(live, now=now, period=pol.window, limit=pol.limit)
-    except counters.CountersUnavailable:
-        if pol.on_unavailable == "closed":
-            raise LimiterUnavailable(name) from None
-        count, reset_at = _local_hit(counter_key, pol.limit, pol.window, now, record=False)
-    if count < pol.limit:
-        return None
-    return Decision(pol, pol.limit, 0, max(1, math.ceil(reset_at - now)), False,
-                    first_refusal=_first_refusal(counter_key, now, reset_at))
+    if pol.on_unavailable == "process":
+        return _exceeded(pol, counter_key, now, None)  # counted by this process alone (limit_for)
+    hits = _from_store([counters.WindowHit(counter_key, pol.window, pol.limit, record=False)], now)
+    return _exceeded(pol, counter_key, now, hits[0] if hits else None)
+
+
+def enforce_unless_exceeded(name: str, key: str, *, checked: tuple[str, str] | None,
+                            now: float | None = None) -> Decision:
+    """``enforce(name, key)``, then raise RateLimited if ``already_exceeded(*checked)``: the same
+    decisions, in this order, from one round trip to the store (the checks a request makes before
+    any work). Each policy keeps its own failure mode when the store is down."""
+    pol = policy(name)
+    limit = _adaptive_limit(pol, key, pol.limit, operator_set=False)
+    now = time.time() if now is None else now
+    counter_key = f"{name}:{key}"
+    windows = [] if pol.on_unavailable == "process" else [counters.WindowHit(counter_key, pol.window, limit)]
+    checked_pol = checked_key = None
+    if checked is not None:
+        checked_pol, checked_key = policy(checked[0]), f"{checked[0]}:{checked[1]}"
+        if checked_pol.on_unavailable != "process":
+            windows.append(counters.WindowHit(checked_key, checked_pol.window, checked_pol.limit, record=False))
+    hits = iter(_from_store(windows, now) or [])  # empty when the store is down: each policy falls back
+    decision = _counted(pol, limit, counter_key, now, None if pol.on_unavailable == "process" else next(hits, None))
+    if not decision.allowed:
+        raise RateLimited(decision)
+    if checked_pol is not None and checked_key is not None:
+        blocked = _exceeded(checked_pol, checked_key, now, next(hits, None))
+        if blocked is not None:
+            raise RateLimited(blocked)
+    return decision
 
 
 def headers(decisions: list[Decision]) -> dict[str, str]:

@@ -12,15 +12,20 @@ transaction, so an event exists exactly when its change committed (C7, docs/revo
 
 Ids order the stream, so they must become visible in order: on PostgreSQL a transaction-level
 advisory lock taken before the insert and held until commit makes the sequence's order the
-commit order (a stream that read id 11 can never afterwards see 10 appear). Revocations are rare
-and the lock is held only from the insert to the commit. SQLite has one writer at a time anyway.
+commit order (a stream that read id 11 can never afterwards see 10 appear). The lock is held
+only from the insert to the commit. Refresh-token rotation revokes the old pair on every refresh,
+so the token endpoint *gathers* its events (:func:`gathered`) and records them as its
+transaction's last statement: refreshes serialise on the lock only for that insert and the
+commit, not for the whole exchange. SQLite has one writer at a time anyway.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -58,8 +63,32 @@ def client(client_id: str) -> Revoked:
     return Revoked(CLIENT, client_id=client_id)
 
 
+_gathering: ContextVar[list[Revoked] | None] = ContextVar("revocation_feed_gathering", default=None)
+
+
+@contextmanager
+def gathered() -> Iterator[None]:
+    """Inside a transaction: :func:`record` only checks and keeps its events; when the block ends
+    without an exception, all of them are recorded at once, as the block's last statement (call it
+    as the transaction's last block, so the order lock is held only until the commit).
+
+    An event kept inside a savepoint that later rolled back is still recorded: resource servers
+    then forget a credential that stays good and ask about it again, which is safe; an event is
+    never lost.
+    """
+    token = _gathering.set([])
+    try:
+        yield
+        pending = _gathering.get() or []
+    finally:
+        _gathering.reset(token)
+    if not (connection.in_atomic_block and connection.needs_rollback):  # else nothing commits anyway
+        record(pending)
+
+
 def record(events: Iterable[Revoked]) -> int:
-    """Insert ``events`` (deduplicated) in the caller's transaction; returns how many."""
+    """Insert ``events`` (deduplicated) in the caller's transaction; returns how many. Inside
+    :func:`gathered`, they are kept and inserted when that block ends."""
     from authserver.revocation.models import RevocationEvent
 
     unique = list(dict.fromkeys(events))
@@ -74,7 +103,12 @@ def record(events: Iterable[Revoked]) -> int:
             raise ValueError(f"unknown revocation event kind {event.kind!r}")
     if not unique:
         return 0
-    with transaction.atomic():  # the caller's transaction, or one of its own (autocommit)
+    gathering = _gathering.get()
+    if gathering is not None:
+        gathering.extend(unique)
+        return len(unique)
+    # The caller's transaction (no savepoint: a failure here fails the caller's change), or one of its own.
+    with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ORDER_LOCK_KEY])

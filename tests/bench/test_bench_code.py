@@ -49,6 +49,30 @@ def test_table_and_goals_render():
     assert "[n/a ]" in text
 
 
+def test_token_issuance_goals_of_issue_17_render():
+    report = {
+        "throughput": {
+            "introspect_hot": {"rps": 5200.0, "p50_ms": 1.0, "p99_ms": 3.0, "errors": 0, "vs_bare": 0.85,
+                               "bare_rps": 6100.0},
+            "client_credentials": {"rps": 900.0, "p50_ms": 8.0, "p99_ms": 20.0, "errors": 0, "vs_bare": 0.15},
+            "authorization_code": {"rps": 510.0, "p50_ms": 9.0, "p99_ms": 30.0, "errors": 0, "vs_bare": 0.08},
+        },
+        "open_loop": {"rate": 1000, "p50_ms": 0.8, "p99_ms": 4.0, "p999_ms": 9.0, "errors": 0,
+                      "client_credentials": {"rate": 200, "p50_ms": 3.0, "p99_ms": 25.0, "p999_ms": 40.0,
+                                             "errors": 0}},
+    }
+    report["goals"] = bench_main.goals(report)
+    text = bench_main.table(report)
+    assert "[met ] introspection hot, absolute: 5200.00/s (>= 5100/s)" in text
+    assert "[MISS] client_credentials, absolute: 900.00/s (>= 1000/s)" in text
+    assert "[MISS] client_credentials / bare view: 0.15 (>= 0.2)" in text
+    assert "[met ] authorization_code exchange, absolute: 510.00/s (>= 500/s)" in text
+    assert "[n/a ] refresh_token, absolute: - (>= 500/s)" in text
+    assert "[MISS] open loop 200 tokens/s p99: 25.00ms (<= 20.0ms)" in text
+    assert "open loop 200/s client_credentials" in text
+
+
 def test_small_configuration_parses():
     args = bench_main.parse(["--small"])
     assert args.rounds == 1 and args.seconds == 1.0 and args.compare == []
+    assert args.token_rate == 200.0

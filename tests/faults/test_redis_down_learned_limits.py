@@ -10,33 +10,16 @@ counted and answers 503. Every answer comes fast, and the learned limit is back 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from authserver import counters, revocation
+from authserver import counters
 from keys.services import api_key_create
 from tests.factories import RS_AUDIENCE, make_client
-from tests.faults.redis import ThrowawayRedis
 from tests.helpers import introspect
 
 pytestmark = pytest.mark.django_db
 FAST = 1.0  # seconds: every answer while Redis is dead
-
-
-@pytest.fixture
-def redis_server(settings) -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis()
-    server.start()
-    settings.REDIS_URL = server.url
-    counters.reset_for_tests()
-    revocation.reset_for_tests()
-    try:
-        yield server
-    finally:
-        server.kill()
-        counters.reset_for_tests()
-        revocation.reset_for_tests()
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client as HttpClient
+from django.test.utils import CaptureQueriesContext
 
 from authserver import credentials, revocation
 from authserver.oauth.models import AccessToken, RefreshToken
@@ -210,6 +211,43 @@ def test_an_invalidation_that_names_nothing_flushes_everything(db):
     since = _mark()
     revocation.invalidate()
     assert _recorded(since) == [("generation", "", "")]
+
+
+def test_a_rotation_records_its_events_last_before_the_commit(service_client, web_client, user):
+    """Refresh rotation revokes the old pair on every refresh: its events (and, on PostgreSQL, the
+    order lock they take) come after every other statement of the exchange, so refreshes
+    serialise on that lock only for the insert and the commit."""
+    world = World(service_client, web_client, user)
+    first = world.code_tokens()
+    since = _mark()
+    with CaptureQueriesContext(connection) as queries:
+        second = refresh(world.http, world.web, world.web_secret, first["refresh_token"])
+    assert second.status_code == 200
+    world.plaintexts += [second.json()["access_token"], second.json()["refresh_token"]]
+    assert set(_recorded(since)) == {("access_token", D(first["access_token"]), ""),
+                                     ("refresh_token", D(first["refresh_token"]), "")}
+    statements = [q["sql"] for q in queries.captured_queries
+                  if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))]
+    feed_at = [i for i, sql in enumerate(statements)
+               if "revocation_revocationevent" in sql or "pg_advisory_xact_lock" in sql]
+    # One lock (PostgreSQL) and one INSERT of both events, after everything else.
+    assert len(feed_at) == (2 if connection.vendor == "postgresql" else 1), statements
+    assert feed_at == list(range(len(statements) - len(feed_at), len(statements))), statements
+
+
+def test_gathered_events_are_checked_at_once_and_dropped_with_an_exception(db):
+    since = _mark()
+    with pytest.raises(ValueError, match="revocation event"), transaction.atomic(), feed.gathered():
+        feed.record([feed.Revoked("access_token", "at_" + "a" * 61)])
+    with pytest.raises(RuntimeError), transaction.atomic(), feed.gathered():
+        feed.record([feed.Revoked("access_token", "a" * 64)])
+        raise RuntimeError("rolled back")
+    assert _recorded(since) == []
+    with transaction.atomic(), feed.gathered():
+        feed.record([feed.Revoked("access_token", "a" * 64)])
+        feed.record([feed.Revoked("access_token", "a" * 64), feed.Revoked("refresh_token", "b" * 64)])
+        assert _recorded(since) == []  # kept until the block ends
+    assert _recorded(since) == [("access_token", "a" * 64, ""), ("refresh_token", "b" * 64, "")]
 
 
 @pytest.mark.parametrize("event", [

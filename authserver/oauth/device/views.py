@@ -21,10 +21,8 @@ from oauthlib.common import Request as OAuthlibRequest
 from oauthlib.oauth2.rfc6749 import errors
 
 from authserver.http import NO_STORE
-from authserver.netaddr import client_address, client_network
 from authserver.oauth.device.services import device_authorization_start
-from authserver.oauth.views import CLIENT_CHALLENGE, _claimed_client_id, _client_authenticated
-from authserver.ratelimit.limiter import enforce, note
+from authserver.oauth.views import CLIENT_CHALLENGE, _claimed_client_id, _client_authenticated, _limits_before_work
 from clients.models import GRANT_DEVICE_CODE
 
 MAX_RESOURCES = 10
@@ -89,14 +87,13 @@ def _authorize(request: HttpRequest) -> HttpResponse:
 @csrf_exempt  # a machine endpoint: no cookies, client authentication instead
 @sensitive_post_parameters()
 def device_authorization(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    network = client_network(client_address(request.META))
-    note(request, enforce("device.ip", network))
+    network, claimed = _limits_before_work(request, "device.ip")
 
     def respond() -> HttpResponse:
         with transaction.atomic():
             return _authorize(request)
 
-    response = _client_authenticated(request, network, respond)
+    response = _client_authenticated(request, respond, network=network, claimed=claimed)
     for name, value in NO_STORE.items():  # §3.2: the codes are credentials
         response[name] = value
     return response
