@@ -9,6 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -112,14 +116,7 @@ def audit_record(
     """
     connection = connections[DEFAULT_DB_ALIAS]
     statements = _statements(connection)
-    record = AuditEvent(
-        at=timezone.now(),
-        event=event[:64],
-        outcome=outcome[:16],
-        actor=str(actor)[:200],
-        subject=str(subject)[:200],
-        details=details or {},
-    )
+    record = _new_record(event=event, actor=actor, subject=subject, outcome=outcome, details=details)
     plaintext = json.dumps(personal, sort_keys=True, default=str).encode() if personal else None
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         if statements.next_id is not None:
@@ -138,6 +135,95 @@ def audit_record(
     record._state.adding = False
     record._state.db = DEFAULT_DB_ALIAS
     return record
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An audit event as an INSERT the caller runs in a statement of its own (PostgreSQL), so a
+    change and its record are written in one round trip (``WITH change AS (...) <sql>``)."""
+
+    record: AuditEvent
+    sql: str
+    params: list[Any]
+
+
+# Ids drawn ahead from the sequence, a few at a time, so that an append carried by another
+# statement needs no round trip of its own. The personal data's ciphertext is bound to the id, so
+# the id must be known before the INSERT. Drawn ids are used within ID_RESERVE_SECONDS or dropped:
+# the trail stays roughly in id order (the chain's order is ``seq``, never ``id``: a dropped id is a
+# gap like a rolled-back transaction's), and a worker that sits idle never writes an old id.
+ID_RESERVE_BLOCK = 16
+ID_RESERVE_SECONDS = 1.0
+_reserve_lock = threading.Lock()
+_reserved: dict[tuple[str, str], tuple[float, deque[int]]] = {}
+
+
+def _forget_reserved_ids() -> None:
+    _reserved.clear()  # a forked worker must never write the ids its parent drew
+
+
+os.register_at_fork(after_in_child=_forget_reserved_ids)
+
+
+def _reserved_id(connection: Any) -> int:
+    key = (connection.alias, str(connection.settings_dict.get("NAME")))
+    now = time.monotonic()
+    with _reserve_lock:
+        drawn_at, ids = _reserved.get(key, (0.0, deque()))
+        if ids and now - drawn_at < ID_RESERVE_SECONDS:
+            return ids.popleft()
+    table = AuditEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)",  # noqa: S608
+                       [ID_RESERVE_BLOCK])
+        fresh = deque(int(row[0]) for row in cursor.fetchall())
+    first = fresh.popleft()
+    with _reserve_lock:
+        _reserved[key] = (now, fresh)
+    return first
+
+
+def audit_pending(
+    *,
+    event: str,
+    actor: str,
+    subject: str,
+    outcome: str = "success",
+    details: dict[str, Any] | None = None,
+    personal: dict[str, Any] | None = None,
+) -> PendingEvent | None:
+    """:func:`audit_record`'s event as a statement for the caller to run with its own change, in
+    the same statement (so both commit or neither does); None where the database can't (SQLite:
+    call :func:`audit_record` inside the change's transaction). Call :func:`audit_pending_written`
+    once the statement has run."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    statements = _statements(connection)
+    if statements.next_id is None:
+        return None
+    record = _new_record(event=event, actor=actor, subject=subject, outcome=outcome, details=details)
+    plaintext = json.dumps(personal, sort_keys=True, default=str).encode() if personal else None
+    record.id = _reserved_id(connection)
+    if plaintext:
+        record.personal = sealing.seal(plaintext, record_id=record.id)
+    return PendingEvent(record=record, sql=statements.insert, params=_values(record, connection))
+
+
+def audit_pending_written(pending: PendingEvent) -> AuditEvent:
+    note_written()
+    pending.record._state.adding = False
+    pending.record._state.db = DEFAULT_DB_ALIAS
+    return pending.record
+
+
+def _new_record(*, event: str, actor: str, subject: str, outcome: str, details: dict[str, Any] | None) -> AuditEvent:
+    return AuditEvent(
+        at=timezone.now(),
+        event=event[:64],
+        outcome=outcome[:16],
+        actor=str(actor)[:200],
+        subject=str(subject)[:200],
+        details=details or {},
+    )
 
 
 def _values(record: AuditEvent, connection: Any) -> list[Any]:

@@ -15,17 +15,24 @@ from authserver.oauth.validator import AuthServerValidator
 from authserver.ratelimit.limiter import enforce, remember
 
 
+def client_admit(client_id: str) -> None:
+    """The per-client limit of an authenticated client (raises RateLimited); its RateLimit fields
+    reach the response through the token view. Also called by the lean client_credentials path
+    (authserver.oauth.client_credentials)."""
+    remember(enforce("token.client", client_id))
+
+
 class RateLimitedValidator(AuthServerValidator):
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
         authenticated = super().authenticate_client(request, *args, **kwargs)
         if authenticated:
-            remember(enforce("token.client", request.client.client_id))
+            client_admit(request.client.client_id)
         return authenticated
 
     def authenticate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
         if not super().authenticate_client_id(client_id, request, *args, **kwargs):
             return False
-        remember(enforce("token.client", request.client.client_id))  # its RateLimit fields: the token view
+        client_admit(request.client.client_id)
         return True
 
     def cimd_fetch_admit(self, host: str) -> None:

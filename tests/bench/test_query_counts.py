@@ -259,3 +259,20 @@ def test_generation_never_repeats_after_its_store_is_emptied(client, resource_se
     assert values == sorted(set(values))
     AccessToken.objects.filter(token_checksum=credentials.digest(token)).delete()  # no bump: another worker's
     assert _introspect(client, resource_server, token) == {"active": False}
+
+
+def test_a_client_credentials_token_is_written_in_one_statement(client, service_client):
+    """Issue 17: on PostgreSQL the token and its audit event are one INSERT in autocommit, with the
+    event's id drawn ahead (authserver.oauth.issuance); SQLite keeps the ORM's writes."""
+    app, secret = service_client
+    assert client_credentials(client, app, secret, scope="ai.infer").status_code == 200  # caches the client
+    with CaptureQueriesContext(connection) as queries:
+        assert client_credentials(client, app, secret, scope="ai.infer").status_code == 200
+    writes = [q["sql"] for q in queries.captured_queries
+              if "oauth_accesstoken" in q["sql"] or "audit_auditevent" in q["sql"]]
+    if connection.vendor == "postgresql":
+        assert len(writes) == 1, writes
+        assert writes[0].startswith("WITH token AS (INSERT INTO") and "audit_auditevent" in writes[0]
+        assert not [q for q in queries.captured_queries if q["sql"].upper() in {"BEGIN", "COMMIT"}]
+    else:
+        assert [w.split()[0] for w in writes] == ["INSERT", "INSERT", "UPDATE"], writes
