@@ -36,6 +36,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server import MCPServer
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
+from authserver.revocation import CHECK_INTERVAL
 from tests.e2e.server import ADMIN_PASSWORD, RunningServer, free_port, start_server
 from tests.e2e.test_oauth_e2e import _form as hidden_fields
 from tests.oauth.cimd.docserver import DocumentServer, json_answer, make_ca
@@ -300,7 +301,13 @@ def _journey(server: RunningServer, mcp: MCPEndpoint, agent: Agent) -> str:
     assert refreshed is not None and refreshed.access_token != first_access
     assert refreshed.refresh_token and refreshed.refresh_token != first_refresh
     assert agent.authorizations == 1
-    assert _introspect(server, mcp, first_access)["active"] is False  # rotation retired the old pair
+    # Rotation retired the old pair. A rotation does not wait for every worker (only explicit
+    # revocations do, docs/decisions/0006-synchronous-revocation.md): another worker may answer
+    # from its cache until it re-reads the revocation generation, at most CHECK_INTERVAL later.
+    retired_by = time.monotonic() + 10 * CHECK_INTERVAL
+    while _introspect(server, mcp, first_access)["active"] is not False:
+        assert time.monotonic() < retired_by, "a rotated-out access token was still active after 1 s"
+        time.sleep(CHECK_INTERVAL / 2)
 
     # The user revokes the app: every token it holds stops working at once, refresh included.
     revoked = agent.browser.revoke_app(client_info.client_id)
