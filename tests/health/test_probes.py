@@ -56,9 +56,11 @@ def test_livez_answers_with_every_dependency_down(client, settings, monkeypatch)
     refuse_connections(monkeypatch)
     settings.REDIS_URL = CLOSED_PORT_REDIS
     settings.KEYSTORE_FILE = "/nonexistent/keystore.json"
-    status, body, elapsed = probe(client, "/livez")
-    assert (status, body) == (200, {"status": "ok"})
-    assert elapsed < 0.1
+    answers = [probe(client, "/livez") for _ in range(3)]
+    assert all((status, body) == (200, {"status": "ok"}) for status, body, _ in answers)
+    # Waiting on any dependency would make every answer slow; one stall of a loaded machine (CI saw
+    # 0.8 s once, with both passes running) makes one. The fastest of three shows no waiting.
+    assert min(elapsed for _, _, elapsed in answers) < 0.1
 
 
 @pytest.mark.django_db
