@@ -114,8 +114,13 @@ class AccessToken(AbstractAccessToken):
     def revoke(self) -> None:
         """Every revocation path (RFC 7009 endpoint, rotation, admin) ends here: fan it out."""
         super().revoke()
-        revocation.invalidate(events=feed.digests(feed.ACCESS_TOKEN, [self.token_checksum]))
-        metrics.revocations.labels("access_token").inc()
+        _access_tokens_revoked([self.token_checksum])
+
+
+def _access_tokens_revoked(checksums: list[str]) -> None:
+    """After access tokens were deleted: drop cached answers everywhere and tell resource servers."""
+    revocation.invalidate(events=feed.digests(feed.ACCESS_TOKEN, checksums))
+    metrics.revocations.labels("access_token").inc()
 
 
 class RefreshToken(AbstractRefreshToken):
@@ -166,9 +171,8 @@ class RefreshToken(AbstractRefreshToken):
                                [self.access_token_id])
                 access = [row[0] for row in cursor.fetchall()]
         self.access_token, self.revoked, self.updated = None, now, now
-        if access:  # what AccessToken.revoke does after its delete
-            revocation.invalidate(events=feed.digests(feed.ACCESS_TOKEN, access))
-            metrics.revocations.labels("access_token").inc()
+        if access:
+            _access_tokens_revoked(access)
 
     @classmethod
     def revoke_family(cls, token_family: Any) -> None:
